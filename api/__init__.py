@@ -1,0 +1,5 @@
+"""The seller JSON API under /api/v1, described by /api/v1/openapi.json."""
+
+from flask import Blueprint
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")

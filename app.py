@@ -1,0 +1,49 @@
+"""create_app(): configuration, blueprints and CLI commands of the Tranche web app."""
+
+from flask import Flask, g, jsonify
+
+from jobs import database, redis_connection
+from models import db
+
+
+def create_app() -> Flask:
+    """The web app, configured from the environment (config.Settings)."""
+    app = Flask(__name__)
+    database()
+
+    @app.before_request
+    def _open_connection():
+        # A context rather than connect(): work run inline nests inside it without closing it.
+        g.db_context = db.connection_context()
+        g.db_context.__enter__()
+
+    @app.teardown_request
+    def _close_connection(_exc):
+        context = g.pop("db_context", None)
+        if context is not None:
+            context.__exit__(None, None, None)
+
+    @app.get("/healthz")
+    def healthz():
+        checks = {}
+        try:
+            db.execute_sql("SELECT 1")
+            checks["database"] = "ok"
+        except Exception as error:  # noqa: BLE001 — any failure means "not reachable"
+            checks["database"] = f"unreachable: {type(error).__name__}"
+        try:
+            redis_connection().ping()
+            checks["redis"] = "ok"
+        except Exception as error:  # noqa: BLE001
+            checks["redis"] = f"unreachable: {type(error).__name__}"
+        healthy = all(v == "ok" for v in checks.values())
+        return jsonify(status="ok" if healthy else "unavailable", **checks), 200 if healthy else 503
+
+    from api import bp as api_bp
+    from cli import register_commands
+    from webhooks.gateway import bp as webhooks_bp
+
+    app.register_blueprint(webhooks_bp)
+    app.register_blueprint(api_bp)
+    register_commands(app)
+    return app

@@ -1,0 +1,173 @@
+"""R2 in motion: claiming a due attempt for the gateway, and applying the outcome the gateway reports."""
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from billing import dunning, notifications
+from billing.plans import record_installment_paid
+from models import ChargeAttempt, Installment, Order, transaction
+
+# An attempt sent but never answered is sent again after this long, with the same idempotency key,
+# so a worker killed between the database and the gateway loses nothing and charges nothing twice.
+RESEND_AFTER = dt.timedelta(minutes=10)
+
+# Which order states each kind of attempt may still charge in.
+_CHARGEABLE = {
+    ChargeAttempt.AUTOMATIC: (Order.ACTIVE,),
+    ChargeAttempt.RENEWAL: (Order.INTERRUPTED,),
+    ChargeAttempt.CUSTOMER: (Order.ACTIVE, Order.INTERRUPTED),
+}
+
+
+@dataclass(frozen=True)
+class ChargeRequest:
+    """What a gateway needs for one charge: the payment method on file at this moment."""
+
+    attempt_id: int
+    idempotency_key: str
+    order_id: int
+    installment: int
+    amount: Decimal
+    currency: str
+    method: str
+    token: str
+    at: dt.datetime
+
+
+def due_attempts(now: dt.datetime):
+    """Attempts to send now: scheduled ones that are due, and sent ones that never got an answer."""
+    return ChargeAttempt.select(ChargeAttempt.id).where(
+        ((ChargeAttempt.status == ChargeAttempt.SCHEDULED) & (ChargeAttempt.due_at <= now))
+        | ((ChargeAttempt.status == ChargeAttempt.IN_FLIGHT) & (ChargeAttempt.requested_at <= now - RESEND_AFTER))
+    )
+
+
+def claim_attempt(attempt_id: int, now: dt.datetime) -> ChargeRequest | None:
+    """Mark a due attempt in flight and say what to charge; None when there is nothing to send.
+
+    Two workers claiming the same attempt get one request between them: the claim is a conditional update.
+    """
+    attempt = ChargeAttempt.get_or_none(ChargeAttempt.id == attempt_id)
+    if attempt is None or attempt.due_at > now:
+        return None
+    order = attempt.installment.order
+    with transaction():
+        if attempt.status == ChargeAttempt.SCHEDULED:
+            if order.status not in _CHARGEABLE[attempt.kind]:
+                ChargeAttempt.update(status=ChargeAttempt.CANCELLED).where(
+                    ChargeAttempt.id == attempt.id, ChargeAttempt.status == ChargeAttempt.SCHEDULED
+                ).execute()
+                return None
+            claimed = (
+                ChargeAttempt.update(status=ChargeAttempt.IN_FLIGHT, requested_at=now)
+                .where(ChargeAttempt.id == attempt.id, ChargeAttempt.status == ChargeAttempt.SCHEDULED)
+                .execute()
+            )
+        else:
+            claimed = (
+                ChargeAttempt.update(requested_at=now)
+                .where(
+                    ChargeAttempt.id == attempt.id,
+                    ChargeAttempt.status == ChargeAttempt.IN_FLIGHT,
+                    ChargeAttempt.requested_at <= now - RESEND_AFTER,
+                )
+                .execute()
+            )
+    if not claimed:
+        return None
+    return ChargeRequest(
+        attempt_id=attempt.id,
+        idempotency_key=attempt.idempotency_key,
+        order_id=order.id,
+        installment=attempt.installment.number,
+        amount=attempt.amount,
+        currency=order.currency,
+        method=order.method,
+        token=order.card_token if order.method == "card" else order.sepa_mandate,
+        at=now,
+    )
+
+
+def record_reference(attempt_id: int, reference: str) -> None:
+    ChargeAttempt.update(reference=reference).where(
+        ChargeAttempt.id == attempt_id, ChargeAttempt.reference.is_null()
+    ).execute()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A gateway's report on one charge, whatever gateway sent it."""
+
+    succeeded: bool
+    order_id: int
+    installment: int
+    occurred_at: dt.datetime
+    reference: str | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
+
+
+class Unmatched(Exception):
+    """The report names an order, installment or charge Tranche does not know."""
+
+
+def _attempt_for(installment: Installment, reference: str | None) -> ChargeAttempt | None:
+    attempts = installment.attempts
+    if reference:
+        by_reference = attempts.where(ChargeAttempt.reference == reference).first()
+        if by_reference:
+            return by_reference
+    # At most one attempt per installment is ever in flight (R2), so it is the one reported on.
+    return attempts.where(ChargeAttempt.status == ChargeAttempt.IN_FLIGHT).first()
+
+
+def apply_outcome(outcome: Outcome, now: dt.datetime) -> str:
+    """Apply a charge outcome once; returns what it did, in words, for the event log.
+
+    A success is final: it settles the installment even after a failure was reported for the same
+    charge, and no later failure undoes it. Repeats change nothing.
+    """
+    with transaction():
+        installment = (
+            Installment.select()
+            .where(Installment.order == outcome.order_id, Installment.number == outcome.installment)
+            .first()
+        )
+        if installment is None:
+            raise Unmatched(f"no installment {outcome.installment} of order {outcome.order_id}")
+        attempt = _attempt_for(installment, outcome.reference)
+        if attempt is None:
+            if installment.status == Installment.PAID:
+                return "ignored: installment already paid"
+            raise Unmatched(f"no charge in flight for installment {outcome.installment} of order {outcome.order_id}")
+        if attempt.status == ChargeAttempt.SUCCEEDED:
+            return "ignored: charge already succeeded"
+        if not outcome.succeeded and attempt.status == ChargeAttempt.FAILED:
+            return "ignored: failure already recorded"
+        if not outcome.succeeded and installment.status == Installment.PAID:
+            return "ignored: installment already paid"
+        was_failed = attempt.status == ChargeAttempt.FAILED
+        ChargeAttempt.update(
+            status=ChargeAttempt.SUCCEEDED if outcome.succeeded else ChargeAttempt.FAILED,
+            reference=outcome.reference or attempt.reference,
+            failure_code=None if outcome.succeeded else outcome.failure_code,
+            failure_message=None if outcome.succeeded else outcome.failure_message,
+            settled_at=outcome.occurred_at,
+        ).where(ChargeAttempt.id == attempt.id).execute()
+        attempt = ChargeAttempt.get_by_id(attempt.id)
+        if outcome.succeeded:
+            return _payment_succeeded(attempt, recovered=was_failed or attempt.number > 1, now=now)
+        return dunning.payment_failed(attempt, now)
+
+
+def _payment_succeeded(attempt: ChargeAttempt, recovered: bool, now: dt.datetime) -> str:
+    installment = attempt.installment
+    record_installment_paid(installment, attempt.settled_at)
+    Order.update(status=Order.ACTIVE).where(
+        Order.id == installment.order_id, Order.status == Order.INTERRUPTED
+    ).execute()
+    if recovered or attempt.kind != ChargeAttempt.AUTOMATIC:
+        notifications.customer_payment_recovered(attempt, now)
+        return f"installment {installment.number} paid, recovered"
+    return f"installment {installment.number} paid"

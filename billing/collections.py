@@ -1,0 +1,126 @@
+"""R8 and R9: the collections list, and the seller's final hand-off to the collection partner."""
+
+import datetime as dt
+from decimal import Decimal
+
+from billing import notifications
+from billing.errors import Refused
+from billing.plans import seller_order
+from models import ChargeAttempt, CollectionCase, Installment, Order, Seller, transaction
+
+# Partner deliveries back off 1, 2, 4 … minutes, at most an hour apart, and never give up.
+FIRST_DELIVERY_RETRY = dt.timedelta(minutes=1)
+LONGEST_DELIVERY_RETRY = dt.timedelta(hours=1)
+
+
+def list_in_collections(order: Order, reason: str, now: dt.datetime) -> None:
+    """R8, R7: an open debt Tranche will not recover by itself; the plan charges nothing more."""
+    Order.update(status=Order.COLLECTIONS).where(
+        Order.id == order.id, Order.status.in_((Order.ACTIVE, Order.INTERRUPTED))
+    ).execute()
+    CollectionCase.insert(order=order, reason=reason, opened_at=now).on_conflict_ignore().as_rowcount().execute()
+
+
+def collections_list(seller: Seller):
+    """Orders listed in collections or handed off, newest first."""
+    return (
+        CollectionCase.select(CollectionCase, Order)
+        .join(Order)
+        .where(Order.seller == seller)
+        .order_by(CollectionCase.opened_at.desc())
+    )
+
+
+def open_debt(order: Order, now: dt.datetime) -> list[Installment]:
+    """The installments due by now and not paid."""
+    return list(
+        order.installments.where(Installment.status != Installment.PAID, Installment.due_at <= now).order_by(
+            Installment.number
+        )
+    )
+
+
+def hand_to_collections(seller: Seller, order_id, now: dt.datetime) -> CollectionCase:
+    """R9: record the hand-off (when, which installments, how much) and make it final."""
+    order = seller_order(seller, order_id)
+    if order.status == Order.HANDED_OFF:
+        raise Refused(f"Order {order.id} was already handed to the collection partner.", "already_handed_off")
+    if order.status not in (Order.COLLECTIONS, Order.INTERRUPTED):
+        raise Refused(
+            f"Order {order.id} has no debt Tranche has given up on: only orders in collections or waiting "
+            "for a renewal can be handed off.",
+            "not_in_collections",
+        )
+    pending = (
+        ChargeAttempt.select()
+        .join(Installment)
+        .where(
+            Installment.order == order,
+            ChargeAttempt.status.in_((ChargeAttempt.SCHEDULED, ChargeAttempt.IN_FLIGHT)),
+        )
+    )
+    if pending.exists():
+        raise Refused(f"Order {order.id} has a charge under way: wait for its outcome.", "charge_in_flight")
+    debt = open_debt(order, now)
+    with transaction():
+        moved = (
+            Order.update(status=Order.HANDED_OFF)
+            .where(Order.id == order.id, Order.status.in_((Order.COLLECTIONS, Order.INTERRUPTED)))
+            .execute()
+        )
+        if not moved:
+            raise Refused(f"Order {order.id} was already handed to the collection partner.", "already_handed_off")
+        # An interrupted card order has no case yet: the seller chose not to renew.
+        CollectionCase.insert(
+            order=order, reason="the seller chose not to renew", opened_at=now
+        ).on_conflict_ignore().as_rowcount().execute()
+        CollectionCase.update(
+            handed_off_at=now,
+            handed_off_amount=sum((i.amount for i in debt), start=Decimal("0.00")),
+            handed_off_installments=[i.number for i in debt],
+            next_delivery_at=now,
+        ).where(CollectionCase.order == order).execute()
+        Installment.update(status=Installment.HANDED_OFF).where(
+            Installment.order == order, Installment.status != Installment.PAID
+        ).execute()
+        case = CollectionCase.get(CollectionCase.order == order)
+        notifications.seller_handed_off(case, now)
+    return case
+
+
+def handoff_payload(case: CollectionCase) -> dict:
+    """What the partner receives: the debt and whom it is owed by."""
+    order = case.order
+    return {
+        "case_id": case.id,
+        "order_id": order.id,
+        "invoice_number": order.invoice_number,
+        "seller": {"id": order.seller_id, "name": order.seller.name, "email": order.seller.email},
+        "customer": {"name": order.customer.name, "email": order.customer.email},
+        "product": order.product.name,
+        "currency": order.currency,
+        "amount": str(case.handed_off_amount),
+        "installments": case.handed_off_installments,
+        "handed_off_at": case.handed_off_at.isoformat(),
+    }
+
+
+def handoffs_to_deliver(now: dt.datetime):
+    return CollectionCase.select(CollectionCase.id).where(
+        CollectionCase.delivered_at.is_null(), CollectionCase.next_delivery_at <= now
+    )
+
+
+def record_handoff_delivery(case: CollectionCase, error: str | None, now: dt.datetime) -> None:
+    """The partner accepted (error None), or the next try is set with a growing delay."""
+    if error is None:
+        CollectionCase.update(delivered_at=now, next_delivery_at=None, last_delivery_error=None).where(
+            CollectionCase.id == case.id
+        ).execute()
+        return
+    delay = min(FIRST_DELIVERY_RETRY * 2 ** min(case.delivery_attempts, 10), LONGEST_DELIVERY_RETRY)
+    CollectionCase.update(
+        delivery_attempts=CollectionCase.delivery_attempts + 1,
+        next_delivery_at=now + delay,
+        last_delivery_error=error[:2000],
+    ).where(CollectionCase.id == case.id).execute()

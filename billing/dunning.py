@@ -1,0 +1,89 @@
+"""R5 smooth retries, R6 the interruption after the third failure, R7 the seller's final renewal."""
+
+import datetime as dt
+
+from peewee import IntegrityError
+
+from billing import collections, notifications
+from billing.errors import Refused
+from billing.plans import add_attempt, open_installment, seller_order
+from models import ChargeAttempt, Order, Seller, transaction
+
+RETRY_INTERVAL = dt.timedelta(days=7)
+AUTOMATIC_ATTEMPTS = notifications.AUTOMATIC_ATTEMPTS
+RENEWAL_NUMBER = AUTOMATIC_ATTEMPTS + 1
+
+
+def payment_failed(attempt: ChargeAttempt, now: dt.datetime) -> str:
+    """Route a failed charge: SEPA to collections, a card to its next retry, the plan's interruption or
+    collections. A failed customer-initiated charge changes nothing: the automatic schedule stands."""
+    installment = attempt.installment
+    order = installment.order
+    if order.method == "sepa":
+        collections.list_in_collections(order, "SEPA debit failed: SEPA debits are never retried", now)
+        notifications.seller_payment_failed_finally(installment, "seller_sepa_failed", now)
+        return "SEPA failure: listed in collections"
+    if attempt.kind == ChargeAttempt.RENEWAL:
+        collections.list_in_collections(order, "the fourth and final attempt failed", now)
+        notifications.seller_payment_failed_finally(installment, "seller_renewal_failed", now)
+        return "final attempt failed: listed in collections"
+    if attempt.kind == ChargeAttempt.CUSTOMER:
+        return "customer-initiated charge failed: schedule unchanged"
+    if attempt.number < AUTOMATIC_ATTEMPTS:
+        retry = schedule_retry(attempt)
+        notifications.customer_payment_failed(attempt, retry.due_at, now)
+        return f"attempt {attempt.number} failed: attempt {retry.number} due {retry.due_at.isoformat()}"
+    interrupt_plan(order)
+    notifications.customer_payment_failed(attempt, None, now)
+    notifications.seller_payment_failed_finally(installment, "seller_third_failure", now)
+    return "third attempt failed: plan interrupted"
+
+
+def schedule_retry(failed: ChargeAttempt) -> ChargeAttempt:
+    """R5: attempt n+1 is due 7·n days after the first attempt failed (T+7 d, T+14 d), never chained."""
+    installment = failed.installment
+    first = installment.attempts.where(ChargeAttempt.kind == ChargeAttempt.AUTOMATIC, ChargeAttempt.number == 1).get()
+    number = failed.number + 1
+    due = first.settled_at + RETRY_INTERVAL * failed.number
+    existing = installment.attempts.where(
+        ChargeAttempt.kind == ChargeAttempt.AUTOMATIC, ChargeAttempt.number == number
+    ).first()
+    return existing or add_attempt(installment, ChargeAttempt.AUTOMATIC, number, due)
+
+
+def interrupt_plan(order: Order) -> None:
+    """R6: no later installment is charged until the seller renews."""
+    Order.update(status=Order.INTERRUPTED).where(Order.id == order.id, Order.status == Order.ACTIVE).execute()
+
+
+def renew_plan(seller: Seller, order_id, now: dt.datetime) -> ChargeAttempt:
+    """R7: the fourth and final attempt, due at once. Every refusal says why."""
+    order = seller_order(seller, order_id)
+    if order.method != "card":
+        raise Refused(f"Order {order.id} is paid by SEPA: a failed SEPA debit is never retried.", "sepa")
+    installment = open_installment(order)
+    renewals = installment.attempts.where(ChargeAttempt.kind == ChargeAttempt.RENEWAL) if installment else None
+    if renewals is not None and renewals.exists():
+        raise Refused(f"Order {order.id} was already renewed once: the fourth attempt is the last.", "already_renewed")
+    if order.status in (Order.COLLECTIONS, Order.HANDED_OFF):
+        raise Refused(f"Order {order.id} is in collections: it can no longer be renewed.", "in_collections")
+    failed = (
+        installment.attempts.where(
+            ChargeAttempt.kind == ChargeAttempt.AUTOMATIC, ChargeAttempt.status == ChargeAttempt.FAILED
+        ).count()
+        if installment
+        else 0
+    )
+    if order.status != Order.INTERRUPTED or failed < AUTOMATIC_ATTEMPTS:
+        raise Refused(
+            f"Order {order.id} has had {failed} of {AUTOMATIC_ATTEMPTS} automatic attempts: "
+            "renewing is possible only after the third one failed.",
+            "too_early",
+        )
+    try:
+        with transaction():
+            return add_attempt(installment, ChargeAttempt.RENEWAL, RENEWAL_NUMBER, now)
+    except IntegrityError:
+        raise Refused(
+            f"Order {order.id} was already renewed once: the fourth attempt is the last.", "already_renewed"
+        ) from None

@@ -1,0 +1,119 @@
+"""R11 and the customer emails of R5: messages written to the outbox in the transaction of their fact.
+
+Each function names one message and records the facts it reports as they are now; a job renders and
+sends it later. The dedupe key names the fact, so the same fact never yields two messages.
+"""
+
+import datetime as dt
+
+from models import ChargeAttempt, CollectionCase, Installment, Order, Outbox
+
+AUTOMATIC_ATTEMPTS = 3
+
+
+def _queue(template: str, recipient: str, language: str, context: dict, fact: str, now: dt.datetime) -> None:
+    Outbox.insert(
+        template=template,
+        recipient=recipient,
+        language=language,
+        context=context,
+        dedupe_key=f"{template}:{fact}",
+        created_at=now,
+        next_try_at=now,
+    ).on_conflict_ignore().as_rowcount().execute()
+
+
+def _order_facts(order: Order) -> dict:
+    return {
+        "order_id": order.id,
+        "invoice_number": order.invoice_number,
+        "product": order.product.name,
+        "seller": order.seller.name,
+        "customer_name": order.customer.name,
+        "customer_email": order.customer.email,
+        "currency": order.currency,
+        "method": order.method,
+        "timezone": order.seller.timezone,
+    }
+
+
+def _failure_facts(attempt: ChargeAttempt) -> dict:
+    return {
+        "attempt": attempt.number,
+        "kind": attempt.kind,
+        "at": attempt.settled_at.isoformat(),
+        "code": attempt.failure_code,
+        "message": attempt.failure_message,
+    }
+
+
+def customer_payment_failed(attempt: ChargeAttempt, next_attempt_at: dt.datetime | None, now: dt.datetime) -> None:
+    """R5: amount, reason, which attempt of three, the next date, and (rendered) the card-update link."""
+    installment = attempt.installment
+    order = installment.order
+    _queue(
+        "payment_failed",
+        order.customer.email,
+        order.customer.language,
+        {
+            **_order_facts(order),
+            **_failure_facts(attempt),
+            "installment": installment.number,
+            "amount": str(attempt.amount),
+            "attempts_total": AUTOMATIC_ATTEMPTS,
+            "next_attempt_at": next_attempt_at.isoformat() if next_attempt_at else None,
+        },
+        f"attempt-{attempt.id}",
+        now,
+    )
+
+
+def customer_payment_recovered(attempt: ChargeAttempt, now: dt.datetime) -> None:
+    installment = attempt.installment
+    order = installment.order
+    _queue(
+        "payment_recovered",
+        order.customer.email,
+        order.customer.language,
+        {**_order_facts(order), "installment": installment.number, "amount": str(attempt.amount)},
+        f"installment-{installment.id}",
+        now,
+    )
+
+
+def seller_payment_failed_finally(installment: Installment, template: str, now: dt.datetime) -> None:
+    """R6, R7, R8: the seller hears of a debt Tranche stops chasing, with every failure reason."""
+    order = installment.order
+    failures = installment.attempts.where(ChargeAttempt.status == ChargeAttempt.FAILED).order_by(
+        ChargeAttempt.settled_at
+    )
+    _queue(
+        template,
+        order.product.notification_email,
+        "en",
+        {
+            **_order_facts(order),
+            "installment": installment.number,
+            "amount": str(installment.amount),
+            "failures": [_failure_facts(a) for a in failures],
+        },
+        f"installment-{installment.id}",
+        now,
+    )
+
+
+def seller_handed_off(case: CollectionCase, now: dt.datetime) -> None:
+    order = case.order
+    _queue(
+        "seller_handed_off",
+        order.product.notification_email,
+        "en",
+        {
+            **_order_facts(order),
+            "installments": case.handed_off_installments,
+            "amount": str(case.handed_off_amount),
+            "handed_off_at": case.handed_off_at.isoformat(),
+        },
+        f"case-{case.id}",
+        now,
+    )

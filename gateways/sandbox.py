@@ -1,0 +1,136 @@
+"""The sandbox gateway: the SPEC's test cards and IBANs, answering like a real gateway would.
+
+A charge is recorded once per idempotency key and its outcome is delivered as a signed event to
+`POST /webhooks/gateway`, the path a real gateway uses. Asking again with the same key re-delivers the
+same event (same webhook-id) and charges nothing new.
+"""
+
+import datetime as dt
+import json
+import secrets
+import time
+
+import requests
+from standardwebhooks import Webhook
+
+from billing.charging import ChargeRequest
+from billing.plans import PaymentMethod
+from gateways import PaymentMethodRejected
+from models import SandboxCharge
+
+# Test card number → failure code (None: the charge succeeds).
+TEST_CARDS = {
+    "4242424242424242": None,
+    "4000000000009995": "insufficient_funds",
+    "4000000000000002": "card_declined",
+    "4000000000000069": "expired_card",
+}
+TEST_IBANS = {
+    "DE89370400440532013000": None,
+    "DE62370400440532013001": "insufficient_funds",
+}
+FAILURE_MESSAGES = {
+    "insufficient_funds": "Your card has insufficient funds.",
+    "card_declined": "Your card was declined.",
+    "expired_card": "Your card has expired.",
+}
+_OK = "ok"
+DELIVERY_TRIES = 3
+
+
+def _token(prefix: str, failure_code: str | None) -> str:
+    # The token carries the test outcome, never the number: the sandbox's stand-in for a gateway vault.
+    return f"{prefix}_{failure_code or _OK}_{secrets.token_hex(6)}"
+
+
+def _failure_code(token: str) -> str | None:
+    code = token.split("_", 1)[1].rsplit("_", 1)[0]
+    return None if code == _OK else code
+
+
+class SandboxGateway:
+    def __init__(self, webhook_url: str, webhook_secret: str):
+        self.webhook_url = webhook_url
+        self.signer = Webhook(webhook_secret)
+
+    def tokenize_card(self, number: str, exp_month: int, exp_year: int) -> PaymentMethod:
+        digits = "".join(str(number).split())
+        if digits not in TEST_CARDS:
+            raise PaymentMethodRejected("This is not one of the sandbox's test cards.")
+        return PaymentMethod(
+            method="card",
+            token=_token("tok", TEST_CARDS[digits]),
+            brand="visa",
+            last4=digits[-4:],
+            exp_month=exp_month,
+            exp_year=exp_year,
+        )
+
+    def sepa_mandate(self, iban: str) -> PaymentMethod:
+        compact = "".join(str(iban).split()).upper()
+        if compact not in TEST_IBANS:
+            raise PaymentMethodRejected("This is not one of the sandbox's test IBANs.")
+        return PaymentMethod(
+            method="sepa",
+            token=_token("mdt", TEST_IBANS[compact]),
+            iban_masked=f"{compact[:4]} **** {compact[-4:]}",
+        )
+
+    def charge(self, request: ChargeRequest) -> str:
+        failure_code = _failure_code(request.token)
+        SandboxCharge.insert(
+            idempotency_key=request.idempotency_key,
+            reference=f"ch_{secrets.token_hex(8)}",
+            order_id=request.order_id,
+            installment=request.installment,
+            amount=request.amount,
+            currency=request.currency,
+            method=request.method,
+            failure_code=failure_code,
+            occurred_at=request.at,
+        ).on_conflict_ignore().as_rowcount().execute()
+        charge = SandboxCharge.get(SandboxCharge.idempotency_key == request.idempotency_key)
+        self._deliver(charge)
+        return charge.reference
+
+    def event_body(self, charge: SandboxCharge) -> str:
+        data = {
+            "order_id": charge.order_id,
+            "installment": charge.installment,
+            "amount": str(charge.amount),
+            "currency": charge.currency,
+            "method": charge.method,
+            "reference": charge.reference,
+            "occurred_at": charge.occurred_at.isoformat(),
+        }
+        if charge.failure_code:
+            data["failure_code"] = charge.failure_code
+            data["failure_message"] = FAILURE_MESSAGES[charge.failure_code]
+        kind = "payment.failed" if charge.failure_code else "payment.succeeded"
+        return json.dumps({"type": kind, "data": data})
+
+    def signed_headers(self, webhook_id: str, body: str) -> dict:
+        now = dt.datetime.now(dt.UTC)
+        return {
+            "content-type": "application/json",
+            "webhook-id": webhook_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": self.signer.sign(webhook_id, now, body),
+        }
+
+    def _deliver(self, charge: SandboxCharge) -> None:
+        body = self.event_body(charge)
+        for attempt in range(DELIVERY_TRIES):
+            try:
+                response = requests.post(
+                    self.webhook_url,
+                    data=body.encode(),
+                    headers=self.signed_headers(f"evt_{charge.reference}", body),
+                    timeout=10,
+                )
+                if response.ok:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2 * 2**attempt)
+        raise ConnectionError(f"the webhook endpoint {self.webhook_url} did not accept the event")

@@ -1,0 +1,103 @@
+"""The jobs. Each opens its own connection, takes ids and the time, and calls one rule."""
+
+import datetime as dt
+
+from billing import charging, collections, plans
+from emails import deliver_message
+from gateways import get_gateway
+from jobs import database, enqueue_after_commit, queue, redis_connection, settings, utcnow
+from jobs.partner import post_to_partner
+from models import CollectionCase, GatewayEvent, Outbox
+from webhooks.events import InvalidEvent, parse_outcome
+
+CLAIM = dt.timedelta(minutes=5)
+
+
+def tick(at: str | None = None) -> None:
+    """Turn everything the database says is due by `at` (ISO; default now) into jobs.
+
+    Safe to run from two schedulers at once: every job it queues claims its row before acting.
+    """
+    now = dt.datetime.fromisoformat(at) if at else utcnow()
+    with database().connection_context():
+        plans.start_due_installments(now)
+        for attempt in charging.due_attempts(now):
+            enqueue_after_commit(charge, attempt.id, now.isoformat(), job_id=f"charge-{attempt.id}")
+        for event in GatewayEvent.select(GatewayEvent.id).where(GatewayEvent.status == GatewayEvent.RECEIVED):
+            enqueue_after_commit(process_event, event.id, job_id=f"event-{event.id}")
+        for case in collections.handoffs_to_deliver(now):
+            enqueue_after_commit(deliver_handoff, case.id, job_id=f"handoff-{case.id}")
+        if Outbox.select().where(Outbox.sent_at.is_null(), Outbox.next_try_at <= now).exists():
+            enqueue_after_commit(send_due_messages, now.isoformat())
+
+
+def charge(attempt_id: int, at: str | None = None) -> None:
+    """R2: send one due attempt to the gateway; its outcome comes back as an event."""
+    now = dt.datetime.fromisoformat(at) if at else utcnow()
+    with database().connection_context():
+        request = charging.claim_attempt(attempt_id, now)
+        if request is None:
+            return
+        reference = get_gateway(settings()).charge(request)
+        charging.record_reference(attempt_id, reference)
+
+
+def process_event(event_id: int) -> None:
+    """Apply one stored gateway event, once."""
+    now = utcnow()
+    with database().connection_context():
+        event = GatewayEvent.get_or_none(GatewayEvent.id == event_id)
+        if event is None or event.status != GatewayEvent.RECEIVED:
+            return
+        try:
+            note = charging.apply_outcome(parse_outcome(event.body), now)
+            status = GatewayEvent.IGNORED if note.startswith("ignored") else GatewayEvent.PROCESSED
+        except (charging.Unmatched, InvalidEvent) as error:
+            note, status = str(error), GatewayEvent.UNMATCHED
+        GatewayEvent.update(status=status, note=note, processed_at=now).where(
+            GatewayEvent.id == event.id, GatewayEvent.status == GatewayEvent.RECEIVED
+        ).execute()
+        enqueue_after_commit(send_due_messages)
+
+
+def send_due_messages(at: str | None = None) -> None:
+    """Send every message of the outbox due by `at`; each is claimed first, so two workers never send one twice."""
+    now = dt.datetime.fromisoformat(at) if at else utcnow()
+    with database().connection_context():
+        due = Outbox.select(Outbox.id).where(Outbox.sent_at.is_null(), Outbox.next_try_at <= now)
+        for message in due.order_by(Outbox.id).limit(500):
+            deliver_message(message.id, settings(), utcnow())
+
+
+def deliver_handoff(case_id: int) -> None:
+    """R9: POST the hand-off, signed, to the collection partner until it accepts."""
+    now = utcnow()
+    with database().connection_context():
+        # Claim the delivery for a while, so two workers do not post the same hand-off at once.
+        claimed = (
+            CollectionCase.update(next_delivery_at=now + CLAIM)
+            .where(
+                CollectionCase.id == case_id,
+                CollectionCase.delivered_at.is_null(),
+                CollectionCase.next_delivery_at <= now,
+            )
+            .execute()
+        )
+        if not claimed:
+            return
+        case = CollectionCase.get_by_id(case_id)
+        error = post_to_partner(settings(), f"handoff_{case.id}", collections.handoff_payload(case))
+        collections.record_handoff_delivery(case, error, now)
+
+
+def run_due_work(at: dt.datetime) -> int:
+    """Tick at `at` and work the queue in this process until it is empty; returns how many jobs ran.
+
+    How `flask tick --at` and the tests travel in time: every job a job queues runs too.
+    """
+    from rq import SimpleWorker
+
+    tick(at.isoformat())
+    worker = SimpleWorker([queue()], connection=redis_connection())
+    worker.work(burst=True, logging_level="WARNING")
+    return worker.successful_job_count + worker.failed_job_count

@@ -1,0 +1,262 @@
+"""The database: peewee models and the handle every process opens from DATABASE_URL."""
+
+import datetime as dt
+import json
+from decimal import Decimal
+
+from peewee import (
+    CharField,
+    DatabaseProxy,
+    DateTimeField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    SmallIntegerField,
+    SqliteDatabase,
+    TextField,
+)
+from playhouse.db_url import connect
+
+db = DatabaseProxy()
+
+CENT = Decimal("0.01")
+
+
+def open_database(url: str):
+    """Point the shared handle at `url` (sqlite:/// or postgresql://) and return it."""
+    if url.startswith("sqlite"):
+        # WAL lets the web app read while a worker writes; the timeout waits out short write locks.
+        database = connect(url, pragmas={"journal_mode": "wal", "busy_timeout": 10000, "foreign_keys": 1})
+    else:
+        database = connect(url)
+    db.initialize(database)
+    return database
+
+
+class MoneyField(IntegerField):
+    """A Decimal amount stored as integer cents, so no backend ever rounds it through a float."""
+
+    def db_value(self, value):
+        if value is None:
+            return None
+        return int((Decimal(value) * 100).to_integral_exact())
+
+    def python_value(self, value):
+        if value is None:
+            return None
+        return (Decimal(value) / 100).quantize(CENT)
+
+
+class UTCDateTimeField(DateTimeField):
+    """Aware UTC datetimes in, aware UTC datetimes out (stored naive, in UTC, on every backend)."""
+
+    def db_value(self, value):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass an aware UTC datetime")
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    def python_value(self, value):
+        value = super().python_value(value)
+        if isinstance(value, dt.datetime):
+            return value.replace(tzinfo=dt.UTC)
+        return value
+
+
+class JSONField(TextField):
+    def db_value(self, value):
+        return None if value is None else json.dumps(value, sort_keys=True)
+
+    def python_value(self, value):
+        return None if value is None else json.loads(value)
+
+
+class BaseModel(Model):
+    class Meta:
+        database = db
+        legacy_table_names = False
+
+
+class Seller(BaseModel):
+    name = CharField()
+    email = CharField()
+    # sha256 of the API key: keys are 32 random bytes, so a fast hash is enough and the key is never stored.
+    api_key_hash = CharField(unique=True)
+    timezone = CharField(default="Europe/Berlin")
+    created_at = UTCDateTimeField()
+
+
+class Product(BaseModel):
+    seller = ForeignKeyField(Seller, backref="products")
+    name = CharField()
+    notification_email = CharField()
+
+
+class Customer(BaseModel):
+    seller = ForeignKeyField(Seller, backref="customers")
+    name = CharField()
+    email = CharField()
+    language = CharField(default="en")  # fr, de or en
+
+
+class Order(BaseModel):
+    ACTIVE = "active"
+    INTERRUPTED = "interrupted"  # third automatic attempt failed: waits for the seller (renew or hand off)
+    COLLECTIONS = "collections"  # open debt Tranche will not recover by itself
+    HANDED_OFF = "handed_off"  # given to the collection partner: final
+    COMPLETED = "completed"
+
+    seller = ForeignKeyField(Seller, backref="orders")
+    product = ForeignKeyField(Product, backref="orders")
+    customer = ForeignKeyField(Customer, backref="orders")
+    invoice_number = CharField()
+    plan = CharField()  # installments | subscription
+    installment_count = IntegerField(null=True)  # None for a subscription
+    interval = CharField()  # weekly | monthly
+    amount = MoneyField()
+    currency = CharField(default="EUR")
+    anchor_at = UTCDateTimeField()
+    method = CharField()  # card | sepa
+    card_token = CharField(null=True)
+    card_brand = CharField(null=True)
+    card_last4 = CharField(null=True)
+    card_exp_month = SmallIntegerField(null=True)
+    card_exp_year = SmallIntegerField(null=True)
+    sepa_mandate = CharField(null=True)
+    iban_masked = CharField(null=True)
+    status = CharField(default=ACTIVE, index=True)
+    created_at = UTCDateTimeField()
+
+    class Meta:
+        indexes = ((("seller", "invoice_number"), True),)
+
+
+class Installment(BaseModel):
+    SCHEDULED = "scheduled"  # not charged yet: a confirmed plan change still applies to it
+    OPEN = "open"  # being charged or in dunning
+    PAID = "paid"
+    HANDED_OFF = "handed_off"
+
+    order = ForeignKeyField(Order, backref="installments", on_delete="CASCADE")
+    number = IntegerField()
+    due_at = UTCDateTimeField(index=True)
+    amount = MoneyField()
+    status = CharField(default=SCHEDULED, index=True)
+    paid_at = UTCDateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("order", "number"), True),)
+
+
+class ChargeAttempt(BaseModel):
+    AUTOMATIC = "automatic"
+    CUSTOMER = "customer"
+    RENEWAL = "renewal"
+
+    SCHEDULED = "scheduled"
+    IN_FLIGHT = "in_flight"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    installment = ForeignKeyField(Installment, backref="attempts", on_delete="CASCADE")
+    # Counted per kind: automatic 1-3, the renewal 4, customer-initiated charges 1, 2, … on their own.
+    number = IntegerField()
+    kind = CharField(default=AUTOMATIC)
+    idempotency_key = CharField(unique=True)
+    due_at = UTCDateTimeField(index=True)
+    status = CharField(default=SCHEDULED, index=True)
+    amount = MoneyField()
+    requested_at = UTCDateTimeField(null=True)
+    reference = CharField(null=True, index=True)
+    failure_code = CharField(null=True)
+    failure_message = TextField(null=True)
+    settled_at = UTCDateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("installment", "kind", "number"), True),)
+
+
+class GatewayEvent(BaseModel):
+    RECEIVED = "received"
+    PROCESSED = "processed"
+    IGNORED = "ignored"  # understood, changes nothing (a duplicate outcome, a failure after payment)
+    UNMATCHED = "unmatched"  # names an order or installment we do not know: kept for operators
+
+    webhook_id = CharField(unique=True)
+    type = CharField()
+    body = TextField()
+    received_at = UTCDateTimeField()
+    status = CharField(default=RECEIVED, index=True)
+    note = TextField(null=True)
+    processed_at = UTCDateTimeField(null=True)
+
+
+class CollectionCase(BaseModel):
+    order = ForeignKeyField(Order, backref="collection_cases", unique=True, on_delete="CASCADE")
+    reason = TextField()
+    opened_at = UTCDateTimeField()
+    handed_off_at = UTCDateTimeField(null=True)
+    handed_off_amount = MoneyField(null=True)
+    handed_off_installments = JSONField(null=True)  # installment numbers
+    delivered_at = UTCDateTimeField(null=True)
+    delivery_attempts = IntegerField(default=0)
+    next_delivery_at = UTCDateTimeField(null=True, index=True)
+    last_delivery_error = TextField(null=True)
+
+
+class Outbox(BaseModel):
+    """A message to send, written in the transaction of the fact it reports; a job sends it."""
+
+    EMAIL = "email"
+    SLACK = "slack"
+
+    channel = CharField(default=EMAIL)
+    template = CharField()
+    recipient = CharField()
+    language = CharField(default="en")
+    context = JSONField()
+    # One message per fact: the key names the fact (template and the row it reports on).
+    dedupe_key = CharField(unique=True)
+    created_at = UTCDateTimeField()
+    sent_at = UTCDateTimeField(null=True, index=True)
+    claimed_until = UTCDateTimeField(null=True)
+    attempts = IntegerField(default=0)
+    next_try_at = UTCDateTimeField(index=True)
+    last_error = TextField(null=True)
+
+
+class SandboxCharge(BaseModel):
+    """The sandbox gateway's own ledger: one charge per idempotency key, as a real gateway keeps."""
+
+    idempotency_key = CharField(unique=True)
+    reference = CharField(unique=True)
+    order_id = IntegerField()
+    installment = IntegerField()
+    amount = MoneyField()
+    currency = CharField()
+    method = CharField()
+    failure_code = CharField(null=True)
+    occurred_at = UTCDateTimeField()
+
+
+MODELS = [
+    Seller,
+    Product,
+    Customer,
+    Order,
+    Installment,
+    ChargeAttempt,
+    GatewayEvent,
+    CollectionCase,
+    Outbox,
+    SandboxCharge,
+]
+
+
+def transaction():
+    """One use case, all or nothing. SQLite takes its write lock up front so two writers never deadlock."""
+    if isinstance(db.obj, SqliteDatabase):
+        return db.atomic("IMMEDIATE")
+    return db.atomic()

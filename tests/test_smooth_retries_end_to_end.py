@@ -1,0 +1,31 @@
+import datetime as dt
+
+from jobs.work import run_due_work
+from models import ChargeAttempt, Order
+from tests import factories
+
+T = dt.datetime(2026, 5, 1, 8, 0, tzinfo=dt.UTC)
+
+
+def test_a_declined_card_is_retried_on_day_7_and_14_then_the_plan_is_interrupted(inbox):
+    """Three automatic attempts at T, T+7 d, T+14 d, through the sandbox and the webhook, then a halt."""
+    seller = factories.seller()
+    order = factories.order(seller, payment=factories.card(factories.INSUFFICIENT_FUNDS))
+
+    run_due_work(T)
+    run_due_work(T + dt.timedelta(days=7))
+    run_due_work(T + dt.timedelta(days=14))
+
+    attempts = list(ChargeAttempt.select().order_by(ChargeAttempt.number))
+    assert [(a.number, a.status, a.due_at) for a in attempts] == [
+        (1, "failed", T),
+        (2, "failed", T + dt.timedelta(days=7)),
+        (3, "failed", T + dt.timedelta(days=14)),
+    ]
+    assert Order.get_by_id(order.id).status == Order.INTERRUPTED
+    customer_mails = inbox.to("claire@example.com")
+    assert len(customer_mails) == 3
+    assert "attempt 1 of 3" in customer_mails[0].get_content()
+    seller_mails = inbox.to(f"notify+{seller.id}@example.com")
+    assert len(seller_mails) == 1
+    assert "third payment attempt failed" in seller_mails[0]["Subject"]
