@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TEST_VAR = ROOT / "var" / "test"
+# Each concurrent run (a developer's helper, say) may take a folder of its own.
+TEST_VAR = Path(os.environ.get("TRANCHE_TEST_VAR") or ROOT / "var" / "test")
 TEST_VAR.mkdir(parents=True, exist_ok=True)
 
 
