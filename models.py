@@ -178,6 +178,24 @@ class ChargeAttempt(BaseModel):
         indexes = ((("installment", "kind", "number"), True),)
 
 
+class PlanChange(BaseModel):
+    """R3, R4: a new amount for the remaining installments, waiting for the customer's consent."""
+
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+    SUPERSEDED = "superseded"  # a newer change replaced it: its link no longer works
+
+    order = ForeignKeyField(Order, backref="plan_changes", on_delete="CASCADE")
+    old_amount = MoneyField()
+    new_amount = MoneyField()
+    proposed_at = UTCDateTimeField()
+    expires_at = UTCDateTimeField(index=True)
+    status = CharField(default=PENDING, index=True)
+    decided_at = UTCDateTimeField(null=True)
+
+
 class GatewayEvent(BaseModel):
     RECEIVED = "received"
     PROCESSED = "processed"
@@ -248,6 +266,7 @@ MODELS = [
     Order,
     Installment,
     ChargeAttempt,
+    PlanChange,
     GatewayEvent,
     CollectionCase,
     Outbox,

@@ -6,7 +6,7 @@ sends it later. The dedupe key names the fact, so the same fact never yields two
 
 import datetime as dt
 
-from models import ChargeAttempt, CollectionCase, Installment, Order, Outbox
+from models import ChargeAttempt, CollectionCase, Installment, Order, Outbox, PlanChange
 
 AUTOMATIC_ATTEMPTS = 3
 
@@ -117,3 +117,39 @@ def seller_handed_off(case: CollectionCase, now: dt.datetime) -> None:
         f"case-{case.id}",
         now,
     )
+
+
+def _change_facts(change: PlanChange) -> dict:
+    return {
+        **_order_facts(change.order),
+        "change_id": change.id,
+        "old_amount": str(change.old_amount),
+        "new_amount": str(change.new_amount),
+        "proposed_at": change.proposed_at.isoformat(),
+        "expires_at": change.expires_at.isoformat(),
+        "status": change.status,
+    }
+
+
+def customer_plan_change_proposed(change: PlanChange, first_due_at: dt.datetime | None, now: dt.datetime) -> None:
+    """R3: the customer is asked to confirm; the link (rendered later) is bound to this change."""
+    customer = change.order.customer
+    _queue(
+        "plan_change_proposed",
+        customer.email,
+        customer.language,
+        {**_change_facts(change), "first_due_at": first_due_at.isoformat() if first_due_at else None},
+        f"change-{change.id}",
+        now,
+    )
+
+
+def plan_change_decided(change: PlanChange, now: dt.datetime) -> None:
+    """R4, R11: the seller hears the outcome (confirmed, declined or expired); a confirming customer too."""
+    order = change.order
+    facts = _change_facts(change)
+    _queue("seller_plan_change", order.product.notification_email, "en", facts, f"change-{change.id}", now)
+    if change.status == PlanChange.CONFIRMED:
+        _queue(
+            "plan_change_confirmed", order.customer.email, order.customer.language, facts, f"change-{change.id}", now
+        )

@@ -15,7 +15,7 @@ from babel.numbers import format_currency
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from models import Outbox
-from pages.tokens import card_update_link
+from pages.tokens import card_update_link, plan_change_link
 
 TEMPLATES = Path(__file__).parent / "templates"
 LOCALES = {"fr": "fr_FR", "de": "de_DE", "en": "en_IE"}
@@ -48,21 +48,29 @@ def payment_failed(facts: dict, settings) -> dict:
     return {**facts, "card_link": card_update_link(settings, facts["order_id"], facts["installment"])}
 
 
-def payment_recovered(facts: dict, settings) -> dict:
+def customer_facts(facts: dict, settings) -> dict:
     return facts
 
 
-def seller_payment_failed(facts: dict, settings) -> dict:
+def seller_facts(facts: dict, settings) -> dict:
     return {**facts, "order_link": f"{settings.public_url}/api/v1/orders/{facts['order_id']}"}
 
 
+def plan_change_proposed(facts: dict, settings) -> dict:
+    link = plan_change_link(settings, facts["change_id"], facts["order_id"], facts["new_amount"])
+    return {**facts, "confirm_link": link}
+
+
 CONTEXTS = {
+    "plan_change_proposed": plan_change_proposed,
+    "plan_change_confirmed": customer_facts,
+    "seller_plan_change": seller_facts,
     "payment_failed": payment_failed,
-    "payment_recovered": payment_recovered,
-    "seller_third_failure": seller_payment_failed,
-    "seller_sepa_failed": seller_payment_failed,
-    "seller_renewal_failed": seller_payment_failed,
-    "seller_handed_off": seller_payment_failed,
+    "payment_recovered": customer_facts,
+    "seller_third_failure": seller_facts,
+    "seller_sepa_failed": seller_facts,
+    "seller_renewal_failed": seller_facts,
+    "seller_handed_off": seller_facts,
 }
 
 

@@ -2,7 +2,7 @@
 
 import datetime as dt
 
-from billing import charging, collections, plans
+from billing import charging, collections, plan_changes, plans
 from emails import deliver_message
 from gateways import get_gateway
 from jobs import database, enqueue_after_commit, queue, redis_connection, settings, utcnow
@@ -21,6 +21,7 @@ def tick(at: str | None = None) -> None:
     now = dt.datetime.fromisoformat(at) if at else utcnow()
     with database().connection_context():
         plans.start_due_installments(now)
+        plan_changes.expire_plan_changes(now)
         for attempt in charging.due_attempts(now):
             enqueue_after_commit(charge, attempt.id, now.isoformat(), job_id=f"charge-{attempt.id}")
         for event in GatewayEvent.select(GatewayEvent.id).where(GatewayEvent.status == GatewayEvent.RECEIVED):

@@ -6,6 +6,7 @@ The payload is readable by anyone holding the link, so it carries ids only, neve
 from itsdangerous import URLSafeTimedSerializer
 
 CARD_UPDATE = "card-update"
+PLAN_CHANGE = "plan-change"
 
 
 def _serializer(secret_keys, purpose: str) -> URLSafeTimedSerializer:
@@ -18,3 +19,10 @@ def card_update_link(settings, order_id: int, installment: int) -> str:
         {"action": CARD_UPDATE, "order": order_id, "installment": installment}
     )
     return f"{settings.public_url}/card/{token}"
+
+
+def plan_change_link(settings, change_id: int, order_id: int, new_amount: str) -> str:
+    token = _serializer(settings.secret_keys, PLAN_CHANGE).dumps(
+        {"action": PLAN_CHANGE, "order": order_id, "change": change_id, "amount": new_amount}
+    )
+    return f"{settings.public_url}/confirm/{token}"

@@ -1,0 +1,140 @@
+"""R3 the seller's new amount for the remaining installments, R4 the customer's consent within 10 days."""
+
+import datetime as dt
+
+from billing import notifications
+from billing.errors import BillingError, Refused
+from billing.money import MINIMUM_INSTALLMENT, parse_amount
+from billing.plans import seller_order
+from models import Installment, Order, PlanChange, Seller, transaction
+
+CONFIRMATION_WINDOW = dt.timedelta(hours=240)
+# A plan the seller may still change: not completed, and not given up to collections.
+CHANGEABLE = (Order.ACTIVE, Order.INTERRUPTED)
+
+
+class ChangeNotOpen(BillingError):
+    """The link's change was already decided, replaced by a newer one, or has expired."""
+
+    def __init__(self, change: PlanChange):
+        super().__init__(f"This plan change is {change.status}.", change.status)
+        self.change = change
+
+
+def propose_plan_change(
+    seller: Seller,
+    order_id,
+    amount,
+    now: dt.datetime,
+    installment_count=None,
+    interval=None,
+) -> PlanChange:
+    """R3: a pending change to `amount`, replacing any pending one; the customer is emailed to confirm."""
+    order = seller_order(seller, order_id)
+    if installment_count is not None and installment_count != order.installment_count:
+        raise Refused("The number of installments cannot change: only the amount can.", "count_fixed")
+    if interval is not None and interval != order.interval:
+        raise Refused("The payment interval cannot change: only the amount can.", "interval_fixed")
+    if order.status not in CHANGEABLE:
+        raise Refused(f"Order {order.id} is {order.status.replace('_', ' ')}: its plan can no longer change.", "closed")
+    new_amount = parse_amount(amount)
+    if new_amount < MINIMUM_INSTALLMENT:
+        raise Refused(f"The new amount must be at least {MINIMUM_INSTALLMENT}.", "below_minimum")
+    if new_amount == order.amount:
+        raise Refused(f"The new amount must differ from the current {order.amount}.", "unchanged")
+    with transaction():
+        PlanChange.update(status=PlanChange.SUPERSEDED, decided_at=now).where(
+            PlanChange.order == order, PlanChange.status == PlanChange.PENDING
+        ).execute()
+        change = PlanChange.create(
+            order=order,
+            old_amount=order.amount,
+            new_amount=new_amount,
+            proposed_at=now,
+            expires_at=now + CONFIRMATION_WINDOW,
+        )
+        notifications.customer_plan_change_proposed(change, first_due_at(change), now)
+    return change
+
+
+def pending_change(order: Order) -> PlanChange | None:
+    return order.plan_changes.where(PlanChange.status == PlanChange.PENDING).first()
+
+
+def first_due_at(change: PlanChange) -> dt.datetime | None:
+    """The due date of the first installment the new amount would apply to, were it confirmed now."""
+    first = (
+        change.order.installments.where(Installment.status == Installment.SCHEDULED)
+        .order_by(Installment.number)
+        .first()
+    )
+    return first.due_at if first else None
+
+
+def _open_change(change_id: int, now: dt.datetime) -> PlanChange:
+    change = PlanChange.get_by_id(change_id)
+    if change.status == PlanChange.PENDING and now >= change.expires_at:
+        expire_plan_change(change, now)
+        change = PlanChange.get_by_id(change_id)
+    if change.status != PlanChange.PENDING:
+        raise ChangeNotOpen(change)
+    if change.order.status not in CHANGEABLE:
+        raise Refused("This order can no longer change: the seller has closed it.", "closed")
+    return change
+
+
+def confirm_plan_change(change_id: int, now: dt.datetime) -> PlanChange:
+    """R4: within 240 hours, the new amount applies to every installment not yet charged."""
+    with transaction():
+        change = _open_change(change_id, now)
+        decided = (
+            PlanChange.update(status=PlanChange.CONFIRMED, decided_at=now)
+            .where(PlanChange.id == change.id, PlanChange.status == PlanChange.PENDING)
+            .execute()
+        )
+        if not decided:
+            raise ChangeNotOpen(PlanChange.get_by_id(change_id))
+        Order.update(amount=change.new_amount).where(Order.id == change.order_id).execute()
+        Installment.update(amount=change.new_amount).where(
+            Installment.order == change.order_id, Installment.status == Installment.SCHEDULED
+        ).execute()
+        change = PlanChange.get_by_id(change_id)
+        notifications.plan_change_decided(change, now)
+    return change
+
+
+def decline_plan_change(change_id: int, now: dt.datetime) -> PlanChange:
+    """R4: the customer says no; the plan stays as it was and the seller is told."""
+    with transaction():
+        change = _open_change(change_id, now)
+        decided = (
+            PlanChange.update(status=PlanChange.DECLINED, decided_at=now)
+            .where(PlanChange.id == change.id, PlanChange.status == PlanChange.PENDING)
+            .execute()
+        )
+        if not decided:
+            raise ChangeNotOpen(PlanChange.get_by_id(change_id))
+        change = PlanChange.get_by_id(change_id)
+        notifications.plan_change_decided(change, now)
+    return change
+
+
+def expire_plan_change(change: PlanChange, now: dt.datetime) -> None:
+    expired = (
+        PlanChange.update(status=PlanChange.EXPIRED, decided_at=change.expires_at)
+        .where(PlanChange.id == change.id, PlanChange.status == PlanChange.PENDING)
+        .execute()
+    )
+    if expired:
+        notifications.plan_change_decided(PlanChange.get_by_id(change.id), now)
+
+
+def expire_plan_changes(now: dt.datetime) -> int:
+    """R4: pending changes past their 240 hours expire; the plan is unchanged and the seller is told."""
+    due = PlanChange.select().where(PlanChange.status == PlanChange.PENDING, PlanChange.expires_at <= now)
+    count = 0
+    for change in due:
+        with transaction():
+            expire_plan_change(change, now)
+        count += 1
+    return count
