@@ -22,11 +22,17 @@ db = DatabaseProxy()
 CENT = Decimal("0.01")
 
 
+def _unicode_lower(value):
+    return value.lower() if isinstance(value, str) else value
+
+
 def open_database(url: str):
     """Point the shared handle at `url` (sqlite:/// or postgresql://) and return it."""
     if url.startswith("sqlite"):
         # WAL lets the web app read while a worker writes; the timeout waits out short write locks.
         database = connect(url, pragmas={"journal_mode": "wal", "busy_timeout": 10000, "foreign_keys": 1})
+        # SQLite's own lower() folds ASCII only; Python's folds É and Ü too, as PostgreSQL's does (R12 search).
+        database.register_function(_unicode_lower, "lower", 1, deterministic=True)
     else:
         database = connect(url)
     db.initialize(database)

@@ -4,9 +4,9 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from billing import dunning, notifications
+from billing import collections, dunning, notifications
 from billing.plans import record_installment_paid
-from models import ChargeAttempt, Installment, Order, transaction
+from models import ChargeAttempt, Installment, Order, db, transaction
 
 # An attempt sent but never answered is sent again after this long, with the same idempotency key,
 # so a worker killed between the database and the gateway loses nothing and charges nothing twice.
@@ -59,6 +59,9 @@ def claim_attempt(attempt_id: int, now: dt.datetime) -> ChargeRequest | None:
                     ChargeAttempt.id == attempt.id, ChargeAttempt.status == ChargeAttempt.SCHEDULED
                 ).execute()
                 return None
+            if _another_charge_in_flight(attempt):
+                # R2: one charge per installment at a time; the next tick sends this one after the answer.
+                return None
             claimed = (
                 ChargeAttempt.update(status=ChargeAttempt.IN_FLIGHT, requested_at=now)
                 .where(ChargeAttempt.id == attempt.id, ChargeAttempt.status == ChargeAttempt.SCHEDULED)
@@ -86,6 +89,25 @@ def claim_attempt(attempt_id: int, now: dt.datetime) -> ChargeRequest | None:
         method=order.method,
         token=order.card_token if order.method == "card" else order.sepa_mandate,
         at=now,
+    )
+
+
+def _another_charge_in_flight(attempt: ChargeAttempt) -> bool:
+    """Whether another charge of the attempt's installment awaits its answer.
+
+    Called inside the claim's transaction, which holds the installment: a row lock on PostgreSQL, the
+    IMMEDIATE write lock on SQLite. So two workers claiming two attempts of one installment see each other.
+    """
+    if db.for_update:
+        Installment.select(Installment.id).where(Installment.id == attempt.installment_id).for_update().get()
+    return (
+        ChargeAttempt.select()
+        .where(
+            ChargeAttempt.installment == attempt.installment_id,
+            ChargeAttempt.status == ChargeAttempt.IN_FLIGHT,
+            ChargeAttempt.id != attempt.id,
+        )
+        .exists()
     )
 
 
@@ -164,6 +186,7 @@ def apply_outcome(outcome: Outcome, now: dt.datetime) -> str:
 def _payment_succeeded(attempt: ChargeAttempt, recovered: bool, now: dt.datetime) -> str:
     installment = attempt.installment
     record_installment_paid(installment, attempt.settled_at)
+    collections.leave_collections(installment.order_id)
     Order.update(status=Order.ACTIVE).where(
         Order.id == installment.order_id, Order.status == Order.INTERRUPTED
     ).execute()

@@ -21,6 +21,13 @@ def list_in_collections(order: Order, reason: str, now: dt.datetime) -> None:
     CollectionCase.insert(order=order, reason=reason, opened_at=now).on_conflict_ignore().as_rowcount().execute()
 
 
+def leave_collections(order_id: int) -> None:
+    """The debt was paid after all (a success reported after the failure): the order is off the list and its
+    plan resumes. A hand-off stays final."""
+    CollectionCase.delete().where(CollectionCase.order == order_id, CollectionCase.handed_off_at.is_null()).execute()
+    Order.update(status=Order.ACTIVE).where(Order.id == order_id, Order.status == Order.COLLECTIONS).execute()
+
+
 def collections_list(seller: Seller):
     """Orders listed in collections or handed off, newest first."""
     return (

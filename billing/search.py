@@ -1,5 +1,7 @@
 """R12: a seller finds an order by id, customer name (partial, any case) or invoice number."""
 
+from peewee import fn
+
 from models import Customer, Order, Seller
 
 SEARCH_LIMIT = 50
@@ -10,7 +12,7 @@ def find_orders(seller: Seller, query: str) -> list[Order]:
     text = (query or "").strip().lstrip("#")
     if not text:
         return []
-    match = (Order.invoice_number == text) | Customer.name.contains(text)
+    match = (Order.invoice_number == text) | fn.LOWER(Customer.name).contains(text.lower())
     if text.isdigit():
         match |= Order.id == int(text)
     return list(

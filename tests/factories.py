@@ -3,7 +3,8 @@
 import datetime as dt
 from decimal import Decimal
 
-from billing.plans import PaymentMethod, create_order
+from billing.charging import Outcome, apply_outcome, claim_attempt, due_attempts
+from billing.plans import PaymentMethod, create_order, start_due_installments
 from cli import create_seller
 from gateways.sandbox import SandboxGateway
 from models import Customer, Product
@@ -63,3 +64,38 @@ def order(
         payment=payment or card(),
         now=anchor - dt.timedelta(days=1),
     )
+
+
+def charge_due(now):
+    """What the tick and the charge jobs do by `now`, short of the gateway: the charge requests sent."""
+    start_due_installments(now)
+    return [request for attempt in due_attempts(now) if (request := claim_attempt(attempt.id, now))]
+
+
+def gateway_reports(request, at, failure_code=None):
+    """The gateway's answer to one charge request, applied as the event job applies it (same charge, same
+    reference)."""
+    return apply_outcome(
+        Outcome(
+            succeeded=failure_code is None,
+            order_id=request.order_id,
+            installment=request.installment,
+            occurred_at=at,
+            reference=f"ch_{request.idempotency_key}",
+            failure_code=failure_code,
+            failure_message=failure_code and f"The bank said {failure_code}.",
+        ),
+        at,
+    )
+
+
+def answer_due_charges(at, failure_code=None):
+    """Every charge due by `at` is sent and the gateway answers at once: paid, or failed with `failure_code`."""
+    for request in charge_due(at):
+        gateway_reports(request, at, failure_code)
+
+
+def decline_the_ladder(start, attempts=3):
+    """Every charge due at T, T+7 d and T+14 d (the first `attempts` of them) declines."""
+    for step in range(attempts):
+        answer_due_charges(start + dt.timedelta(days=7 * step), "insufficient_funds")
