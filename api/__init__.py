@@ -3,3 +3,6 @@
 from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+# The modules register their routes on `bp`.
+from api import openapi, views  # noqa: E402, F401

@@ -16,6 +16,8 @@ SUBSCRIPTION = "subscription"
 PLANS = (INSTALLMENTS, SUBSCRIPTION)
 INTERVALS = ("weekly", "monthly")
 METHODS = ("card", "sepa")
+# Ten years of monthly installments: an order makes all its rows at once, so the count needs a ceiling.
+MAX_INSTALLMENTS = 120
 
 
 def due_date(anchor_at: dt.datetime, interval: str, number: int, timezone: str) -> dt.datetime:
@@ -68,8 +70,12 @@ def create_order(
         raise InvalidInput("plan", f"plan must be one of {', '.join(PLANS)}")
     if interval not in INTERVALS:
         raise InvalidInput("interval", f"interval must be one of {', '.join(INTERVALS)}")
-    if plan == INSTALLMENTS and (not isinstance(installment_count, int) or installment_count < 2):
-        raise InvalidInput("installment_count", "an installment plan needs a whole installment_count of at least 2")
+    if plan == INSTALLMENTS and (
+        not isinstance(installment_count, int) or not 2 <= installment_count <= MAX_INSTALLMENTS
+    ):
+        raise InvalidInput(
+            "installment_count", f"an installment plan needs a whole installment_count from 2 to {MAX_INSTALLMENTS}"
+        )
     if plan == SUBSCRIPTION and installment_count is not None:
         raise InvalidInput("installment_count", "a subscription is open-ended: leave installment_count out")
     if product.seller_id != seller.id or customer.seller_id != seller.id:
@@ -118,10 +124,9 @@ def coming_due_dates(order: Order, after_number: int, count: int) -> list[dt.dat
 
 def seller_order(seller: Seller, order_id) -> Order:
     """The seller's order `order_id`, or OrderNotFound / NotYourOrder."""
-    try:
-        order = Order.get_or_none(Order.id == int(str(order_id).strip().lstrip("#")))
-    except ValueError:
-        order = None
+    text = str(order_id).strip().lstrip("#")
+    # A longer number is no id of ours, and would overflow SQLite's integer instead of finding nothing.
+    order = Order.get_or_none(Order.id == int(text)) if text.isdecimal() and len(text) <= 18 else None
     if order is None:
         raise OrderNotFound(f"There is no order {order_id}.")
     if order.seller_id != seller.id:

@@ -13,7 +13,8 @@ def find_orders(seller: Seller, query: str) -> list[Order]:
     if not text:
         return []
     match = (Order.invoice_number == text) | fn.LOWER(Customer.name).contains(text.lower())
-    if text.isdigit():
+    # isdigit() also takes '²', which int() refuses; past 18 digits no id of ours matches (and SQLite overflows).
+    if text.isdecimal() and len(text) <= 18:
         match |= Order.id == int(text)
     return list(
         Order.select(Order, Customer)

@@ -1,0 +1,120 @@
+"""Reading request bodies strictly: each reader returns a clean value or raises InvalidInput naming its field.
+
+Nested fields are named by their path (`customer.email`); the reader takes the key from its last part.
+"""
+
+import datetime as dt
+import json
+import re
+from decimal import Decimal
+
+from flask import request
+
+from billing.errors import InvalidInput
+from billing.money import parse_amount
+
+# The largest id a 64-bit column holds: a bigger number names nothing and must not reach the database.
+MAX_ID = 2**63 - 1
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_MISSING = object()
+
+
+class MalformedBody(Exception):
+    """The body is not a JSON object (answered 400)."""
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def json_object() -> dict:
+    """The request body as a dict. Numbers with a fraction become Decimal, so money never passes through float."""
+    try:
+        body = json.loads(request.get_data(), parse_float=Decimal, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as error:  # ValueError covers bad UTF-8 and ints past Python's digit limit
+        raise MalformedBody(f"the body is not valid JSON: {error}") from None
+    if not isinstance(body, dict):
+        raise MalformedBody("the body must be a JSON object")
+    return body
+
+
+def _value(data: dict, field: str, default=_MISSING):
+    value = data.get(field.rpartition(".")[2])
+    if value is None:
+        if default is _MISSING:
+            raise InvalidInput(field, f"{field} is required")
+        return default
+    return value
+
+
+def text(data: dict, field: str, max_length: int = 200) -> str:
+    """A non-empty string, stripped."""
+    value = _value(data, field)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(field, f"{field} must be a non-empty string")
+    if len(value.strip()) > max_length:
+        raise InvalidInput(field, f"{field} must be at most {max_length} characters")
+    return value.strip()
+
+
+def email(data: dict, field: str) -> str:
+    value = text(data, field, max_length=254)
+    if not _EMAIL.match(value):
+        raise InvalidInput(field, f"{field} must be an email address like name@example.com")
+    return value
+
+
+def choice(data: dict, field: str, choices: tuple[str, ...], default: str | None = None) -> str:
+    value = _value(data, field, _MISSING if default is None else default)
+    if value not in choices:
+        raise InvalidInput(field, f"{field} must be one of {', '.join(choices)}")
+    return value
+
+
+def whole(data: dict, field: str, low: int, high: int) -> int:
+    """A JSON integer from `low` to `high` (not a string, a fraction or a boolean)."""
+    value = _value(data, field)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidInput(field, f"{field} must be a whole number from {low} to {high}")
+    return value
+
+
+def identifier(data: dict, field: str) -> int:
+    return whole(data, field, 1, MAX_ID)
+
+
+def amount(data: dict, field: str) -> Decimal:
+    """A positive decimal with at most two places, as a string or a JSON number (read as Decimal)."""
+    return parse_amount(_value(data, field), field)
+
+
+def currency(data: dict, field: str) -> str:
+    value = _value(data, field, "EUR")
+    if not isinstance(value, str) or not _CURRENCY.match(value):
+        raise InvalidInput(field, f"{field} must be a three-letter ISO code like EUR")
+    return value
+
+
+def time(data: dict, field: str, default: dt.datetime) -> dt.datetime:
+    """An ISO 8601 time with its UTC offset, returned in UTC; plans start between 2000 and 2100."""
+    value = _value(data, field, None)
+    if value is None:
+        return default
+    try:
+        at = dt.datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None:
+        raise InvalidInput(field, f"{field} must be an ISO 8601 time with its offset, like 2027-01-31T09:00:00+01:00")
+    if not 2000 <= at.year < 2100:
+        raise InvalidInput(field, f"{field} must lie between the years 2000 and 2099")
+    return at.astimezone(dt.UTC)
+
+
+def section(data: dict, field: str) -> dict:
+    """A nested object such as `customer`."""
+    value = _value(data, field)
+    if not isinstance(value, dict):
+        raise InvalidInput(field, f"{field} must be an object")
+    return value

@@ -1,0 +1,385 @@
+"""GET /api/v1/openapi.json: the OpenAPI 3.1 description of every route, its bodies and its errors.
+
+Response schemas forbid undocumented fields, so the suite's check of real answers against them keeps this
+document and api/serialize.py in step.
+"""
+
+from flask import jsonify
+
+from api import bp
+from billing.plans import INTERVALS, MAX_INSTALLMENTS, PLANS
+from models import ChargeAttempt, Installment, Order
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _object(properties: dict, optional: tuple[str, ...] = (), closed: bool = True, **extra) -> dict:
+    """An object whose fields are all required but `optional`; a closed one has no other fields."""
+    schema = {
+        "type": "object",
+        "properties": properties,
+        "required": [name for name in properties if name not in optional],
+        **extra,
+    }
+    if closed:
+        schema["additionalProperties"] = False
+    return schema
+
+
+def _nullable(schema: dict) -> dict:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _text(**extra) -> dict:
+    return {"type": "string", **extra}
+
+
+def _list(name: str, item: str) -> dict:
+    return _object({"timezone": _ref("TimeZone"), name: {"type": "array", "items": _ref(item)}})
+
+
+TIME = {"type": "string", "format": "date-time", "description": "UTC, ISO 8601", "examples": ["2027-01-31T08:00:00Z"]}
+ID = {"type": "integer", "minimum": 1}
+ORDER_STATUSES = [Order.ACTIVE, Order.INTERRUPTED, Order.COLLECTIONS, Order.HANDED_OFF, Order.COMPLETED]
+INSTALLMENT_STATUSES = [Installment.SCHEDULED, Installment.OPEN, Installment.PAID, Installment.HANDED_OFF]
+ATTEMPT_KINDS = [ChargeAttempt.AUTOMATIC, ChargeAttempt.RENEWAL, ChargeAttempt.CUSTOMER]
+ATTEMPT_STATUSES = [
+    ChargeAttempt.SCHEDULED,
+    ChargeAttempt.IN_FLIGHT,
+    ChargeAttempt.SUCCEEDED,
+    ChargeAttempt.FAILED,
+    ChargeAttempt.CANCELLED,
+]
+
+_order_summary = {
+    "id": ID,
+    "invoice_number": _text(),
+    "status": {"enum": ORDER_STATUSES},
+    "plan": {"enum": list(PLANS)},
+    "installment_count": {"type": ["integer", "null"], "description": "null for a subscription"},
+    "interval": {"enum": list(INTERVALS)},
+    "amount": _ref("Money"),
+    "currency": _ref("Currency"),
+    "customer": _ref("Customer"),
+    "created_at": _ref("Time"),
+}
+_attempt = {
+    "number": {"type": "integer", "description": "automatic 1-3, renewal 4, customer charges counted apart"},
+    "kind": {"enum": ATTEMPT_KINDS},
+    "status": {"enum": ATTEMPT_STATUSES},
+    "amount": _ref("Money"),
+    "due_at": _ref("Time"),
+    "settled_at": _nullable(_ref("Time")),
+    "failure_code": {"type": ["string", "null"], "examples": ["insufficient_funds"]},
+    "failure_message": {"type": ["string", "null"]},
+}
+_collection_entry = {"order": _ref("OrderSummary"), "collection": _ref("CollectionState")}
+
+SCHEMAS = {
+    "Money": _text(pattern=r"^\d{1,9}\.\d{2}$", examples=["30.00"]),
+    "AmountInput": {
+        "type": ["string", "number"],
+        "pattern": r"^\d{1,9}(\.\d{1,2})?$",
+        "description": "More than 0, at most two decimal places: '40', '40.5', '40.00' or the number 40.00. "
+        "Numbers are read as decimals, never as binary floats; '1,99', '1e3' or -5 are refused.",
+        "examples": ["40.00"],
+    },
+    "Currency": _text(pattern="^[A-Z]{3}$", examples=["EUR"]),
+    "Time": TIME,
+    "TimeZone": _text(description="The seller's IANA time zone, for showing the UTC times", examples=["Europe/Berlin"]),
+    "Product": _object({"id": ID, "name": _text(), "notification_email": _text(format="email")}),
+    "NewProduct": _object(
+        {"name": _text(maxLength=200), "notification_email": _text(format="email", maxLength=254)}, closed=False
+    ),
+    "ProductList": _object({"products": {"type": "array", "items": _ref("Product")}}),
+    "Customer": _object({"name": _text(), "email": _text(format="email"), "language": {"enum": ["fr", "de", "en"]}}),
+    "NewCustomer": _object(
+        {
+            "name": _text(maxLength=200),
+            "email": _text(format="email", maxLength=254),
+            "language": {"enum": ["fr", "de", "en"], "default": "en", "description": "of the customer's emails"},
+        },
+        optional=("language",),
+        closed=False,
+    ),
+    "CardInput": _object(
+        {
+            "type": {"const": "card"},
+            "number": _text(maxLength=30, description="tokenized by the gateway, never stored"),
+            "exp_month": {"type": "integer", "minimum": 1, "maximum": 12},
+            "exp_year": {"type": "integer", "minimum": 2000, "maximum": 2099},
+        },
+        closed=False,
+    ),
+    "SepaInput": _object({"type": {"const": "sepa"}, "iban": _text(maxLength=42)}, closed=False),
+    "NewOrder": _object(
+        {
+            "product_id": ID,
+            "customer": _ref("NewCustomer"),
+            "invoice_number": _text(maxLength=100, description="unique per seller"),
+            "plan": {"enum": list(PLANS)},
+            "installment_count": {
+                "type": "integer",
+                "minimum": 2,
+                "maximum": MAX_INSTALLMENTS,
+                "description": "required for an installment plan, left out for a subscription",
+            },
+            "interval": {"enum": list(INTERVALS)},
+            "amount": _ref("AmountInput"),
+            "currency": {**_ref("Currency"), "default": "EUR"},
+            "first_due_at": {
+                "type": "string",
+                "format": "date-time",
+                "description": "with its UTC offset; default now. Monthly plans keep its day of month "
+                "in the seller's time zone (31 Jan, 28 Feb, 31 Mar).",
+            },
+            "payment_method": {
+                "oneOf": [_ref("CardInput"), _ref("SepaInput")],
+                "discriminator": {"propertyName": "type"},
+            },
+        },
+        optional=("installment_count", "currency", "first_due_at"),
+        closed=False,
+    ),
+    "CardSummary": _object(
+        {
+            "type": {"const": "card"},
+            "brand": _text(),
+            "last4": _text(pattern=r"^\d{4}$"),
+            "exp_month": {"type": "integer"},
+            "exp_year": {"type": "integer"},
+        }
+    ),
+    "SepaSummary": _object(
+        {"type": {"const": "sepa"}, "iban": _text(description="masked", examples=["DE89 **** 3000"])}
+    ),
+    "Attempt": _object(_attempt),
+    "Installment": _object(
+        {
+            "number": {"type": "integer", "minimum": 1},
+            "due_at": _ref("Time"),
+            "amount": _ref("Money"),
+            "status": {"enum": INSTALLMENT_STATUSES},
+            "paid_at": _nullable(_ref("Time")),
+            "attempts": {"type": "array", "items": _ref("Attempt")},
+        }
+    ),
+    "NextAttempt": _object(
+        {
+            "installment": {"type": "integer"},
+            "number": {"type": "integer"},
+            "kind": {"enum": ATTEMPT_KINDS},
+            "due_at": _ref("Time"),
+        },
+        description="The earliest scheduled attempt; while nothing is being charged, the first attempt of an "
+        "active plan's next installment. null when nothing will be charged by itself.",
+    ),
+    "CollectionState": _object(
+        {
+            "state": {"enum": ["listed", "handed_off"]},
+            "reason": _text(),
+            "opened_at": _ref("Time"),
+            "handed_off_at": _nullable(_ref("Time")),
+            "installments": {
+                "type": ["array", "null"],
+                "items": {"type": "integer"},
+                "description": "installment numbers handed off",
+            },
+            "amount": _nullable(_ref("Money")),
+            "delivered_at": _nullable(_ref("Time")),
+        },
+        description="listed: an open debt Tranche will not recover by itself. handed_off: given to the "
+        "collection partner (when, which installments, how much; delivered_at once the partner accepted).",
+    ),
+    "OrderSummary": _object(_order_summary),
+    "Order": _object(
+        {
+            **_order_summary,
+            "timezone": _ref("TimeZone"),
+            "first_due_at": _ref("Time"),
+            "product": _object({"id": ID, "name": _text()}),
+            "payment_method": {
+                "oneOf": [_ref("CardSummary"), _ref("SepaSummary")],
+                "discriminator": {"propertyName": "type"},
+            },
+            "installments": {"type": "array", "items": _ref("Installment")},
+            "next_attempt": _nullable(_ref("NextAttempt")),
+            "pending_change": {"type": "null", "description": "plan changes come with a later version"},
+            "collections": _nullable(_ref("CollectionState")),
+            "coming_installments": {
+                "type": ["array", "null"],
+                "items": _object({"number": {"type": "integer"}, "due_at": _ref("Time")}),
+                "description": "a subscription's next due dates (empty once it stopped); null for installment plans",
+            },
+        }
+    ),
+    "OrderList": _list("orders", "OrderSummary"),
+    "CollectionEntry": _object(_collection_entry),
+    "CollectionList": _list("collections", "CollectionEntry"),
+    "HandOff": _object({**_collection_entry, "timezone": _ref("TimeZone")}),
+    "Renewal": _object(
+        {"order_id": ID, "installment": {"type": "integer"}, "attempt": _ref("Attempt"), "timezone": _ref("TimeZone")}
+    ),
+    "Error": _object({"error": _object({"code": _text(), "message": _text()})}),
+    "InvalidInputError": _object(
+        {
+            "error": _object(
+                {
+                    "code": {"const": "invalid"},
+                    "message": _text(),
+                    "field": _text(description="the field at fault; nested ones by path", examples=["customer.email"]),
+                }
+            )
+        }
+    ),
+}
+
+
+def _answer(description: str, schema: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+RESPONSES = {
+    "Malformed": _answer("The body is not a JSON object (code malformed_json).", "Error"),
+    "Unauthorized": _answer("No API key, or not a valid one (code unauthorized).", "Error"),
+    "NotFound": _answer(
+        "No such order: also the answer for another seller's order, whose existence is never revealed "
+        "(code not_found).",
+        "Error",
+    ),
+    "Invalid": _answer("A field is missing or invalid; `field` names it.", "InvalidInputError"),
+}
+
+
+def _refs(*names: str) -> dict:
+    codes = {"Malformed": "400", "Unauthorized": "401", "NotFound": "404", "Invalid": "422"}
+    return {codes[name]: {"$ref": f"#/components/responses/{name}"} for name in names}
+
+
+def _body(schema: str) -> dict:
+    return {"required": True, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+ORDER_ID = {"name": "order_id", "in": "path", "required": True, "schema": {"type": "string"}, "description": "order id"}
+
+DOCUMENT = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "Tranche seller API",
+        "version": "1",
+        "description": "Installment plans and subscriptions of your orders, their schedule and attempts, "
+        "renewals and collections. Amounts are decimal strings, times UTC ISO 8601; answers with times "
+        "carry your time zone. Refusals answer 409 with a code saying why.",
+    },
+    "servers": [{"url": "/api/v1"}],
+    "security": [{"apiKey": []}],
+    "paths": {
+        "/products": {
+            "get": {
+                "operationId": "listProducts",
+                "summary": "Your products",
+                "responses": {"200": _answer("Your products, oldest first.", "ProductList"), **_refs("Unauthorized")},
+            },
+            "post": {
+                "operationId": "createProduct",
+                "summary": "Add a product with the address that hears of its failed payments",
+                "requestBody": _body("NewProduct"),
+                "responses": {
+                    "201": _answer("The product.", "Product"),
+                    **_refs("Malformed", "Unauthorized", "Invalid"),
+                },
+            },
+        },
+        "/orders": {
+            "get": {
+                "operationId": "findOrders",
+                "summary": "Find your orders by id, customer name (partial, any case) or invoice number",
+                "parameters": [{"name": "q", "in": "query", "required": True, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": _answer("Matching orders, newest first (at most 50).", "OrderList"),
+                    **_refs("Unauthorized", "Invalid"),
+                },
+            },
+            "post": {
+                "operationId": "createOrder",
+                "summary": "Create an order with its payment plan; the card or IBAN is handed to the gateway",
+                "requestBody": _body("NewOrder"),
+                "responses": {
+                    "201": _answer("The order with its schedule.", "Order"),
+                    **_refs("Malformed", "Unauthorized", "Invalid"),
+                },
+            },
+        },
+        "/orders/{order_id}": {
+            "get": {
+                "operationId": "showOrder",
+                "summary": "An order: schedule, attempts, next attempt, pending change, collections state",
+                "parameters": [ORDER_ID],
+                "responses": {"200": _answer("The order.", "Order"), **_refs("Unauthorized", "NotFound")},
+            },
+        },
+        "/orders/{order_id}/renew": {
+            "post": {
+                "operationId": "renewOrder",
+                "summary": "The fourth and final attempt, after the third automatic one failed (card plans only)",
+                "parameters": [ORDER_ID],
+                "responses": {
+                    "202": _answer("The renewal attempt, charged at once; its outcome shows in the order.", "Renewal"),
+                    "409": _answer(
+                        "Refused, with the reason: sepa, too_early (fewer than three failed attempts), "
+                        "already_renewed, in_collections.",
+                        "Error",
+                    ),
+                    **_refs("Unauthorized", "NotFound"),
+                },
+            },
+        },
+        "/orders/{order_id}/collection": {
+            "post": {
+                "operationId": "handOffOrder",
+                "summary": "Hand the order's open debt to the collection partner: final",
+                "parameters": [ORDER_ID],
+                "responses": {
+                    "201": _answer("The recorded hand-off, delivered to the partner in the background.", "HandOff"),
+                    "409": _answer(
+                        "Refused, with the reason: already_handed_off, not_in_collections, charge_in_flight.", "Error"
+                    ),
+                    **_refs("Unauthorized", "NotFound"),
+                },
+            },
+        },
+        "/collections": {
+            "get": {
+                "operationId": "listCollections",
+                "summary": "Orders listed in collections or handed off, newest first",
+                "responses": {"200": _answer("The collections list.", "CollectionList"), **_refs("Unauthorized")},
+            },
+        },
+        "/openapi.json": {
+            "get": {
+                "operationId": "openapiDocument",
+                "summary": "This document",
+                "security": [],
+                "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}},
+            },
+        },
+    },
+    "components": {
+        "securitySchemes": {
+            "apiKey": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "The key `flask sellers create` printed: `Authorization: Bearer tr_…`",
+            }
+        },
+        "schemas": SCHEMAS,
+        "responses": RESPONSES,
+    },
+}
+
+
+@bp.get("/openapi.json")
+def openapi_document():
+    return jsonify(DOCUMENT)

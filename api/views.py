@@ -1,0 +1,164 @@
+"""The routes of /api/v1: authenticate, read the input, call one rule, answer its result or its refusal."""
+
+from flask import g, jsonify, request
+
+from api import bp, inputs, serialize
+from billing import collections, dunning, plans, search
+from billing.errors import InvalidInput, NotYourOrder, OrderNotFound, Refused
+from cli import hash_api_key
+from gateways import PaymentMethodRejected, get_gateway
+from jobs import enqueue_after_commit, settings, utcnow, work
+from models import Customer, Product, Seller, transaction
+
+LANGUAGES = ("fr", "de", "en")
+PUBLIC_ENDPOINTS = {"api.openapi_document"}
+
+
+def _error(status: int, code: str, message: str, **extra):
+    return jsonify(error={"code": code, "message": message, **extra}), status
+
+
+@bp.before_request
+def authenticate():
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    seller = None
+    if scheme.lower() == "bearer" and key.strip():
+        seller = Seller.get_or_none(Seller.api_key_hash == hash_api_key(key.strip()))
+    if seller is None:
+        response, status = _error(401, "unauthorized", "Send your API key as 'Authorization: Bearer <key>'.")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="tranche"'
+        return response, status
+    g.seller = seller
+    return None
+
+
+@bp.errorhandler(inputs.MalformedBody)
+def malformed_body(error):
+    return _error(400, "malformed_json", str(error))
+
+
+@bp.errorhandler(InvalidInput)
+def invalid_input(error: InvalidInput):
+    return _error(422, error.code, error.message, field=error.field)
+
+
+@bp.errorhandler(Refused)
+def refused(error: Refused):
+    return _error(409, error.code, error.message)
+
+
+@bp.errorhandler(OrderNotFound)
+@bp.errorhandler(NotYourOrder)
+def order_not_found(_error_):
+    # Another seller's order gets exactly the answer of an unknown one: its existence is not ours to reveal.
+    return _error(404, "not_found", f"There is no order {request.view_args.get('order_id')}.")
+
+
+@bp.get("/products")
+def list_products():
+    products = g.seller.products.order_by(Product.id)
+    return jsonify(products=[serialize.product(p) for p in products])
+
+
+@bp.post("/products")
+def create_product():
+    body = inputs.json_object()
+    product = Product.create(
+        seller=g.seller,
+        name=inputs.text(body, "name"),
+        notification_email=inputs.email(body, "notification_email"),
+    )
+    return jsonify(serialize.product(product)), 201
+
+
+def _own_product(product_id: int) -> Product:
+    product = Product.get_or_none(Product.id == product_id, Product.seller == g.seller)
+    if product is None:
+        raise InvalidInput("product_id", f"There is no product {product_id}.")
+    return product
+
+
+def _payment_method(body: dict) -> plans.PaymentMethod:
+    """The gateway's token for the card or the SEPA mandate; the card number goes no further."""
+    data = inputs.section(body, "payment_method")
+    kind = inputs.choice(data, "payment_method.type", plans.METHODS)
+    gateway = get_gateway(settings())
+    try:
+        if kind == "sepa":
+            return gateway.sepa_mandate(inputs.text(data, "payment_method.iban", max_length=42))
+        return gateway.tokenize_card(
+            inputs.text(data, "payment_method.number", max_length=30),
+            inputs.whole(data, "payment_method.exp_month", 1, 12),
+            inputs.whole(data, "payment_method.exp_year", 2000, 2099),
+        )
+    except PaymentMethodRejected as error:
+        raise InvalidInput("payment_method", str(error)) from None
+
+
+@bp.post("/orders")
+def create_order():
+    body = inputs.json_object()
+    now = utcnow()
+    product = _own_product(inputs.identifier(body, "product_id"))
+    about = inputs.section(body, "customer")
+    customer = {
+        "name": inputs.text(about, "customer.name"),
+        "email": inputs.email(about, "customer.email"),
+        "language": inputs.choice(about, "customer.language", LANGUAGES, default="en"),
+    }
+    invoice_number = inputs.text(body, "invoice_number", max_length=100)
+    amount = inputs.amount(body, "amount")
+    currency = inputs.currency(body, "currency")
+    anchor_at = inputs.time(body, "first_due_at", default=now)
+    payment = _payment_method(body)
+    # The customer exists only with its order: a refused order leaves no customer behind.
+    with transaction():
+        order = plans.create_order(
+            g.seller,
+            product=product,
+            customer=Customer.create(seller=g.seller, **customer),
+            invoice_number=invoice_number,
+            plan=body.get("plan"),
+            installment_count=body.get("installment_count"),
+            interval=body.get("interval"),
+            amount=amount,
+            currency=currency,
+            anchor_at=anchor_at,
+            payment=payment,
+            now=now,
+        )
+    return jsonify(serialize.order(order)), 201
+
+
+@bp.get("/orders")
+def find_orders():
+    query = inputs.text(request.args, "q")
+    orders = search.find_orders(g.seller, query)
+    return jsonify(timezone=g.seller.timezone, orders=[serialize.order_summary(o) for o in orders])
+
+
+@bp.get("/orders/<order_id>")
+def show_order(order_id):
+    return jsonify(serialize.order(plans.seller_order(g.seller, order_id)))
+
+
+@bp.post("/orders/<order_id>/renew")
+def renew_order(order_id):
+    attempt = dunning.renew_plan(g.seller, order_id, utcnow())
+    enqueue_after_commit(work.charge, attempt.id, job_id=f"charge-{attempt.id}")
+    return jsonify(serialize.renewal(attempt, g.seller.timezone)), 202
+
+
+@bp.get("/collections")
+def list_collections():
+    cases = collections.collections_list(g.seller)
+    return jsonify(timezone=g.seller.timezone, collections=[serialize.collection_entry(c) for c in cases])
+
+
+@bp.post("/orders/<order_id>/collection")
+def hand_off_order(order_id):
+    case = collections.hand_to_collections(g.seller, order_id, utcnow())
+    enqueue_after_commit(work.deliver_handoff, case.id, job_id=f"handoff-{case.id}")
+    return jsonify(serialize.collection_entry(case) | {"timezone": g.seller.timezone}), 201
