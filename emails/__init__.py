@@ -79,7 +79,8 @@ def render(message: Outbox, settings) -> EmailMessage:
     context = {**CONTEXTS[message.template](facts, settings), **_formatters(facts)}
     email = EmailMessage()
     subject = _jinja.get_template(f"{message.template}/subject.txt").render(context)
-    email["Subject"] = " ".join(subject.split())
+    # Join the template's lines only: split() would also eat the non-breaking space Babel puts in amounts.
+    email["Subject"] = " ".join(line.strip() for line in subject.splitlines() if line.strip())
     email["From"] = settings.mail_from
     email["To"] = message.recipient
     email["Date"] = format_datetime(message.created_at)

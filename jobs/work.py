@@ -27,7 +27,7 @@ def tick(at: str | None = None) -> None:
         for event in GatewayEvent.select(GatewayEvent.id).where(GatewayEvent.status == GatewayEvent.RECEIVED):
             enqueue_after_commit(process_event, event.id, job_id=f"event-{event.id}")
         for case in collections.handoffs_to_deliver(now):
-            enqueue_after_commit(deliver_handoff, case.id, job_id=f"handoff-{case.id}")
+            enqueue_after_commit(deliver_handoff, case.id, now.isoformat(), job_id=f"handoff-{case.id}")
         if Outbox.select().where(Outbox.sent_at.is_null(), Outbox.next_try_at <= now).exists():
             enqueue_after_commit(send_due_messages, now.isoformat())
 
@@ -70,9 +70,9 @@ def send_due_messages(at: str | None = None) -> None:
             deliver_message(message.id, settings(), utcnow())
 
 
-def deliver_handoff(case_id: int) -> None:
+def deliver_handoff(case_id: int, at: str | None = None) -> None:
     """R9: POST the hand-off, signed, to the collection partner until it accepts."""
-    now = utcnow()
+    now = dt.datetime.fromisoformat(at) if at else utcnow()
     with database().connection_context():
         # Claim the delivery for a while, so two workers do not post the same hand-off at once.
         claimed = (

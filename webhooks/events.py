@@ -39,7 +39,7 @@ def _text(data: dict, name: str, required: bool = False) -> str | None:
 def parse_outcome(body: str | bytes) -> Outcome:
     try:
         event = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep to be an event
         raise InvalidEvent("the body is not JSON") from None
     if not isinstance(event, dict) or not isinstance(event.get("data"), dict):
         raise InvalidEvent("the body must be an object with 'type' and 'data'")

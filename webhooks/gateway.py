@@ -22,7 +22,8 @@ def _error(status: int, message: str):
 def gateway_event():
     raw = request.get_data()
     try:
-        Webhook(settings().gateway_webhook_secret).verify(raw, dict(request.headers))
+        # json_parse=False: the library would parse after verifying, turning a signed malformed body into a 401.
+        Webhook(settings().gateway_webhook_secret).verify(raw, dict(request.headers), json_parse=False)
     except (WebhookVerificationError, ValueError, binascii.Error) as error:
         # The library lets malformed headers escape as ValueError or binascii.Error: all mean "not signed by us".
         return _error(401, f"signature rejected: {error}")

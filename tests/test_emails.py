@@ -1,0 +1,188 @@
+"""Emails through a real SMTP server (aiosmtpd): who hears of what, with what in it, and never twice."""
+
+import datetime as dt
+import os
+import re
+import threading
+from email import message_from_bytes, policy
+
+import requests
+
+from billing.collections import hand_to_collections
+from billing.plans import start_due_installments
+from gateways import get_gateway
+from jobs import settings, utcnow
+from jobs.work import charge, process_event, run_due_work, send_due_messages
+from models import GatewayEvent, Outbox, SandboxCharge
+from tests import factories
+from tests.conftest import free_port
+
+T = dt.datetime(2026, 5, 1, 8, 0, tzinfo=dt.UTC)
+DAY = dt.timedelta(days=1)
+CUSTOMER = "claire@example.com"
+
+
+def notify_address(seller) -> str:
+    return f"notify+{seller.id}@example.com"
+
+
+def declined_card_order(language="en", anchor=T):
+    seller = factories.seller()
+    order = factories.order(
+        seller, payment=factories.card(factories.INSUFFICIENT_FUNDS), language=language, anchor=anchor
+    )
+    return seller, order
+
+
+def failed_sepa_order():
+    seller = factories.seller()
+    order = factories.order(seller, payment=factories.sepa(factories.IBAN_FAILS))
+    run_due_work(T)
+    return seller, order
+
+
+def fail_three_times():
+    seller, order = declined_card_order()
+    for day in (0, 7, 14):
+        run_due_work(T + day * DAY)
+    return seller, order
+
+
+def test_the_customer_is_emailed_on_each_card_failure_with_amount_attempt_next_date_and_card_link(inbox):
+    """R5: three failures, three emails: €30.00, attempt n of 3, the next date, a /card/<token> link."""
+    fail_three_times()
+
+    mails = inbox.to(CUSTOMER)
+    assert [m["Subject"] for m in mails] == [
+        "Payment of €30.00 for Python course failed — we will try again on 8 May 2026",
+        "Payment of €30.00 for Python course failed — we will try again on 15 May 2026",
+        "Payment of €30.00 for Python course failed — last automatic attempt",
+    ]
+    bodies = [m.get_content() for m in mails]
+    for number, body in enumerate(bodies, start=1):
+        assert "€30.00" in body and "Reason: Your card has insufficient funds." in body
+        assert f"This was attempt {number} of 3." in body
+        (link,) = re.findall(r"\S+/card/\S+", body)
+        assert re.fullmatch(re.escape(os.environ["PUBLIC_URL"]) + r"/card/[\w.-]{20,}", link)
+    assert "We will try again on 8 May 2026." in bodies[0]
+    assert "We will try again on 15 May 2026." in bodies[1]
+    assert "This was the last automatic attempt." in bodies[2]
+
+
+def test_the_amount_is_formatted_in_the_customers_language(inbox):
+    """A French customer reads 30,00 € (with a non-breaking space), as Babel formats it for fr_FR."""
+    declined_card_order(language="fr")
+    run_due_work(T)
+    (mail,) = inbox.to(CUSTOMER)
+    assert "30,00\xa0€" in mail["Subject"] and "30,00\xa0€" in mail.get_content()
+
+
+def test_the_seller_is_emailed_on_the_third_failure_with_every_failure_reason(inbox):
+    """R6: one email to the product's notification address, after the third failure only, with all three reasons."""
+    seller, order = declined_card_order()
+    run_due_work(T)
+    run_due_work(T + 7 * DAY)
+    assert inbox.to(notify_address(seller)) == []
+
+    run_due_work(T + 14 * DAY)
+
+    (mail,) = inbox.to(notify_address(seller))
+    assert mail["Subject"] == f"Order {order.id}: the third payment attempt failed — renew or hand to collections"
+    body = mail.get_content()
+    for attempt, date in ((1, "1 May 2026"), (2, "8 May 2026"), (3, "15 May 2026")):
+        assert f"- attempt {attempt}, {date}: Your card has insufficient funds. [insufficient_funds]" in body
+    assert f"/renew {order.id}" in body
+
+
+def test_the_seller_is_emailed_on_a_sepa_failure_with_the_reason(inbox):
+    """R8: a failed SEPA debit tells the seller at once that the order is in collections."""
+    seller, order = failed_sepa_order()
+    (mail,) = inbox.to(notify_address(seller))
+    assert mail["Subject"] == f"Order {order.id}: SEPA debit failed — listed in collections"
+    body = mail.get_content()
+    assert "- attempt 1, 1 May 2026:" in body and "[insufficient_funds]" in body
+    assert "Installment 1, €30.00." in body
+
+
+def test_the_seller_is_emailed_on_a_hand_off_with_the_installments_and_amount(inbox):
+    """R9: the hand-off email names the installments handed over and their total."""
+    seller, order = failed_sepa_order()
+    hand_to_collections(seller, order.id, T + 35 * DAY)
+    send_due_messages((T + 35 * DAY).isoformat())
+
+    mail = inbox.to(notify_address(seller))[-1]
+    assert mail["Subject"] == f"Order {order.id} handed to the collection partner: €60.00"
+    body = mail.get_content()
+    assert "Installments: 1, 2" in body and "Amount:       €60.00" in body
+    assert "handed to the collection partner on 5 June 2026" in body
+
+
+def test_an_event_delivered_twice_and_sent_twice_and_concurrently_makes_one_email(inbox):
+    """The gateway re-delivers the failure (same id, then a new id), eight senders race, two more follow: one email."""
+    declined_card_order()
+    (attempt,) = start_due_installments(T)
+    charge(attempt.id, T.isoformat())  # the sandbox posts its event; its job waits in Redis
+    gateway = get_gateway(settings())
+    body = gateway.event_body(SandboxCharge.get())
+    url = f"{os.environ['PUBLIC_URL']}/webhooks/gateway"
+    for webhook_id in (GatewayEvent.get().webhook_id, "evt_resent_under_a_new_id"):
+        assert requests.post(url, data=body, headers=gateway.signed_headers(webhook_id, body), timeout=10).ok
+    for event in GatewayEvent.select().order_by(GatewayEvent.id):
+        process_event(event.id)
+    assert inbox.messages == [] and Outbox.select().count() == 1
+    start = threading.Barrier(8)
+
+    def sender():
+        start.wait()
+        send_due_messages()
+
+    threads = [threading.Thread(target=sender) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    send_due_messages()
+    run_due_work(T)  # the send jobs the events queued run too
+
+    assert [e.status for e in GatewayEvent.select().order_by(GatewayEvent.id)] == ["processed", "ignored"]
+    assert len(inbox.messages) == 1
+    assert Outbox.get().attempts == 1
+
+
+def test_a_send_that_fails_because_the_smtp_server_is_down_is_retried_later_and_not_lost(inbox, monkeypatch):
+    """SMTP down: the message stays in the outbox with the error and a later try; the tick sends it once it is up."""
+    smtp_up = os.environ["SMTP_URL"]
+    monkeypatch.setenv("SMTP_URL", f"smtp://127.0.0.1:{free_port()}")
+    now = utcnow().replace(microsecond=0)
+    declined_card_order(anchor=now)
+
+    run_due_work(now)
+    message = Outbox.get()
+    assert (message.sent_at, message.attempts, inbox.messages) == (None, 1, [])
+    assert "Connection refused" in message.last_error and message.next_try_at > utcnow()
+
+    monkeypatch.setenv("SMTP_URL", smtp_up)
+    run_due_work(message.next_try_at - dt.timedelta(seconds=1))
+    assert inbox.messages == []
+    run_due_work(message.next_try_at)
+    run_due_work(message.next_try_at + dt.timedelta(hours=1))
+
+    (mail,) = inbox.to(CUSTOMER)
+    assert "attempt 1 of 3" in mail.get_content()
+    assert Outbox.get().sent_at is not None
+
+
+def test_without_smtp_url_each_message_is_written_once_as_an_eml_file_in_outbox_dir(monkeypatch, tmp_path):
+    """No SMTP_URL: the customer's email lands in OUTBOX_DIR as one .eml file, even if sending runs again."""
+    monkeypatch.delenv("SMTP_URL", raising=False)
+    monkeypatch.setenv("OUTBOX_DIR", str(tmp_path))
+    declined_card_order()
+    run_due_work(T)
+    send_due_messages()
+
+    (eml,) = tmp_path.glob("*.eml")
+    mail = message_from_bytes(eml.read_bytes(), policy=policy.default)
+    assert mail["To"] == CUSTOMER
+    assert mail["Subject"] == "Payment of €30.00 for Python course failed — we will try again on 8 May 2026"
+    assert "/card/" in mail.get_content()
+    assert Outbox.get().attempts == 1  # the second run found it sent and did not write it again
