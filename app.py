@@ -1,6 +1,7 @@
 """create_app(): configuration, blueprints and CLI commands of the Tranche web app."""
 
-from flask import Flask, g, jsonify
+from flask import Flask, g, jsonify, request
+from werkzeug.exceptions import HTTPException
 
 from jobs import database, redis_connection
 from models import db
@@ -38,6 +39,14 @@ def create_app() -> Flask:
             checks["redis"] = f"unreachable: {type(error).__name__}"
         healthy = all(v == "ok" for v in checks.values())
         return jsonify(status="ok" if healthy else "unavailable", **checks), 200 if healthy else 503
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException):
+        # API clients get JSON for unknown paths and methods too, not Flask's HTML page.
+        if request.path.startswith("/api/"):
+            code = error.name.lower().replace(" ", "_")
+            return jsonify(error={"code": code, "message": error.description}), error.code
+        return error
 
     from api import bp as api_bp
     from cli import register_commands

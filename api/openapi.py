@@ -53,6 +53,16 @@ ATTEMPT_STATUSES = [
     ChargeAttempt.CANCELLED,
 ]
 
+_plan_change = {
+    "id": ID,
+    "order_id": ID,
+    "status": {"enum": ["pending", "confirmed", "declined", "expired", "superseded"]},
+    "old_amount": _ref("Money"),
+    "new_amount": _ref("Money"),
+    "proposed_at": _ref("Time"),
+    "expires_at": _ref("Time"),
+    "first_due_at": _nullable(_ref("Time")),
+}
 _order_summary = {
     "id": ID,
     "invoice_number": _text(),
@@ -206,7 +216,7 @@ SCHEMAS = {
             },
             "installments": {"type": "array", "items": _ref("Installment")},
             "next_attempt": _nullable(_ref("NextAttempt")),
-            "pending_change": {"type": "null", "description": "plan changes come with a later version"},
+            "pending_change": _nullable(_ref("PlanChange")),
             "collections": _nullable(_ref("CollectionState")),
             "coming_installments": {
                 "type": ["array", "null"],
@@ -215,6 +225,20 @@ SCHEMAS = {
             },
         }
     ),
+    "PlanChange": _object(
+        _plan_change,
+        description="A new amount for every installment not yet charged, waiting for the customer's consent "
+        "within 240 hours (expires_at); first_due_at is the first installment it would apply to if confirmed now.",
+    ),
+    "NewPlanChange": _object(
+        {
+            "amount": _ref("Money"),
+            "installment_count": {"type": "integer", "description": "refused if it differs: the count is fixed"},
+            "interval": {"type": "string", "description": "refused if it differs: the interval is fixed"},
+        },
+        optional=("installment_count", "interval"),
+    ),
+    "ProposedPlanChange": _object({**_plan_change, "timezone": _ref("TimeZone")}),
     "OrderList": _list("orders", "OrderSummary"),
     "CollectionEntry": _object(_collection_entry),
     "CollectionList": _list("collections", "CollectionEntry"),
@@ -333,6 +357,23 @@ DOCUMENT = {
                         "Error",
                     ),
                     **_refs("Unauthorized", "NotFound"),
+                },
+            },
+        },
+        "/orders/{order_id}/plan-change": {
+            "post": {
+                "operationId": "proposePlanChange",
+                "summary": "A new amount for the remaining installments; the customer is emailed a link to confirm",
+                "parameters": [ORDER_ID],
+                "requestBody": _body("NewPlanChange"),
+                "responses": {
+                    "201": _answer("The pending change; a newer one replaces it.", "ProposedPlanChange"),
+                    "409": _answer(
+                        "Refused, with the reason: below_minimum (under 2.00), unchanged (same amount), count_fixed, "
+                        "interval_fixed, closed (completed, in collections or handed off).",
+                        "Error",
+                    ),
+                    **_refs("Malformed", "Unauthorized", "Invalid", "NotFound"),
                 },
             },
         },

@@ -7,8 +7,9 @@ answer that carries times names the seller's time zone so clients can show local
 import datetime as dt
 from collections import defaultdict
 
+from billing.plan_changes import first_due_at, pending_change
 from billing.plans import SUBSCRIPTION, coming_due_dates
-from models import ChargeAttempt, CollectionCase, Installment, Order, Product
+from models import ChargeAttempt, CollectionCase, Installment, Order, PlanChange, Product
 
 COMING_INSTALLMENTS = 3
 
@@ -121,6 +122,23 @@ def _coming_installments(order: Order, installments: list[Installment]) -> list[
     return [{"number": last + n, "due_at": utc(due)} for n, due in enumerate(dates, start=1)]
 
 
+def plan_change(change: PlanChange) -> dict:
+    return {
+        "id": change.id,
+        "order_id": change.order_id,
+        "status": change.status,
+        "old_amount": str(change.old_amount),
+        "new_amount": str(change.new_amount),
+        "proposed_at": utc(change.proposed_at),
+        "expires_at": utc(change.expires_at),
+        "first_due_at": utc(first_due_at(change)),
+    }
+
+
+def _change_or_none(change: PlanChange | None) -> dict | None:
+    return plan_change(change) if change else None
+
+
 def order(row: Order) -> dict:
     """The whole order: its schedule with every attempt, what comes next, and where its debt stands."""
     installments = list(row.installments.order_by(Installment.number))
@@ -152,8 +170,7 @@ def order(row: Order) -> dict:
         "payment_method": payment_method(row),
         "installments": schedule,
         "next_attempt": _next_attempt(row, installments, attempts),
-        # Plan changes (R3, R4) arrive with a later issue; the field is in the contract already.
-        "pending_change": None,
+        "pending_change": _change_or_none(pending_change(row)),
         "collections": collection_state(CollectionCase.get_or_none(CollectionCase.order == row)),
         "coming_installments": _coming_installments(row, installments),
     }

@@ -3,7 +3,7 @@
 from flask import g, jsonify, request
 
 from api import bp, inputs, serialize
-from billing import collections, dunning, plans, search
+from billing import collections, dunning, plan_changes, plans, search
 from billing.errors import InvalidInput, NotYourOrder, OrderNotFound, Refused
 from cli import hash_api_key
 from gateways import PaymentMethodRejected, get_gateway
@@ -149,6 +149,21 @@ def renew_order(order_id):
     attempt = dunning.renew_plan(g.seller, order_id, utcnow())
     enqueue_after_commit(work.charge, attempt.id, job_id=f"charge-{attempt.id}")
     return jsonify(serialize.renewal(attempt, g.seller.timezone)), 202
+
+
+@bp.post("/orders/<order_id>/plan-change")
+def propose_plan_change(order_id):
+    body = inputs.json_object()
+    change = plan_changes.propose_plan_change(
+        g.seller,
+        order_id,
+        body.get("amount"),
+        utcnow(),
+        installment_count=body.get("installment_count"),
+        interval=body.get("interval"),
+    )
+    enqueue_after_commit(work.send_due_messages)
+    return jsonify(serialize.plan_change(change) | {"timezone": g.seller.timezone}), 201
 
 
 @bp.get("/collections")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from peewee import fn
+from peewee import IntegrityError, fn
 
 from billing.errors import InvalidInput, NotYourOrder, OrderNotFound
 from models import ChargeAttempt, Customer, Installment, Order, Product, Seller, transaction
@@ -82,30 +82,34 @@ def create_order(
         raise InvalidInput("product", "product and customer must be your own")
     if Order.select().where(Order.seller == seller, Order.invoice_number == invoice_number).exists():
         raise InvalidInput("invoice_number", f"invoice number {invoice_number} is already used")
-    with transaction():
-        order = Order.create(
-            seller=seller,
-            product=product,
-            customer=customer,
-            invoice_number=invoice_number,
-            plan=plan,
-            installment_count=installment_count,
-            interval=interval,
-            amount=amount,
-            currency=currency,
-            anchor_at=anchor_at,
-            method=payment.method,
-            card_token=payment.token if payment.method == "card" else None,
-            card_brand=payment.brand,
-            card_last4=payment.last4,
-            card_exp_month=payment.exp_month,
-            card_exp_year=payment.exp_year,
-            sepa_mandate=payment.token if payment.method == "sepa" else None,
-            iban_masked=payment.iban_masked,
-            created_at=now,
-        )
-        for number in range(1, (installment_count or 1) + 1):
-            _add_installment(order, number)
+    try:
+        with transaction():
+            order = Order.create(
+                seller=seller,
+                product=product,
+                customer=customer,
+                invoice_number=invoice_number,
+                plan=plan,
+                installment_count=installment_count,
+                interval=interval,
+                amount=amount,
+                currency=currency,
+                anchor_at=anchor_at,
+                method=payment.method,
+                card_token=payment.token if payment.method == "card" else None,
+                card_brand=payment.brand,
+                card_last4=payment.last4,
+                card_exp_month=payment.exp_month,
+                card_exp_year=payment.exp_year,
+                sepa_mandate=payment.token if payment.method == "sepa" else None,
+                iban_masked=payment.iban_masked,
+                created_at=now,
+            )
+            for number in range(1, (installment_count or 1) + 1):
+                _add_installment(order, number)
+    except IntegrityError:
+        # Two requests with one invoice number at the same moment: the unique index decides.
+        raise InvalidInput("invoice_number", f"invoice number {invoice_number} is already used") from None
     return order
 
 

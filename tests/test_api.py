@@ -475,6 +475,58 @@ def test_a_hand_off_is_recorded_listed_and_never_made_twice(api, seller):
     assert {i["status"] for i in shown["installments"]} == {"handed_off"}
 
 
+# --- plan changes -------------------------------------------------------------------------------
+
+
+def test_a_plan_change_is_pending_in_the_order_and_the_customer_is_emailed(api, inbox):
+    """R3: the new amount waits for the customer, who gets a confirmation link at once."""
+    order = api.post("/orders", api.order_body()).get_json()
+
+    response = api.post(f"/orders/{order['id']}/plan-change", {"amount": "40.00"})
+    run_due_work(utcnow())
+
+    assert response.status_code == 201, response.get_json()
+    change = matches(response.get_json(), "ProposedPlanChange")
+    assert (change["status"], change["old_amount"], change["new_amount"]) == ("pending", "30.00", "40.00")
+    assert change["first_due_at"] == "2027-01-31T08:00:00Z"
+    shown = matches(api.get(f"/orders/{order['id']}").get_json(), "Order")
+    assert shown["pending_change"] == {k: v for k, v in change.items() if k != "timezone"}
+    (email,) = inbox.to("claire@example.com")
+    assert "/confirm/" in email.get_content()
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "reason"),
+    [
+        ({"amount": "1.99"}, 409, "below_minimum"),
+        ({"amount": "30.00"}, 409, "unchanged"),
+        ({"amount": "40.00", "installment_count": 6}, 409, "count_fixed"),
+        ({"amount": "40.00", "interval": "weekly"}, 409, "interval_fixed"),
+        ({"amount": "1,99"}, 422, "invalid"),
+        ({"amount": "abc"}, 422, "invalid"),
+        ({}, 422, "invalid"),
+    ],
+)
+def test_a_plan_change_breaking_a_rule_is_refused_with_the_reason_and_changes_nothing(api, body, status, reason):
+    """At least 2.00, a different amount, count and interval fixed, a well-formed amount."""
+    order = api.post("/orders", api.order_body()).get_json()
+
+    response = api.post(f"/orders/{order['id']}/plan-change", body)
+
+    assert response.status_code == status
+    assert response.get_json()["error"]["code"] == reason
+    assert api.get(f"/orders/{order['id']}").get_json()["pending_change"] is None
+
+
+def test_an_unknown_api_path_or_method_answers_json(api):
+    """Clients never have to parse an HTML error page."""
+    missing = api.get("/nothing-here")
+    wrong_method = api.client.delete("/api/v1/products", headers=api.headers)
+
+    assert (missing.status_code, missing.get_json()["error"]["code"]) == (404, "not_found")
+    assert (wrong_method.status_code, wrong_method.get_json()["error"]["code"]) == (405, "method_not_allowed")
+
+
 # --- the document -------------------------------------------------------------------------------
 
 
