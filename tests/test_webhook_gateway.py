@@ -365,6 +365,7 @@ def _without(name):
         ),
         pytest.param(_with(occurred_at=1777622400), "data.occurred_at", id="occurred_at number"),
         pytest.param(_with(reference=42), "data.reference", id="reference number"),
+        pytest.param(_with(reference="ch_\u0000"), "data.reference", id="reference with NUL"),
         pytest.param(_with(failure_code=""), "data.failure_code", id="failure_code empty"),
         pytest.param(_with(failure_message=["no"]), "data.failure_message", id="failure_message list"),
     ],

@@ -31,8 +31,9 @@ def _text(data: dict, name: str, required: bool = False) -> str | None:
     value = data.get(name)
     if value is None and not required:
         return None
-    if not isinstance(value, str) or not value or len(value) > 500:
-        raise InvalidEvent(f"data.{name} must be a non-empty string")
+    # NUL: PostgreSQL cannot store it, so the event's job would fail on every try.
+    if not isinstance(value, str) or not value or len(value) > 500 or "\x00" in value:
+        raise InvalidEvent(f"data.{name} must be a non-empty string of at most 500 characters, without NUL")
     return value
 
 
