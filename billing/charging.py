@@ -128,6 +128,8 @@ class Outcome:
     reference: str | None = None
     failure_code: str | None = None
     failure_message: str | None = None
+    amount: Decimal | None = None
+    currency: str | None = None
 
 
 class Unmatched(Exception):
@@ -163,6 +165,10 @@ def apply_outcome(outcome: Outcome, now: dt.datetime) -> str:
             if installment.status == Installment.PAID:
                 return "ignored: installment already paid"
             raise Unmatched(f"no charge in flight for installment {outcome.installment} of order {outcome.order_id}")
+        charged = (attempt.amount, installment.order.currency)
+        if outcome.amount is not None and (outcome.amount, outcome.currency) != charged:
+            # Never settle a debt with another sum than the one asked for: an operator looks first.
+            raise Unmatched(f"reports {outcome.amount} {outcome.currency} for a charge of {charged[0]} {charged[1]}")
         if attempt.status == ChargeAttempt.SUCCEEDED:
             return "ignored: charge already succeeded"
         if not outcome.succeeded and attempt.status == ChargeAttempt.FAILED:

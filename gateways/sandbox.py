@@ -30,9 +30,10 @@ TEST_IBANS = {
     "DE62370400440532013001": "insufficient_funds",
 }
 FAILURE_MESSAGES = {
-    "insufficient_funds": "Your card has insufficient funds.",
-    "card_declined": "Your card was declined.",
-    "expired_card": "Your card has expired.",
+    ("card", "insufficient_funds"): "Your card has insufficient funds.",
+    ("card", "card_declined"): "Your card was declined.",
+    ("card", "expired_card"): "Your card has expired.",
+    ("sepa", "insufficient_funds"): "Your bank account has insufficient funds.",
 }
 _OK = "ok"
 DELIVERY_TRIES = 3
@@ -105,7 +106,7 @@ class SandboxGateway:
         }
         if charge.failure_code:
             data["failure_code"] = charge.failure_code
-            data["failure_message"] = FAILURE_MESSAGES[charge.failure_code]
+            data["failure_message"] = FAILURE_MESSAGES[charge.method, charge.failure_code]
         kind = "payment.failed" if charge.failure_code else "payment.succeeded"
         return json.dumps({"type": kind, "data": data})
 

@@ -84,6 +84,8 @@ def gateway_reports(request, at, failure_code=None):
             reference=f"ch_{request.idempotency_key}",
             failure_code=failure_code,
             failure_message=failure_code and f"The bank said {failure_code}.",
+            amount=request.amount,
+            currency=request.currency,
         ),
         at,
     )

@@ -231,8 +231,10 @@ def test_a_failure_for_an_installment_already_paid_is_ignored_and_changes_nothin
         ({"order_id": 987654321}, "no installment 1 of order 987654321"),
         ({"installment": 9}, "no installment 9 of order"),
         ({"installment": 2}, "no charge in flight for installment 2 of order"),
+        ({"amount": "31.00"}, "reports 31.00 EUR for a charge of 30.00 EUR"),
+        ({"currency": "USD"}, "reports 30.00 USD for a charge of 30.00 EUR"),
     ],
-    ids=["unknown order", "unknown installment", "installment never charged"],
+    ids=["unknown order", "unknown installment", "installment never charged", "other amount", "other currency"],
 )
 def test_an_event_naming_what_we_do_not_know_is_kept_as_unmatched_and_listed_for_operators(client, runner, names, note):
     """Answered 200 (the gateway must stop re-sending), kept as unmatched, shown by `flask events unmatched`."""

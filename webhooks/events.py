@@ -3,8 +3,10 @@
 import datetime as dt
 import json
 import re
+from decimal import Decimal
 
 from billing.charging import Outcome
+from billing.money import CENT
 
 EVENT_TYPES = ("payment.failed", "payment.succeeded")
 _AMOUNT = re.compile(r"^\d{1,9}(\.\d{1,2})?$")
@@ -70,4 +72,6 @@ def parse_outcome(body: str | bytes) -> Outcome:
         reference=_text(data, "reference"),
         failure_code=None if succeeded else (_text(data, "failure_code") or "unknown"),
         failure_message=None if succeeded else _text(data, "failure_message"),
+        amount=Decimal(str(amount)).quantize(CENT),
+        currency=currency,
     )
