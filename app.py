@@ -50,9 +50,11 @@ def create_app() -> Flask:
 
     from api import bp as api_bp
     from cli import register_commands
+    from pages.views import bp as pages_bp
     from webhooks.gateway import bp as webhooks_bp
 
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(pages_bp)
     register_commands(app)
     return app

@@ -19,6 +19,9 @@ def payment_failed(attempt: ChargeAttempt, now: dt.datetime) -> str:
     collections. A failed customer-initiated charge changes nothing: the automatic schedule stands."""
     installment = attempt.installment
     order = installment.order
+    # R10 before R8: a customer who just switched to SEPA on the card page is not sent to collections.
+    if attempt.kind == ChargeAttempt.CUSTOMER:
+        return "customer-initiated charge failed: schedule unchanged"
     if order.method == "sepa":
         collections.list_in_collections(order, "SEPA debit failed: SEPA debits are never retried", now)
         notifications.seller_payment_failed_finally(installment, "seller_sepa_failed", now)
@@ -27,8 +30,6 @@ def payment_failed(attempt: ChargeAttempt, now: dt.datetime) -> str:
         collections.list_in_collections(order, "the fourth and final attempt failed", now)
         notifications.seller_payment_failed_finally(installment, "seller_renewal_failed", now)
         return "final attempt failed: listed in collections"
-    if attempt.kind == ChargeAttempt.CUSTOMER:
-        return "customer-initiated charge failed: schedule unchanged"
     if attempt.number < AUTOMATIC_ATTEMPTS:
         retry = schedule_retry(attempt)
         notifications.customer_payment_failed(attempt, retry.due_at, now)

@@ -1,0 +1,243 @@
+"""GET|POST /card/<token>: a new card or SEPA mandate, then the open installment charged at once (R10)."""
+
+import logging
+import re
+
+import pytest
+
+from jobs import utcnow
+from models import ChargeAttempt, Installment, Order
+from pages.rendering import Formats
+from tests import factories
+from tests.test_pages_confirm import form_token_in, work_the_queue
+from tests.test_pages_links import card_link, failed_card_order, interrupted_order, snapshot
+
+CARD_DECLINED = "4000000000000002"
+NEXT_YEAR = f"12/{(utcnow().year + 1) % 100:02d}"
+
+
+def pay(client, path, **fields):
+    """Open the page as the customer does and submit one of its forms."""
+    token = form_token_in(client.get(path))
+    data = {"method": "card", "expiry": NEXT_YEAR, **fields, "form_token": token}
+    return client.post(path, data=data)
+
+
+def automatic_attempts(order):
+    return [
+        (a.number, a.status, a.due_at)
+        for a in ChargeAttempt.select()
+        .join(Installment)
+        .where(Installment.order == order.id, ChargeAttempt.kind == ChargeAttempt.AUTOMATIC)
+        .order_by(ChargeAttempt.number)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("language", "amount", "reason"),
+    [
+        ("fr", "30,00\xa0€", "Le solde du compte était insuffisant."),
+        ("de", "30,00\xa0€", "Das Konto war nicht ausreichend gedeckt."),
+        ("en", "€30.00", "There was not enough money on the account."),
+    ],
+)
+def test_the_page_shows_the_open_amount_which_attempt_failed_and_why_and_the_next_one(client, language, amount, reason):
+    """The schedule in plain words: attempt 1 failed, attempt 2 on its date, in the customer's language."""
+    order = failed_card_order(factories.seller(), language)
+    next_attempt = ChargeAttempt.get(ChargeAttempt.number == 2)
+
+    page = client.get(card_link(order))
+
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert f'<html lang="{language}">' in html
+    assert amount in html and reason in html
+    assert Formats(language, "Europe/Berlin").date(next_attempt.due_at) in html
+    assert 'autocomplete="cc-number"' in html and '<label for="number">' in html
+
+
+def test_a_new_card_that_works_pays_the_installment_and_the_page_follows_the_charge(client):
+    """Pay → see-other to the charge's page: processing, then "paid" once the gateway's event arrived."""
+    order = failed_card_order(factories.seller(), "en")
+    path = card_link(order)
+
+    paid = pay(client, path, number="4242 4242 4242 4242")
+
+    assert paid.status_code == 303
+    result = paid.headers["Location"]
+    assert re.search(r"\?attempt=\d+$", result)
+    customer = ChargeAttempt.get(ChargeAttempt.kind == ChargeAttempt.CUSTOMER)
+    assert (customer.number, customer.status) == (1, ChargeAttempt.SCHEDULED)
+    stored = Order.get_by_id(order.id)
+    assert (stored.card_brand, stored.card_last4, stored.card_exp_month) == ("visa", "4242", 12)
+    waiting = client.get(result)
+    assert "Your payment is being processed" in waiting.get_data(as_text=True)
+    assert 'http-equiv="refresh"' in waiting.get_data(as_text=True)
+
+    work_the_queue()
+
+    done = client.get(result)
+    assert done.status_code == 200
+    assert "Paid, thank you" in done.get_data(as_text=True)
+    assert Installment.get(Installment.order == order.id, Installment.number == 1).status == Installment.PAID
+    assert [status for _n, status, _due in automatic_attempts(order)] == ["failed", "cancelled"]
+    used = client.get(path)
+    assert used.status_code == 410
+    assert "This installment is paid" in used.get_data(as_text=True)
+
+
+def test_a_new_card_that_is_declined_says_why_and_leaves_the_automatic_schedule_as_it_was(client):
+    """R10: the customer's charge is not one of the three; attempt 2 keeps its date."""
+    order = failed_card_order(factories.seller(), "fr")
+    schedule = automatic_attempts(order)
+
+    result = pay(client, card_link(order), number=CARD_DECLINED).headers["Location"]
+    work_the_queue()
+
+    page = client.get(result)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "Votre paiement n’a pas abouti" in html
+    assert "La banque a refusé la carte." in html
+    next_date = Formats("fr", "Europe/Berlin").date(schedule[1][2])
+    assert f"la prochaine tentative automatique reste prévue le {next_date}" in html
+    assert automatic_attempts(order) == schedule
+    assert Order.get_by_id(order.id).status == Order.ACTIVE
+    assert Installment.get(Installment.order == order.id).status == Installment.OPEN
+    # The form is there again, for another card.
+    assert 'name="number"' in html
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        ({"number": "4242424242424241"}, "number", "This card number is not valid. Please check it for a typo."),
+        ({"number": ""}, "number", "Enter your card number."),
+        ({"number": "4242"}, "number", "A card number has 12 to 19 digits."),
+        ({"number": "4111111111111111"}, "number", "This payment method could not be used. Please try another one."),
+        ({"number": factories.SUCCEEDS, "expiry": "01/20"}, "expiry", "This card has expired."),
+        ({"number": factories.SUCCEEDS, "expiry": "13/30"}, "expiry", "Enter the expiry date as MM/YY"),
+        ({"number": factories.SUCCEEDS, "expiry": ""}, "expiry", "Enter the expiry date shown on your card."),
+        ({"method": "sepa", "iban": "DE89370400440532013001"}, "iban", "This IBAN is not valid."),
+        ({"method": "sepa", "iban": "hello"}, "iban", "This is not an IBAN."),
+        ({"method": "sepa", "iban": "DE44500105175407324931"}, "iban", "This payment method could not be used."),
+    ],
+    ids=[
+        "bad Luhn",
+        "no number",
+        "too short",
+        "not a sandbox card",
+        "expired card",
+        "no such month",
+        "no expiry",
+        "IBAN checksum",
+        "not an IBAN",
+        "not a sandbox IBAN",
+    ],
+)
+def test_bad_card_or_iban_data_is_shown_beside_its_field_and_changes_nothing(client, fields, field, message):
+    """422 with the message next to the field (linked for screen readers); no card stored, no charge."""
+    order = failed_card_order(factories.seller(), "en")
+    path = card_link(order)
+    before = snapshot()
+
+    page = pay(client, path, **fields)
+
+    html = page.get_data(as_text=True)
+    assert page.status_code == 422
+    assert re.search(rf'<p class="error" id="{field}-error">{re.escape(message)}', html)
+    assert f'aria-describedby="{field}-error"' in html
+    assert snapshot() == before
+    # A typo'd card number is not sent back to the browser either.
+    assert not fields.get("number") or fields["number"] not in html
+
+
+def test_the_card_number_is_never_stored_nor_logged(client, caplog):
+    """Only the gateway's token, the brand, the last four digits and the expiry reach the database."""
+    caplog.set_level(logging.DEBUG)
+    order = failed_card_order(factories.seller())
+
+    pay(client, card_link(order), number=factories.SUCCEEDS)
+    work_the_queue()
+
+    assert Installment.get(Installment.order == order.id).status == Installment.PAID
+    assert factories.SUCCEEDS not in repr(snapshot())
+    assert factories.SUCCEEDS not in caplog.text
+
+
+def test_switching_to_sepa_debits_the_account_and_keeps_it_for_the_coming_installments(client):
+    """A valid IBAN becomes the order's mandate; the open installment is debited at once."""
+    order = failed_card_order(factories.seller(), "de")
+
+    result = pay(client, card_link(order), method="sepa", iban="de89 3704 0044 0532 0130 00").headers["Location"]
+    work_the_queue()
+
+    assert "Bezahlt, vielen Dank" in client.get(result).get_data(as_text=True)
+    stored = Order.get_by_id(order.id)
+    assert (stored.method, stored.iban_masked, stored.card_token) == ("sepa", "DE89 **** 3000", None)
+    assert stored.sepa_mandate.startswith("mdt_")
+
+
+def test_a_failed_debit_after_switching_to_sepa_leaves_the_order_out_of_collections(client):
+    """R10 over R8: the customer's own charge failing changes nothing, whatever the method."""
+    order = failed_card_order(factories.seller(), "en")
+    schedule = automatic_attempts(order)
+
+    result = pay(client, card_link(order), method="sepa", iban=factories.IBAN_FAILS).headers["Location"]
+    work_the_queue()
+
+    assert "There was not enough money on the account." in client.get(result).get_data(as_text=True)
+    assert Order.get_by_id(order.id).status == Order.ACTIVE
+    assert automatic_attempts(order) == schedule
+
+
+def test_a_second_submission_while_the_first_is_being_charged_is_refused(client):
+    """One charge per installment in flight (R2): the second POST gets 409 and changes nothing."""
+    order = failed_card_order(factories.seller(), "en")
+    path = card_link(order)
+    token = form_token_in(client.get(path))
+    fields = {"method": "card", "number": factories.SUCCEEDS, "expiry": NEXT_YEAR, "form_token": token}
+    client.post(path, data=fields)
+    before = snapshot()
+
+    again = client.post(path, data=fields)
+
+    assert again.status_code == 409
+    assert "A payment is already in progress" in again.get_data(as_text=True)
+    assert snapshot() == before
+
+
+def test_a_post_without_the_pages_form_token_is_refused_and_changes_nothing(client):
+    """CSRF: a card form posted from anywhere but this link's page is refused with 400."""
+    order = failed_card_order(factories.seller(), "en")
+    before = snapshot()
+
+    page = client.post(card_link(order), data={"method": "card", "number": factories.SUCCEEDS, "expiry": NEXT_YEAR})
+
+    assert page.status_code == 400
+    assert snapshot() == before
+
+
+def test_paying_after_the_third_failure_makes_the_plan_active_again(client):
+    """An interrupted plan is paid up by the customer: the next installment will be charged as usual."""
+    order = interrupted_order(factories.seller(), "en")
+
+    result = pay(client, card_link(order), number=factories.SUCCEEDS).headers["Location"]
+    work_the_queue()
+
+    assert "Paid, thank you" in client.get(result).get_data(as_text=True)
+    assert Order.get_by_id(order.id).status == Order.ACTIVE
+
+
+def test_the_result_page_only_follows_this_links_own_charges(client):
+    """?attempt= naming another order's charge shows this link's own page instead."""
+    seller = factories.seller()
+    mine = failed_card_order(seller, "en")
+    theirs = failed_card_order(seller, "en")
+    result = pay(client, card_link(theirs), number=factories.SUCCEEDS).headers["Location"]
+    work_the_queue()
+
+    page = client.get(card_link(mine) + "?" + result.split("?")[1])
+
+    assert page.status_code == 200
+    assert "Pay your open installment" in page.get_data(as_text=True)
