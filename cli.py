@@ -71,5 +71,7 @@ def db_upgrade():
 
 
 def register_commands(app: Flask) -> None:
-    for command in (sellers, events, db_group, tick_command):
+    from demo import demo_command  # imported here: demo.py builds on create_seller above
+
+    for command in (sellers, events, db_group, tick_command, demo_command):
         app.cli.add_command(command)

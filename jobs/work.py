@@ -66,7 +66,9 @@ def send_due_messages(at: str | None = None) -> None:
     now = dt.datetime.fromisoformat(at) if at else utcnow()
     with database().connection_context():
         due = Outbox.select(Outbox.id).where(Outbox.sent_at.is_null(), Outbox.next_try_at <= now)
-        for message in due.order_by(Outbox.id).limit(500):
+        # Read the ids first: on SQLite, writing while a read is still open fails at once with "database
+        # is locked" when another process wrote in between (the read's snapshot cannot become a write).
+        for message in list(due.order_by(Outbox.id).limit(500)):
             deliver_message(message.id, settings(), utcnow())
 
 

@@ -1,0 +1,12 @@
+"""Gunicorn settings for the Procfile's `web`. GUNICORN_CMD_ARGS overrides them (e.g. --bind 0.0.0.0:8000)."""
+
+import os
+
+bind = f"127.0.0.1:{os.environ.get('PORT') or 5000}"
+# A couple of sync workers: each request is a few short queries, and the sandbox gateway's webhook
+# must find a free worker while another one is busy. WEB_CONCURRENCY is gunicorn's own knob.
+workers = int(os.environ.get("WEB_CONCURRENCY") or 2)
+accesslog = "-"
+# Its default control socket is one per user ($HOME/.gunicorn/gunicorn.ctl), shared by every gunicorn on
+# the machine; nothing here uses gunicornc.
+control_socket_disable = True

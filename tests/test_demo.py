@@ -1,0 +1,59 @@
+import re
+
+from cli import hash_api_key
+from models import ChargeAttempt, CollectionCase, Installment, Order, Seller
+
+
+def _attempts(order):
+    """The (number, status) of every automatic attempt of the order's first unpaid installment."""
+    installment = order.installments.where(Installment.status != Installment.PAID).order_by(Installment.number).first()
+    attempts = installment.attempts.where(ChargeAttempt.kind == ChargeAttempt.AUTOMATIC).order_by(ChargeAttempt.number)
+    return [(a.number, a.status) for a in attempts]
+
+
+def _paid(order):
+    return order.installments.where(Installment.status == Installment.PAID).count()
+
+
+def test_flask_demo_makes_an_order_in_every_state_and_prints_a_working_api_key(runner):
+    """`flask demo` leaves real orders in every state of the rules, and prints the seller's API key."""
+    result = runner.invoke(args=["demo"])
+
+    assert result.exit_code == 0, result.output
+    key = re.search(r"API key: (\S+)", result.output).group(1)
+    seller = Seller.get(Seller.api_key_hash == hash_api_key(key))
+    orders = {order.customer.name: order for order in seller.orders}
+    assert len(orders) == 12
+    assert len({order.product_id for order in orders.values()}) == 2
+
+    active_card = orders["Claire Dubois"]
+    assert (active_card.status, active_card.method, _paid(active_card)) == ("active", "card", 3)
+    active_sepa = orders["Emma Schmidt"]
+    assert (active_sepa.status, active_sepa.method, _paid(active_sepa)) == ("active", "sepa", 1)
+    assert _attempts(orders["Olivia Brown"]) == [(1, "failed"), (2, "scheduled")]
+    assert _attempts(orders["Hugo Bernard"]) == [(1, "failed"), (2, "failed"), (3, "scheduled")]
+    for awaiting_renew in (orders["Sophie Müller"], orders["Noah Wilson"]):
+        assert awaiting_renew.status == "interrupted"
+        assert _attempts(awaiting_renew) == [(1, "failed"), (2, "failed"), (3, "failed")]
+    failed_sepa = orders["Léa Petit"]
+    assert (failed_sepa.status, failed_sepa.method) == ("collections", "sepa")
+    assert CollectionCase.get(CollectionCase.order == failed_sepa).handed_off_at is None
+    handed_off = orders["Mia Fischer"]
+    assert handed_off.status == "handed_off"
+    assert CollectionCase.get(CollectionCase.order == handed_off).handed_off_installments == [1]
+    completed = orders["Ethan Smith"]
+    assert (completed.status, _paid(completed), completed.installments.count()) == ("completed", 3, 3)
+    subscription = orders["Chloé Laurent"]
+    assert (subscription.plan, subscription.status, _paid(subscription)) == ("subscription", "active", 3)
+    assert Order.select().where(Order.status == "active").count() == 7
+
+
+def test_flask_demo_refuses_to_load_the_demo_twice(runner):
+    """A second `flask demo` says the demo is loaded and adds nothing."""
+    runner.invoke(args=["demo"])
+
+    again = runner.invoke(args=["demo"])
+
+    assert again.exit_code == 1
+    assert "already loaded" in again.output
+    assert Seller.select().count() == 1
