@@ -50,8 +50,9 @@ def _parse_at(_ctx, _param, value):
 @click.option("--at", callback=_parse_at, help="ISO time to run the work due by (default: now). No offset means UTC.")
 def tick_command(at):
     """Run all work due by --at (charges, retries, emails, hand-offs) and wait for it."""
-    ran = run_due_work(at or utcnow())
-    click.echo(f"tick at {(at or utcnow()).isoformat()}: {ran} jobs run")
+    at = at or utcnow()
+    ran = run_due_work(at)
+    click.echo(f"tick at {at.isoformat()}: all due work done, {ran} jobs run by this process")
 
 
 @events.command("unmatched")

@@ -166,7 +166,8 @@ def start_due_installments(now: dt.datetime) -> list[ChargeAttempt]:
         .order_by(Installment.due_at)
     )
     opened = []
-    for installment in due:
+    # Read all first: on SQLite a write inside an open read fails if another process wrote meanwhile.
+    for installment in list(due):
         with transaction():
             claimed = (
                 Installment.update(status=Installment.OPEN)

@@ -1,6 +1,9 @@
 """The jobs. Each opens its own connection, takes ids and the time, and calls one rule."""
 
 import datetime as dt
+import time
+
+from rq import SimpleWorker
 
 from billing import charging, collections, plan_changes, plans
 from emails import deliver_message
@@ -93,14 +96,20 @@ def deliver_handoff(case_id: int, at: str | None = None) -> None:
         collections.record_handoff_delivery(case, error, now)
 
 
-def run_due_work(at: dt.datetime) -> int:
-    """Tick at `at` and work the queue in this process until it is empty; returns how many jobs ran.
+def run_due_work(at: dt.datetime, timeout: float = 300) -> int:
+    """Tick at `at` and work the queue until it and every running job are done; returns the jobs run here.
 
-    How `flask tick --at` and the tests travel in time: every job a job queues runs too.
+    How `flask tick --at` and the tests travel in time: every job a job queues runs too. Workers already
+    running (under `make run`) may take some of the jobs: this waits for theirs as well.
     """
-    from rq import SimpleWorker
-
     tick(at.isoformat())
-    worker = SimpleWorker([queue()], connection=redis_connection())
-    worker.work(burst=True, logging_level="WARNING")
-    return worker.successful_job_count + worker.failed_job_count
+    work_queue = queue()
+    worker = SimpleWorker([work_queue], connection=redis_connection())
+    deadline = time.monotonic() + timeout
+    while True:
+        worker.work(burst=True, logging_level="WARNING")
+        if not work_queue.count and not work_queue.started_job_registry.count:
+            return worker.successful_job_count + worker.failed_job_count
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"jobs still running after {timeout} s")
+        time.sleep(0.05)
