@@ -144,10 +144,11 @@ def customer_plan_change_proposed(change: PlanChange, first_due_at: dt.datetime 
     )
 
 
-def plan_change_decided(change: PlanChange, now: dt.datetime) -> None:
-    """R4, R11: the seller hears the outcome (confirmed, declined or expired); a confirming customer too."""
+def plan_change_decided(change: PlanChange, now: dt.datetime, first_due_at: dt.datetime | None = None) -> None:
+    """R4, R11: the seller hears the outcome (confirmed, declined or expired); a confirming customer too, with
+    the first due date at the new amount."""
     order = change.order
-    facts = _change_facts(change)
+    facts = {**_change_facts(change), "first_due_at": first_due_at.isoformat() if first_due_at else None}
     _queue("seller_plan_change", order.product.notification_email, "en", facts, f"change-{change.id}", now)
     if change.status == PlanChange.CONFIRMED:
         _queue(

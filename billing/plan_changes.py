@@ -99,7 +99,7 @@ def confirm_plan_change(change_id: int, now: dt.datetime) -> PlanChange:
             Installment.order == change.order_id, Installment.status == Installment.SCHEDULED
         ).execute()
         change = PlanChange.get_by_id(change_id)
-        notifications.plan_change_decided(change, now)
+        notifications.plan_change_decided(change, now, first_due_at(change))
     return change
 
 

@@ -1,93 +1,176 @@
 """Emails: one function per email turns the facts stored in the outbox into its template context;
-`deliver_message` renders a message and sends it through SMTP_URL, or writes it to var/outbox/."""
+`render` makes a plain-text and an HTML part in the recipient's language, and `deliver_message` sends it
+through SMTP_URL, or writes it to var/outbox/.
+
+Templates live in templates/<email>/{subject.txt, body.txt, body.html}; their messages are the "emails"
+Babel domain (translations/<lang>/LC_MESSAGES/emails.po; extract with emails/babel.cfg).
+"""
 
 import datetime as dt
 import smtplib
 from decimal import Decimal
 from email.message import EmailMessage
 from email.utils import format_datetime
+from functools import cache
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_date
+import css_inline
+from babel.dates import format_date, format_time, get_timezone_name
 from babel.numbers import format_currency
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from i18n import LOCALES, language_of, translations
 from models import Outbox
 from pages.tokens import card_update_link, plan_change_link
 
 TEMPLATES = Path(__file__).parent / "templates"
-LOCALES = {"fr": "fr_FR", "de": "de_DE", "en": "en_IE"}
+DOMAIN = "emails"
 # A failed send is tried again 1, 2, 4 … minutes later, at most an hour apart.
 CLAIM = dt.timedelta(minutes=5)
 LONGEST_RETRY = dt.timedelta(hours=1)
-
-_jinja = Environment(
-    loader=FileSystemLoader(TEMPLATES),
-    undefined=StrictUndefined,
-    keep_trailing_newline=True,
-    autoescape=select_autoescape(["html"]),
-)
+# Mail clients drop <style> blocks or ignore them: every rule is written into the elements' style attributes.
+# Nothing is fetched from the network while rendering.
+_inliner = css_inline.CSSInliner(load_remote_stylesheets=False)
 
 
-def _formatters(facts: dict) -> dict:
-    locale = LOCALES.get(facts.get("language", "en"), "en_IE")
-    zone = ZoneInfo(facts.get("timezone", "Europe/Berlin"))
-
-    def money(amount) -> str:
-        return format_currency(Decimal(amount), facts["currency"], locale=locale)
-
-    def date(iso: str) -> str:
-        return format_date(dt.datetime.fromisoformat(iso).astimezone(zone).date(), format="long", locale=locale)
-
-    return {"money": money, "date": date}
+def N_(message: str) -> str:
+    """Marks a message for the catalog where it is defined; the template translates it where it is shown."""
+    return message
 
 
-def payment_failed(facts: dict, settings) -> dict:
-    return {**facts, "card_link": card_update_link(settings, facts["order_id"], facts["installment"])}
+# R5: the reason in plain words, by the gateway's failure code; the gateway's own text is English only.
+FAILURE_REASONS = {
+    "insufficient_funds": N_("There were not enough funds on the account linked to your card."),
+    "card_declined": N_("Your bank declined the payment without giving us a reason. Your bank can tell you more."),
+    "expired_card": N_("The card we have on file has expired."),
+}
+UNKNOWN_FAILURE_REASON = N_("Your bank or card issuer did not accept the payment. Your bank can tell you more.")
 
 
-def customer_facts(facts: dict, settings) -> dict:
-    return facts
+def failure_reason(code: str | None) -> str:
+    return FAILURE_REASONS.get(code or "", UNKNOWN_FAILURE_REASON)
 
 
-def seller_facts(facts: dict, settings) -> dict:
-    return {**facts, "order_link": f"{settings.public_url}/api/v1/orders/{facts['order_id']}"}
+@cache
+def _environment(language: str) -> Environment:
+    """One environment per language, its catalog installed once: rendering never switches a shared one."""
+    environment = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        undefined=StrictUndefined,
+        autoescape=select_autoescape(["html"]),
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.install_gettext_translations(translations(language, DOMAIN), newstyle=True)
+    return environment
 
 
-def plan_change_proposed(facts: dict, settings) -> dict:
-    link = plan_change_link(settings, facts["change_id"], facts["order_id"], facts["new_amount"])
+class Formats:
+    """Amounts and dates as the recipient reads them: their language, the seller's time zone (R13)."""
+
+    def __init__(self, language: str, currency: str, timezone: str):
+        self.locale = LOCALES[language]
+        self.currency = currency
+        self.zone = ZoneInfo(timezone)
+
+    def money(self, amount: str) -> str:
+        return format_currency(Decimal(amount), self.currency, locale=self.locale)
+
+    def date(self, iso: str) -> str:
+        return format_date(self._local(iso).date(), format="long", locale=self.locale)
+
+    def time(self, iso: str) -> str:
+        return format_time(self._local(iso), format="short", locale=self.locale)
+
+    def zone_name(self, iso: str) -> str:
+        return get_timezone_name(self._local(iso), "long", locale=self.locale)
+
+    def _local(self, iso: str) -> dt.datetime:
+        return dt.datetime.fromisoformat(iso).astimezone(self.zone)
+
+
+# --- One function per email: its context, from the facts the outbox row recorded ---
+# Links are signed at the time of the fact (the row's created_at), so a link lives as long as what it acts
+# on however late the email goes out, and a resend after an SMTP failure carries the very same link.
+
+
+def payment_failed(message: Outbox, settings) -> dict:
+    """R5: which attempt of three, the reason in plain words, the next date (None: the last), the card link."""
+    facts = message.context
+    return {
+        **facts,
+        "reason": failure_reason(facts["code"]),
+        "card_link": card_update_link(settings, facts["order_id"], facts["installment"], now=message.created_at),
+    }
+
+
+def payment_recovered(message: Outbox, settings) -> dict:
+    return message.context
+
+
+def plan_change_proposed(message: Outbox, settings) -> dict:
+    """R3: both amounts, the first due date at the new one, the deadline, the link bound to this change."""
+    facts = message.context
+    link = plan_change_link(
+        settings, facts["change_id"], facts["order_id"], facts["new_amount"], now=message.created_at
+    )
     return {**facts, "confirm_link": link}
 
 
+def plan_change_confirmed(message: Outbox, settings) -> dict:
+    return message.context
+
+
+def seller_news(message: Outbox, settings) -> dict:
+    """R4, R9, R11: a plan change confirmed, declined or expired; a hand-off. The facts and the order's link."""
+    return {**message.context, "order_link": f"{settings.public_url}/api/v1/orders/{message.context['order_id']}"}
+
+
+def seller_debt_given_up(message: Outbox, settings) -> dict:
+    """R6, R7, R8: the third failure, the failed renewal, the failed SEPA debit — each with every reason."""
+    news = seller_news(message, settings)
+    return {**news, "failures": [{**f, "reason": failure_reason(f["code"])} for f in news["failures"]]}
+
+
 CONTEXTS = {
-    "plan_change_proposed": plan_change_proposed,
-    "plan_change_confirmed": customer_facts,
-    "seller_plan_change": seller_facts,
     "payment_failed": payment_failed,
-    "payment_recovered": customer_facts,
-    "seller_third_failure": seller_facts,
-    "seller_sepa_failed": seller_facts,
-    "seller_renewal_failed": seller_facts,
-    "seller_handed_off": seller_facts,
+    "payment_recovered": payment_recovered,
+    "plan_change_proposed": plan_change_proposed,
+    "plan_change_confirmed": plan_change_confirmed,
+    "seller_third_failure": seller_debt_given_up,
+    "seller_renewal_failed": seller_debt_given_up,
+    "seller_sepa_failed": seller_debt_given_up,
+    "seller_plan_change": seller_news,
+    "seller_handed_off": seller_news,
 }
 
 
 def render(message: Outbox, settings) -> EmailMessage:
-    facts = {**message.context, "language": message.language}
-    context = {**CONTEXTS[message.template](facts, settings), **_formatters(facts)}
-    email = EmailMessage()
-    subject = _jinja.get_template(f"{message.template}/subject.txt").render(context)
+    """One outbox message as an email in its language: a plain-text part and an HTML one, styles inlined."""
+    language = language_of(message.language)
+    facts = message.context
+    formats = Formats(language, facts["currency"], facts["timezone"])
+    context = {**CONTEXTS[message.template](message, settings), "language": language, "formats": formats}
+    environment = _environment(language)
+    subject = environment.get_template(f"{message.template}/subject.txt").render(context)
     # Join the template's lines only: split() would also eat the non-breaking space Babel puts in amounts.
-    email["Subject"] = " ".join(line.strip() for line in subject.splitlines() if line.strip())
+    subject = " ".join(line.strip() for line in subject.splitlines() if line.strip())
+    text = environment.get_template(f"{message.template}/body.txt").render(context)
+    html = environment.get_template(f"{message.template}/body.html").render(context, subject=subject)
+    email = EmailMessage()
+    email["Subject"] = subject
     email["From"] = settings.mail_from
     email["To"] = message.recipient
     email["Date"] = format_datetime(message.created_at)
     # A stable id lets mail clients drop a copy should a crash between send and record resend it.
     email["Message-ID"] = f"<outbox-{message.id}.{message.dedupe_key.replace(':', '-')}@tranche>"
-    email["Content-Language"] = message.language
-    email.set_content(_jinja.get_template(f"{message.template}/body.txt").render(context))
+    email.set_content(text)
+    email.add_alternative(_inliner.inline(html), subtype="html")
+    # After add_alternative, which moves every Content-* header set before it into the text part.
+    email["Content-Language"] = language
     return email
 
 

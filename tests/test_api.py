@@ -492,7 +492,7 @@ def test_a_plan_change_is_pending_in_the_order_and_the_customer_is_emailed(api, 
     shown = matches(api.get(f"/orders/{order['id']}").get_json(), "Order")
     assert shown["pending_change"] == {k: v for k, v in change.items() if k != "timezone"}
     (email,) = inbox.to("claire@example.com")
-    assert "/confirm/" in email.get_content()
+    assert "/confirm/" in email.get_body(("plain",)).get_content()
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import re
 import threading
 from email import message_from_bytes, policy
 
+import pytest
 import requests
 
 from billing.collections import hand_to_collections
@@ -14,12 +15,18 @@ from gateways import get_gateway
 from jobs import settings, utcnow
 from jobs.work import charge, process_event, run_due_work, send_due_messages
 from models import GatewayEvent, Outbox, SandboxCharge
+from pages.tokens import CARD_UPDATE, LinkExpired, verify
 from tests import factories
 from tests.conftest import free_port
 
 T = dt.datetime(2026, 5, 1, 8, 0, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)
 CUSTOMER = "claire@example.com"
+
+
+def text(mail) -> str:
+    """The plain-text part of a received email."""
+    return mail.get_body(("plain",)).get_content()
 
 
 def notify_address(seller) -> str:
@@ -58,9 +65,9 @@ def test_the_customer_is_emailed_on_each_card_failure_with_amount_attempt_next_d
         "Payment of €30.00 for Python course failed — we will try again on 15 May 2026",
         "Payment of €30.00 for Python course failed — last automatic attempt",
     ]
-    bodies = [m.get_content() for m in mails]
+    bodies = [text(m) for m in mails]
     for number, body in enumerate(bodies, start=1):
-        assert "€30.00" in body and "Reason: Your card has insufficient funds." in body
+        assert "€30.00" in body and "Reason: There were not enough funds on the account linked to your card." in body
         assert f"This was attempt {number} of 3." in body
         (link,) = re.findall(r"\S+/card/\S+", body)
         assert re.fullmatch(re.escape(os.environ["PUBLIC_URL"]) + r"/card/[\w.-]{20,}", link)
@@ -74,7 +81,7 @@ def test_the_amount_is_formatted_in_the_customers_language(inbox):
     declined_card_order(language="fr")
     run_due_work(T)
     (mail,) = inbox.to(CUSTOMER)
-    assert "30,00\xa0€" in mail["Subject"] and "30,00\xa0€" in mail.get_content()
+    assert "30,00\xa0€" in mail["Subject"] and "30,00\xa0€" in text(mail)
 
 
 def test_the_seller_is_emailed_on_the_third_failure_with_every_failure_reason(inbox):
@@ -88,7 +95,7 @@ def test_the_seller_is_emailed_on_the_third_failure_with_every_failure_reason(in
 
     (mail,) = inbox.to(notify_address(seller))
     assert mail["Subject"] == f"Order {order.id}: the third payment attempt failed — renew or hand to collections"
-    body = mail.get_content()
+    body = text(mail)
     for attempt, date in ((1, "1 May 2026"), (2, "8 May 2026"), (3, "15 May 2026")):
         assert f"- attempt {attempt}, {date}: Your card has insufficient funds. [insufficient_funds]" in body
     assert f"/renew {order.id}" in body
@@ -99,7 +106,7 @@ def test_the_seller_is_emailed_on_a_sepa_failure_with_the_reason(inbox):
     seller, order = failed_sepa_order()
     (mail,) = inbox.to(notify_address(seller))
     assert mail["Subject"] == f"Order {order.id}: SEPA debit failed — listed in collections"
-    body = mail.get_content()
+    body = text(mail)
     assert "- attempt 1, 1 May 2026:" in body and "[insufficient_funds]" in body
     assert "Installment 1, €30.00." in body
 
@@ -112,7 +119,7 @@ def test_the_seller_is_emailed_on_a_hand_off_with_the_installments_and_amount(in
 
     mail = inbox.to(notify_address(seller))[-1]
     assert mail["Subject"] == f"Order {order.id} handed to the collection partner: €60.00"
-    body = mail.get_content()
+    body = text(mail)
     assert "Installments: 1, 2" in body and "Amount:       €60.00" in body
     assert "handed to the collection partner on 5 June 2026" in body
 
@@ -168,7 +175,7 @@ def test_a_send_that_fails_because_the_smtp_server_is_down_is_retried_later_and_
     run_due_work(message.next_try_at + dt.timedelta(hours=1))
 
     (mail,) = inbox.to(CUSTOMER)
-    assert "attempt 1 of 3" in mail.get_content()
+    assert "attempt 1 of 3" in text(mail)
     assert Outbox.get().sent_at is not None
 
 
@@ -184,5 +191,31 @@ def test_without_smtp_url_each_message_is_written_once_as_an_eml_file_in_outbox_
     mail = message_from_bytes(eml.read_bytes(), policy=policy.default)
     assert mail["To"] == CUSTOMER
     assert mail["Subject"] == "Payment of €30.00 for Python course failed — we will try again on 8 May 2026"
-    assert "/card/" in mail.get_content()
+    assert "/card/" in text(mail)
     assert Outbox.get().attempts == 1  # the second run found it sent and did not write it again
+
+
+def test_a_name_is_escaped_in_the_html_part_and_kept_as_written_in_the_plain_text(inbox):
+    """A customer's name is data, never markup: the HTML shows it, the text part keeps it as it is."""
+    seller = factories.seller()
+    factories.order(seller, customer_name="Claire <b>Dubois</b> & Co", language="en", anchor=T)
+    factories.answer_due_charges(T, "card_declined")
+    send_due_messages(T.isoformat())
+
+    (mail,) = inbox.to(CUSTOMER)
+    assert "Hello Claire <b>Dubois</b> & Co," in text(mail)
+    markup = mail.get_body(("html",)).get_content()
+    assert "Hello Claire &lt;b&gt;Dubois&lt;/b&gt; &amp; Co," in markup and "<b>" not in markup
+
+
+def test_a_card_link_lives_30_days_from_the_failure_however_late_the_email_is_sent(inbox):
+    """Links are signed at the time of the fact: an email sent 20 days late does not give its link 20 more days."""
+    declined_card_order(language="en")
+    factories.answer_due_charges(T, "insufficient_funds")
+    send_due_messages((T + 20 * DAY).isoformat())
+
+    (mail,) = inbox.to(CUSTOMER)
+    (link,) = re.findall(r"\S+/card/(\S+)", text(mail))
+    assert verify(settings(), link, CARD_UPDATE, now=T + 30 * DAY)["order"] == Outbox.get().context["order_id"]
+    with pytest.raises(LinkExpired):
+        verify(settings(), link, CARD_UPDATE, now=T + 30 * DAY + dt.timedelta(seconds=1))
