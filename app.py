@@ -49,6 +49,7 @@ def create_app() -> Flask:
         return error
 
     from api import bp as api_bp
+    from bot.web import bp as slack_bp
     from cli import register_commands
     from pages.views import bp as pages_bp
     from webhooks.gateway import bp as webhooks_bp
@@ -56,5 +57,6 @@ def create_app() -> Flask:
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(pages_bp)
+    app.register_blueprint(slack_bp)
     register_commands(app)
     return app

@@ -72,7 +72,8 @@ def db_upgrade():
 
 
 def register_commands(app: Flask) -> None:
+    from bot.cli import slack
     from demo import demo_command  # imported here: demo.py builds on create_seller above
 
-    for command in (sellers, events, db_group, tick_command, demo_command):
+    for command in (sellers, events, db_group, tick_command, demo_command, slack):
         app.cli.add_command(command)

@@ -29,6 +29,9 @@ class Settings:
     slack_signing_secret: str = field(default_factory=lambda: _env("SLACK_SIGNING_SECRET", ""))
     slack_bot_token: str = field(default_factory=lambda: _env("SLACK_BOT_TOKEN", ""))
     slack_api_url: str = field(default_factory=lambda: _env("SLACK_API_URL", "https://slack.com/api/"))
+    # For the OAuth "Add to Slack" install (several workspaces); without them, one workspace uses SLACK_BOT_TOKEN.
+    slack_client_id: str = field(default_factory=lambda: _env("SLACK_CLIENT_ID", ""))
+    slack_client_secret: str = field(default_factory=lambda: _env("SLACK_CLIENT_SECRET", ""))
     # Empty means emails are written as .eml files to var/outbox/.
     smtp_url: str = field(default_factory=lambda: _env("SMTP_URL", ""))
     mail_from: str = field(default_factory=lambda: _env("MAIL_FROM", "Tranche <billing@tranche.localhost>"))

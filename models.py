@@ -5,6 +5,7 @@ import json
 from decimal import Decimal
 
 from peewee import (
+    BooleanField,
     CharField,
     DatabaseProxy,
     DateTimeField,
@@ -265,6 +266,60 @@ class SandboxCharge(BaseModel):
     occurred_at = UTCDateTimeField()
 
 
+class SlackLink(BaseModel):
+    """A Slack workspace linked to one seller (R11): its channel hears of the seller's orders, and its users act
+    on that seller's orders only."""
+
+    seller = ForeignKeyField(Seller, backref="slack_links", unique=True, on_delete="CASCADE")
+    team_id = CharField(unique=True)
+    channel_id = CharField()
+    # When set, only these Slack user ids may renew or hand off; everyone in the workspace may look.
+    allowed_user_ids = JSONField(null=True)
+    linked_at = UTCDateTimeField()
+
+
+class SlackInstallation(BaseModel):
+    """A workspace's OAuth install (its bot token and scopes), kept for bolt's installation store; newest wins."""
+
+    client_id = CharField()
+    enterprise_id = CharField(null=True)
+    team_id = CharField(null=True)
+    user_id = CharField(null=True)
+    is_enterprise_install = BooleanField(default=False)
+    installation = JSONField()  # slack_sdk's Installation.to_dict_for_copying(), times as ISO strings
+    installed_at = UTCDateTimeField()
+
+    class Meta:
+        indexes = ((("client_id", "enterprise_id", "team_id", "installed_at"), False),)
+
+
+class SlackInstallGrant(BaseModel):
+    """A seller's one-time "Add to Slack" link: its secret is the OAuth state that ties the install to the seller."""
+
+    seller = ForeignKeyField(Seller, backref="slack_install_grants", on_delete="CASCADE")
+    state_hash = CharField(unique=True)  # sha256 of the state: the secret itself is never stored
+    expires_at = UTCDateTimeField()
+    used_at = UTCDateTimeField(null=True)
+
+
+class SlackMessage(BaseModel):
+    """A Slack message that waits for an order's outcome (it shows buttons, or says the outcome follows): a channel
+    message (channel_id, ts) or a command's ephemeral answer (response_url). Once the outcome is known it is
+    updated in place, so no stale button stays."""
+
+    seller = ForeignKeyField(Seller, backref="slack_messages", on_delete="CASCADE")
+    order = ForeignKeyField(Order, backref="slack_messages", on_delete="CASCADE")
+    channel_id = CharField(null=True)
+    ts = CharField(null=True)
+    response_url = TextField(null=True)
+    blocks = JSONField()  # as shown, buttons left out: the update adds the outcome to them
+    created_at = UTCDateTimeField()
+    settled_at = UTCDateTimeField(null=True, index=True)
+
+    class Meta:
+        indexes = ((("channel_id", "ts"), True),)
+
+
 MODELS = [
     Seller,
     Product,
@@ -277,6 +332,10 @@ MODELS = [
     CollectionCase,
     Outbox,
     SandboxCharge,
+    SlackLink,
+    SlackInstallation,
+    SlackInstallGrant,
+    SlackMessage,
 ]
 
 

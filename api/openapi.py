@@ -246,6 +246,11 @@ SCHEMAS = {
     "Renewal": _object(
         {"order_id": ID, "installment": {"type": "integer"}, "attempt": _ref("Attempt"), "timezone": _ref("TimeZone")}
     ),
+    "SlackInstallLink": _object(
+        {"url": _text(format="uri"), "expires_at": TIME},
+        description="Open it in a browser signed in to Slack: the workspace and channel chosen there are linked to "
+        "you. It works once, within an hour.",
+    ),
     "Error": _object({"error": _object({"code": _text(), "message": _text()})}),
     "InvalidInputError": _object(
         {
@@ -396,6 +401,17 @@ DOCUMENT = {
                 "operationId": "listCollections",
                 "summary": "Orders listed in collections or handed off, newest first",
                 "responses": {"200": _answer("The collections list.", "CollectionList"), **_refs("Unauthorized")},
+            },
+        },
+        "/slack/install-link": {
+            "post": {
+                "operationId": "createSlackInstallLink",
+                "summary": "A one-time “Add to Slack” link that links a Slack workspace to you (OAuth install)",
+                "responses": {
+                    "201": _answer("The link and when it expires.", "SlackInstallLink"),
+                    "409": _answer("Slack OAuth is not set up on this server (code slack_oauth_off).", "Error"),
+                    **_refs("Unauthorized"),
+                },
             },
         },
         "/openapi.json": {

@@ -5,6 +5,7 @@ from flask import g, jsonify, request
 from api import bp, inputs, serialize
 from billing import collections, dunning, plan_changes, plans, search
 from billing.errors import InvalidInput, NotYourOrder, OrderNotFound, Refused
+from bot.linking import install_link, oauth_enabled
 from cli import hash_api_key
 from gateways import PaymentMethodRejected, get_gateway
 from jobs import enqueue_after_commit, settings, utcnow, work
@@ -177,3 +178,11 @@ def hand_off_order(order_id):
     case = collections.hand_to_collections(g.seller, order_id, utcnow())
     enqueue_after_commit(work.deliver_handoff, case.id, job_id=f"handoff-{case.id}")
     return jsonify(serialize.collection_entry(case) | {"timezone": g.seller.timezone}), 201
+
+
+@bp.post("/slack/install-link")
+def slack_install_link():
+    if not oauth_enabled(settings()):
+        return _error(409, "slack_oauth_off", "Slack OAuth is not set up here: SLACK_CLIENT_ID, SLACK_CLIENT_SECRET.")
+    url, expires_at = install_link(settings(), g.seller, utcnow())
+    return jsonify(url=url, expires_at=serialize.utc(expires_at)), 201

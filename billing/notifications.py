@@ -1,18 +1,22 @@
 """R11 and the customer emails of R5: messages written to the outbox in the transaction of their fact.
 
-Each function names one message and records the facts it reports as they are now; a job renders and
-sends it later. The dedupe key names the fact, so the same fact never yields two messages.
+Each function names one fact and records it, as it is now, for whoever must hear of it: an email, and for a
+seller who linked a Slack workspace a message in its channel. A job renders and sends them later. The dedupe
+key names the fact, so the same fact never yields two messages on one channel.
 """
 
 import datetime as dt
 
-from models import ChargeAttempt, CollectionCase, Installment, Order, Outbox, PlanChange
+from models import ChargeAttempt, CollectionCase, Installment, Order, Outbox, PlanChange, SlackLink
 
 AUTOMATIC_ATTEMPTS = 3
 
 
-def _queue(template: str, recipient: str, language: str, context: dict, fact: str, now: dt.datetime) -> None:
+def _queue(
+    template: str, recipient: str, language: str, context: dict, fact: str, now: dt.datetime, channel=Outbox.EMAIL
+) -> None:
     Outbox.insert(
+        channel=channel,
         template=template,
         recipient=recipient,
         language=language,
@@ -21,6 +25,13 @@ def _queue(template: str, recipient: str, language: str, context: dict, fact: st
         created_at=now,
         next_try_at=now,
     ).on_conflict_ignore().as_rowcount().execute()
+
+
+def _tell_seller_on_slack(template: str, order: Order, context: dict, fact: str, now: dt.datetime) -> None:
+    """R11: a message in the seller's Slack channel, when the seller linked a workspace (the recipient is the
+    seller's id: the job finds the channel, which the seller may relink meanwhile)."""
+    if SlackLink.select().where(SlackLink.seller == order.seller_id).exists():
+        _queue(template, str(order.seller_id), "en", context, fact, now, channel=Outbox.SLACK)
 
 
 def _order_facts(order: Order) -> dict:
@@ -48,37 +59,39 @@ def _failure_facts(attempt: ChargeAttempt) -> dict:
 
 
 def customer_payment_failed(attempt: ChargeAttempt, next_attempt_at: dt.datetime | None, now: dt.datetime) -> None:
-    """R5: amount, reason, which attempt of three, the next date, and (rendered) the card-update link."""
+    """R5: amount, reason, which attempt of three, the next date, and (rendered) the card-update link.
+
+    R11: the seller hears of it briefly on Slack, unless it was the third: that one has its own message, with
+    buttons (seller_payment_failed_finally)."""
     installment = attempt.installment
     order = installment.order
-    _queue(
-        "payment_failed",
-        order.customer.email,
-        order.customer.language,
-        {
-            **_order_facts(order),
-            **_failure_facts(attempt),
-            "installment": installment.number,
-            "amount": str(attempt.amount),
-            "attempts_total": AUTOMATIC_ATTEMPTS,
-            "next_attempt_at": next_attempt_at.isoformat() if next_attempt_at else None,
-        },
-        f"attempt-{attempt.id}",
-        now,
-    )
+    facts = {
+        **_order_facts(order),
+        **_failure_facts(attempt),
+        "installment": installment.number,
+        "amount": str(attempt.amount),
+        "attempts_total": AUTOMATIC_ATTEMPTS,
+        "next_attempt_at": next_attempt_at.isoformat() if next_attempt_at else None,
+    }
+    _queue("payment_failed", order.customer.email, order.customer.language, facts, f"attempt-{attempt.id}", now)
+    if next_attempt_at is not None:
+        _tell_seller_on_slack("slack_payment_failed", order, facts, f"attempt-{attempt.id}", now)
 
 
 def customer_payment_recovered(attempt: ChargeAttempt, now: dt.datetime) -> None:
+    """A payment that failed before (or the seller's renewal) went through: the customer and, on Slack, the seller."""
     installment = attempt.installment
     order = installment.order
-    _queue(
-        "payment_recovered",
-        order.customer.email,
-        order.customer.language,
-        {**_order_facts(order), "installment": installment.number, "amount": str(attempt.amount)},
-        f"installment-{installment.id}",
-        now,
-    )
+    facts = {
+        **_order_facts(order),
+        "installment": installment.number,
+        "amount": str(attempt.amount),
+        "attempt": attempt.number,
+        "kind": attempt.kind,
+    }
+    fact = f"installment-{installment.id}"
+    _queue("payment_recovered", order.customer.email, order.customer.language, facts, fact, now)
+    _tell_seller_on_slack("slack_payment_recovered", order, facts, fact, now)
 
 
 def seller_payment_failed_finally(installment: Installment, template: str, now: dt.datetime) -> None:
@@ -87,36 +100,28 @@ def seller_payment_failed_finally(installment: Installment, template: str, now: 
     failures = installment.attempts.where(ChargeAttempt.status == ChargeAttempt.FAILED).order_by(
         ChargeAttempt.settled_at
     )
-    _queue(
-        template,
-        order.product.notification_email,
-        "en",
-        {
-            **_order_facts(order),
-            "installment": installment.number,
-            "amount": str(installment.amount),
-            "failures": [_failure_facts(a) for a in failures],
-        },
-        f"installment-{installment.id}",
-        now,
-    )
+    facts = {
+        **_order_facts(order),
+        "installment": installment.number,
+        "amount": str(installment.amount),
+        "failures": [_failure_facts(a) for a in failures],
+    }
+    fact = f"installment-{installment.id}"
+    _queue(template, order.product.notification_email, "en", facts, fact, now)
+    # seller_third_failure → slack_third_failure (R6: with the Renew and Hand-off buttons), and so on.
+    _tell_seller_on_slack(template.replace("seller_", "slack_", 1), order, facts, fact, now)
 
 
 def seller_handed_off(case: CollectionCase, now: dt.datetime) -> None:
     order = case.order
-    _queue(
-        "seller_handed_off",
-        order.product.notification_email,
-        "en",
-        {
-            **_order_facts(order),
-            "installments": case.handed_off_installments,
-            "amount": str(case.handed_off_amount),
-            "handed_off_at": case.handed_off_at.isoformat(),
-        },
-        f"case-{case.id}",
-        now,
-    )
+    facts = {
+        **_order_facts(order),
+        "installments": case.handed_off_installments,
+        "amount": str(case.handed_off_amount),
+        "handed_off_at": case.handed_off_at.isoformat(),
+    }
+    _queue("seller_handed_off", order.product.notification_email, "en", facts, f"case-{case.id}", now)
+    _tell_seller_on_slack("slack_handed_off", order, facts, f"case-{case.id}", now)
 
 
 def _change_facts(change: PlanChange) -> dict:
@@ -150,6 +155,7 @@ def plan_change_decided(change: PlanChange, now: dt.datetime, first_due_at: dt.d
     order = change.order
     facts = {**_change_facts(change), "first_due_at": first_due_at.isoformat() if first_due_at else None}
     _queue("seller_plan_change", order.product.notification_email, "en", facts, f"change-{change.id}", now)
+    _tell_seller_on_slack("slack_plan_change", order, facts, f"change-{change.id}", now)
     if change.status == PlanChange.CONFIRMED:
         _queue(
             "plan_change_confirmed", order.customer.email, order.customer.language, facts, f"change-{change.id}", now

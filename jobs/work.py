@@ -6,6 +6,7 @@ import time
 from rq import SimpleWorker
 
 from billing import charging, collections, plan_changes, plans
+from bot.delivery import deliver_slack_message
 from emails import deliver_message
 from gateways import get_gateway
 from jobs import database, enqueue_after_commit, queue, redis_connection, settings, utcnow
@@ -68,11 +69,12 @@ def send_due_messages(at: str | None = None) -> None:
     """Send every message of the outbox due by `at`; each is claimed first, so two workers never send one twice."""
     now = dt.datetime.fromisoformat(at) if at else utcnow()
     with database().connection_context():
-        due = Outbox.select(Outbox.id).where(Outbox.sent_at.is_null(), Outbox.next_try_at <= now)
+        due = Outbox.select(Outbox.id, Outbox.channel).where(Outbox.sent_at.is_null(), Outbox.next_try_at <= now)
         # Read the ids first: on SQLite, writing while a read is still open fails at once with "database
         # is locked" when another process wrote in between (the read's snapshot cannot become a write).
         for message in list(due.order_by(Outbox.id).limit(500)):
-            deliver_message(message.id, settings(), utcnow())
+            deliver = deliver_slack_message if message.channel == Outbox.SLACK else deliver_message
+            deliver(message.id, settings(), utcnow())
 
 
 def deliver_handoff(case_id: int, at: str | None = None) -> None:

@@ -1,0 +1,356 @@
+"""Block Kit builders: what the seller sees in Slack. Plain functions of facts and rows, no Slack calls.
+
+Every message has a `text` too: Slack shows it in notifications and where blocks cannot be shown.
+"""
+
+import datetime as dt
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime
+from babel.numbers import format_currency
+
+from models import CollectionCase, Order
+
+LOCALE = "en_IE"
+RENEW = "renew"
+HAND_OFF = "hand_off"
+UPDATE_PLAN = "update_plan"
+UPDATE_PLAN_VIEW = "update_plan_view"
+AMOUNT_BLOCK = "amount"
+ORDER_BLOCK = "order"
+# Slack refuses a message of more than 50 blocks; a long list says how many it left out.
+MAX_LISTED = 20
+
+USAGE = {
+    "/renew": "`/renew <order>`: the fourth and final attempt to charge the card, after the third one failed.",
+    "/update-plan": "`/update-plan <order> <amount>`: a new amount for the remaining installments, like "
+    "`/update-plan 12 40,00 €`; the customer confirms it by email. `/update-plan` alone opens a form.",
+    "/order": "`/order <search>`: find an order by its number, its invoice number or the customer's name.",
+    "/collections": "`/collections`: the orders in collections, and those handed to the collection partner.",
+    "/collect": "`/collect <order>`: hand an order in collections to the collection partner (final).",
+    "/tranche": "`/tranche help`: this help.",
+}
+
+
+def usage(problem: str | None = None) -> str:
+    """The commands and how to write them, after what was wrong with the last one."""
+    lines = [problem] if problem else []
+    lines.append("*Tranche commands*")
+    lines += [f"• {line}" for line in USAGE.values()]
+    return "\n".join(lines)
+
+
+def money(amount, currency: str) -> str:
+    return format_currency(Decimal(amount), currency, locale=LOCALE)
+
+
+def when(value: dt.datetime | str, timezone: str) -> str:
+    """A time as the seller reads it: in the seller's time zone."""
+    at = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    return format_datetime(at, "d MMM y, HH:mm", tzinfo=ZoneInfo(timezone), locale=LOCALE)
+
+
+def section(text: str) -> dict:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def _context(text: str) -> dict:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+
+
+def _confirm(title: str, text: str, yes: str) -> dict:
+    return {
+        "title": {"type": "plain_text", "text": title},
+        "text": {"type": "mrkdwn", "text": text},
+        "confirm": {"type": "plain_text", "text": yes},
+        "deny": {"type": "plain_text", "text": "Cancel"},
+    }
+
+
+def renew_button(order_id: int) -> dict:
+    return {
+        "type": "button",
+        "action_id": RENEW,
+        "value": str(order_id),
+        "style": "primary",
+        "text": {"type": "plain_text", "text": "Renew payment plan"},
+        "confirm": _confirm(
+            "Renew payment plan?",
+            f"Order {order_id}: the card is charged once more, now. This fourth attempt is the last one.",
+            "Charge now",
+        ),
+    }
+
+
+def hand_off_button(order_id: int) -> dict:
+    return {
+        "type": "button",
+        "action_id": HAND_OFF,
+        "value": str(order_id),
+        "style": "danger",
+        "text": {"type": "plain_text", "text": "Hand to collections"},
+        "confirm": _confirm(
+            "Hand to collections?",
+            f"Order {order_id} goes to the collection partner with its open debt. This is final: "
+            "no renewal or plan change afterwards.",
+            "Hand off",
+        ),
+    }
+
+
+def update_plan_button(order_id: int) -> dict:
+    return {
+        "type": "button",
+        "action_id": UPDATE_PLAN,
+        "value": str(order_id),
+        "text": {"type": "plain_text", "text": "Update plan"},
+    }
+
+
+def order_actions(order: Order, plan_change: bool = False) -> list[dict]:
+    """The buttons for what the seller may do next with `order`; the rules check again at the click."""
+    buttons = []
+    if order.status == Order.INTERRUPTED and order.method == "card":
+        buttons.append(renew_button(order.id))
+    if order.status in (Order.INTERRUPTED, Order.COLLECTIONS):
+        buttons.append(hand_off_button(order.id))
+    if plan_change and order.status in (Order.ACTIVE, Order.INTERRUPTED):
+        buttons.append(update_plan_button(order.id))
+    return buttons
+
+
+def actions_block(buttons: list[dict], order_id: int) -> dict:
+    return {"type": "actions", "block_id": f"order-{order_id}", "elements": buttons}
+
+
+def without_actions(blocks: list[dict]) -> list[dict]:
+    return [block for block in blocks if block.get("type") != "actions"]
+
+
+def settled(blocks: list[dict], note: str) -> list[dict]:
+    """A message whose buttons are spent: the buttons give way to what became of the order."""
+    return [*without_actions(blocks), _context(note)]
+
+
+# --- notifications (R6, R11): one builder per outbox template, from the facts the rule recorded
+
+
+def _order_line(facts: dict) -> str:
+    return (
+        f"Order {facts['order_id']} · {facts['invoice_number']} · {facts['customer_name']} "
+        f"<mailto:{facts['customer_email']}|{facts['customer_email']}> · {facts['product']}"
+    )
+
+
+def _failures(facts: dict) -> str:
+    return "\n".join(
+        f"• Attempt {f['attempt']} ({f['kind']}), {when(f['at'], facts['timezone'])}: "
+        f"{f['message'] or f['code'] or 'declined'}"
+        for f in facts["failures"]
+    )
+
+
+def _amount(facts: dict) -> str:
+    return money(facts["amount"], facts["currency"])
+
+
+def payment_failed(facts: dict) -> tuple[str, list[dict]]:
+    text = (
+        f"Payment failed: order {facts['order_id']}, installment {facts['installment']}, {_amount(facts)} "
+        f"(attempt {facts['attempt']} of {facts['attempts_total']})."
+    )
+    reason = facts["message"] or facts["code"]
+    detail = f"{reason}. Next attempt {when(facts['next_attempt_at'], facts['timezone'])}."
+    return text, [section(f":warning: {text}\n{detail}"), _context(_order_line(facts))]
+
+
+def third_failure(facts: dict) -> tuple[str, list[dict]]:
+    text = (
+        f"Third payment attempt failed: order {facts['order_id']}, installment {facts['installment']}, "
+        f"{_amount(facts)}. The plan is interrupted."
+    )
+    detail = (
+        "Contact the customer, then renew the payment plan (the fourth and final attempt) or hand the order "
+        "to the collection partner."
+    )
+    return text, [section(f":rotating_light: *{text}*\n{_failures(facts)}\n{detail}"), _context(_order_line(facts))]
+
+
+def sepa_failed(facts: dict) -> tuple[str, list[dict]]:
+    text = (
+        f"SEPA debit failed: order {facts['order_id']}, installment {facts['installment']}, {_amount(facts)}. "
+        "A SEPA debit is never retried: the order is in collections."
+    )
+    return text, [section(f":rotating_light: *{text}*\n{_failures(facts)}"), _context(_order_line(facts))]
+
+
+def renewal_failed(facts: dict) -> tuple[str, list[dict]]:
+    text = (
+        f"The fourth and final attempt failed: order {facts['order_id']}, installment {facts['installment']}, "
+        f"{_amount(facts)}. The order is in collections."
+    )
+    return text, [section(f":rotating_light: *{text}*\n{_failures(facts)}"), _context(_order_line(facts))]
+
+
+def payment_recovered(facts: dict) -> tuple[str, list[dict]]:
+    how = "the renewal went through, the plan is active again" if facts["kind"] == "renewal" else "paid"
+    text = f"Payment recovered: order {facts['order_id']}, installment {facts['installment']}, {_amount(facts)}: {how}."
+    return text, [section(f":white_check_mark: {text}"), _context(_order_line(facts))]
+
+
+def handed_off(facts: dict) -> tuple[str, list[dict]]:
+    installments = ", ".join(str(n) for n in facts["installments"]) or "none"
+    text = (
+        f"Handed to collections: order {facts['order_id']}, {_amount(facts)} "
+        f"(installments {installments}), {when(facts['handed_off_at'], facts['timezone'])}."
+    )
+    return text, [section(f":outbox_tray: {text}"), _context(_order_line(facts))]
+
+
+def plan_change(facts: dict) -> tuple[str, list[dict]]:
+    old, new = money(facts["old_amount"], facts["currency"]), money(facts["new_amount"], facts["currency"])
+    status = facts["status"]
+    outcome = {
+        "confirmed": f"confirmed by the customer: the remaining installments are {new}",
+        "declined": f"declined by the customer: the plan stays at {old}",
+        "expired": f"expired unconfirmed after 10 days: the plan stays at {old}",
+    }.get(status, status)
+    text = f"Plan change {status}: order {facts['order_id']}, {old} → {new}, {outcome}."
+    return text, [section(f":memo: {text}"), _context(_order_line(facts))]
+
+
+NOTIFICATIONS = {
+    "slack_payment_failed": payment_failed,
+    "slack_third_failure": third_failure,
+    "slack_sepa_failed": sepa_failed,
+    "slack_renewal_failed": renewal_failed,
+    "slack_payment_recovered": payment_recovered,
+    "slack_handed_off": handed_off,
+    "slack_plan_change": plan_change,
+}
+# What these report ends what the buttons of earlier messages about the order offered.
+OUTCOMES = ("slack_payment_recovered", "slack_renewal_failed", "slack_handed_off")
+
+
+# --- answers to commands
+
+
+def order_card(order: dict) -> list[dict]:
+    """One order as /order shows it, from its API form (api.serialize.order): status, paid and open installments,
+    the next date and any pending change."""
+    zone = order["timezone"]
+    currency = order["currency"]
+    schedule = order["installments"]
+    paid = [i for i in schedule if i["status"] == "paid"]
+    unpaid = [i for i in schedule if i["status"] in ("open", "handed_off")]
+    if order["plan"] == "installments":
+        plan = f"{order['installment_count']} × {money(order['amount'], currency)} {order['interval']}"
+    else:
+        plan = f"subscription, {money(order['amount'], currency)} {order['interval']}"
+    method = order["payment_method"]
+    paying = f"card •••• {method['last4']}" if method["type"] == "card" else f"SEPA {method['iban']}"
+    lines = [
+        f"*Order {order['id']}* · {order['invoice_number']} · {order['customer']['name']} · {order['product']['name']}",
+        f"Status: *{order['status'].replace('_', ' ')}* · {plan} · {paying}",
+        f"Paid: {len(paid)} installment(s), {money(sum((Decimal(i['amount']) for i in paid), Decimal(0)), currency)}",
+    ]
+    for installment in unpaid:
+        failed = sum(1 for a in installment["attempts"] if a["status"] == "failed")
+        lines.append(
+            f"Open: installment {installment['number']}, {money(installment['amount'], currency)}, "
+            f"due {when(installment['due_at'], zone)}, {failed} failed attempt(s)"
+        )
+    upcoming = order["next_attempt"]
+    if upcoming:
+        lines.append(f"Next: installment {upcoming['installment']}, {when(upcoming['due_at'], zone)}")
+    change = order["pending_change"]
+    if change:
+        lines.append(
+            f"Pending change: {money(change['old_amount'], currency)} → {money(change['new_amount'], currency)}, "
+            f"waiting for the customer until {when(change['expires_at'], zone)}"
+        )
+    return [section("\n".join(lines))]
+
+
+def orders_found(query: str, cards: list[tuple[list[dict], list[dict]]], more: int) -> tuple[str, list[dict]]:
+    """The /order answer: a card and its buttons per order found."""
+    if not cards:
+        text = f"No order of yours matches “{query}”."
+        return text, [section(text)]
+    text = f"{len(cards) + more} order(s) match “{query}”."
+    blocks = []
+    for card, buttons in cards:
+        blocks += [{"type": "divider"}, *card, *buttons]
+    if more:
+        blocks.append(_context(f"{more} more: search more precisely, by order number or invoice number."))
+    return text, blocks
+
+
+def collections(cases: list[CollectionCase], more: int, timezone: str) -> tuple[str, list[dict]]:
+    """The /collections answer (R9): the listed orders with their Hand-off button, then the handed-off ones."""
+    if not cases:
+        text = "No order is in collections."
+        return text, [section(text)]
+    text = f"{len(cases) + more} order(s) in collections or handed off."
+    blocks = [section(f"*{text}*")]
+    for case in cases:
+        order = case.order
+        head = f"*Order {order.id}* · {order.invoice_number} · {order.customer.name}"
+        if case.handed_off_at is None:
+            line = f"{head}\nListed {when(case.opened_at, timezone)}: {case.reason}"
+            blocks += [section(line), actions_block([hand_off_button(order.id)], order.id)]
+        else:
+            delivered = "received by the partner" if case.delivered_at else "being delivered to the partner"
+            line = (
+                f"{head}\nHanded off {when(case.handed_off_at, timezone)}: "
+                f"{money(case.handed_off_amount, order.currency)}, {delivered}"
+            )
+            blocks.append(section(line))
+    if more:
+        blocks.append(_context(f"{more} more: see GET /api/v1/collections."))
+    return text, blocks
+
+
+def collect_prompt(order: Order) -> tuple[str, list[dict]]:
+    """The /collect answer: what would be handed off, and the button whose confirm dialog does it."""
+    text = f"Hand order {order.id} ({order.invoice_number}, {order.customer.name}) to the collection partner?"
+    return text, [section(text), actions_block([hand_off_button(order.id)], order.id)]
+
+
+def plan_modal(order: dict | None, metadata: str) -> dict:
+    """The /update-plan form: the order's current plan when known (else a field for the order), and the amount."""
+    blocks = []
+    if order is None:
+        blocks.append(
+            {
+                "type": "input",
+                "block_id": ORDER_BLOCK,
+                "label": {"type": "plain_text", "text": "Order"},
+                "element": {"type": "plain_text_input", "action_id": "value", "placeholder": _plain("e.g. 12")},
+            }
+        )
+    else:
+        blocks += order_card(order)
+    blocks.append(
+        {
+            "type": "input",
+            "block_id": AMOUNT_BLOCK,
+            "label": {"type": "plain_text", "text": "New amount per installment"},
+            "hint": _plain("For the installments not charged yet. At least 2.00; the customer confirms by email."),
+            "element": {"type": "plain_text_input", "action_id": "value", "placeholder": _plain("e.g. 40,00 €")},
+        }
+    )
+    return {
+        "type": "modal",
+        "callback_id": UPDATE_PLAN_VIEW,
+        "private_metadata": metadata,
+        "title": _plain("Update payment plan"),
+        "submit": _plain("Propose"),
+        "close": _plain("Cancel"),
+        "blocks": blocks,
+    }
+
+
+def _plain(text: str) -> dict:
+    return {"type": "plain_text", "text": text}

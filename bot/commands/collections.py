@@ -1,0 +1,26 @@
+"""/collections: R9's list, the orders in collections (with their Hand-off button) and those handed off."""
+
+from billing.collections import collections_list
+from bot import blocks
+from bot.listening import register_command, say, seller
+from bot.parsing import Malformed
+
+
+def register(app) -> None:
+    register_command(app, "/collections", no_arguments, list_collections)
+
+
+def no_arguments(text: str) -> str:
+    if text.strip():
+        raise Malformed("`/collections` takes nothing after it.")
+    return text
+
+
+def list_collections(_, context, command, respond, client) -> None:
+    owner = seller(context)
+    cases = collections_list(owner)
+    total = cases.count()
+    text, shown = blocks.collections(
+        list(cases.limit(blocks.MAX_LISTED)), max(total - blocks.MAX_LISTED, 0), owner.timezone
+    )
+    say(respond, text, shown)

@@ -1,0 +1,179 @@
+"""The Slack side of the outbox (R6, R11): post each notification in the seller's channel once, and once an
+order's outcome is known, update in place every message that still shows buttons for it.
+
+Slack's answers decide the next try: 429 waits its Retry-After, a 5xx or a network failure backs off.
+"""
+
+import datetime as dt
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackRequestError
+from slack_sdk.webhook import WebhookClient
+
+from bot import blocks
+from bot.linking import api_url, bot_token, installation_store, slack_enabled
+from models import Order, Outbox, SlackLink, SlackMessage, transaction
+
+CLAIM = dt.timedelta(minutes=5)
+FIRST_RETRY = dt.timedelta(minutes=1)
+LONGEST_RETRY = dt.timedelta(hours=1)
+SETTLE = "slack_update"  # the outbox template that updates an earlier message in place
+# Messages whose buttons (renew, hand off) stay useful until the order's outcome is known.
+ACTIONABLE = ("slack_third_failure", "slack_sepa_failed", "slack_renewal_failed")
+
+
+class Retry(Exception):
+    """Not sent this time; try again after `delay`."""
+
+    def __init__(self, reason: str, delay: dt.timedelta | None = None):
+        super().__init__(reason)
+        self.delay = delay
+
+
+def await_outcome(
+    seller_id: int,
+    order_id: int,
+    shown: list[dict],
+    now: dt.datetime,
+    channel_id: str | None = None,
+    ts: str | None = None,
+    response_url: str | None = None,
+) -> None:
+    """Keep a message that waits for the order's outcome (it shows buttons, or says the outcome follows): a
+    channel message, or an ephemeral answer by its response_url. A message already kept stays as it is."""
+    if (
+        channel_id
+        and SlackMessage.select().where(SlackMessage.channel_id == channel_id, SlackMessage.ts == ts).exists()
+    ):
+        return
+    SlackMessage.create(
+        seller=seller_id,
+        order=order_id,
+        channel_id=channel_id,
+        ts=ts,
+        response_url=response_url,
+        blocks=blocks.without_actions(shown),
+        created_at=now,
+    )
+
+
+def outcome_known(order_id: int, note: str, now: dt.datetime) -> list[int]:
+    """The order's outcome is known: each message waiting for it gets an update, sent through the outbox.
+    Returns the outbox ids of the updates."""
+    updates = []
+    waiting = SlackMessage.select().where(SlackMessage.order == order_id, SlackMessage.settled_at.is_null())
+    for message in list(waiting):
+        # Conditional, so that two outcomes delivered at once update a message once.
+        settled = (
+            SlackMessage.update(settled_at=now)
+            .where(SlackMessage.id == message.id, SlackMessage.settled_at.is_null())
+            .execute()
+        )
+        if settled:
+            update = Outbox.create(
+                channel=Outbox.SLACK,
+                template=SETTLE,
+                recipient=str(message.seller_id),
+                context={"slack_message_id": message.id, "note": note},
+                dedupe_key=f"{SETTLE}:slack-message-{message.id}",
+                created_at=now,
+                next_try_at=now,
+            )
+            updates.append(update.id)
+    return updates
+
+
+def _claim(message_id: int, now: dt.datetime) -> bool:
+    return bool(
+        Outbox.update(claimed_until=now + CLAIM, attempts=Outbox.attempts + 1)
+        .where(
+            Outbox.id == message_id,
+            Outbox.sent_at.is_null(),
+            Outbox.claimed_until.is_null() | (Outbox.claimed_until < now),
+        )
+        .execute()
+    )
+
+
+def _client(settings, link: SlackLink) -> WebClient:
+    if not slack_enabled(settings):
+        raise Retry("Slack is not configured (SLACK_SIGNING_SECRET, and SLACK_BOT_TOKEN or the OAuth client)")
+    token = bot_token(settings, link.team_id, None, installation_store(settings))
+    if token is None:
+        raise Retry(f"no bot token for Slack workspace {link.team_id}: install the app again")
+    return WebClient(token=token, base_url=api_url(settings), timeout=10)
+
+
+def _post(message: Outbox, link: SlackLink, settings, now: dt.datetime) -> list[int]:
+    """Post one notification; a message with buttons is kept, and an outcome queues the updates of the earlier
+    messages that wait for it (returned)."""
+    facts = message.context
+    text, shown = blocks.NOTIFICATIONS[message.template](facts)
+    order = Order.get_or_none(Order.id == facts["order_id"])
+    # The buttons reflect the order as it is now: a message sent late offers no spent action.
+    buttons = blocks.order_actions(order) if order and message.template in ACTIONABLE else []
+    if buttons:
+        shown = [*shown, blocks.actions_block(buttons, order.id)]
+    posted = _client(settings, link).chat_postMessage(channel=link.channel_id, text=text, blocks=shown)
+    with transaction():
+        _sent(message.id, now)
+        updates = outcome_known(facts["order_id"], text, now) if message.template in blocks.OUTCOMES else []
+        if buttons:
+            await_outcome(link.seller_id, order.id, shown, now, channel_id=posted["channel"], ts=posted["ts"])
+    return updates
+
+
+def _update(message: Outbox, link: SlackLink, settings, now: dt.datetime) -> list[int]:
+    """Update an earlier message in place: its buttons give way to the outcome."""
+    shown = SlackMessage.get_by_id(message.context["slack_message_id"])
+    note = message.context["note"]
+    settled = blocks.settled(shown.blocks, note)
+    if shown.response_url:
+        answer = WebhookClient(shown.response_url, timeout=10).send(
+            text=note, blocks=settled, replace_original=True, response_type="ephemeral"
+        )
+        if answer.status_code == 429 or answer.status_code >= 500:
+            raise Retry(f"response_url answered HTTP {answer.status_code}", _retry_after(answer.headers))
+        # Any other refusal is final: a response_url works for 30 minutes only.
+        _sent(message.id, now, None if answer.status_code == 200 else f"response_url: HTTP {answer.status_code}")
+        return []
+    _client(settings, link).chat_update(channel=shown.channel_id, ts=shown.ts, text=note, blocks=settled)
+    _sent(message.id, now)
+    return []
+
+
+def _sent(message_id: int, now: dt.datetime, note: str | None = None) -> None:
+    Outbox.update(sent_at=now, claimed_until=None, last_error=note).where(Outbox.id == message_id).execute()
+
+
+def _retry_after(headers) -> dt.timedelta | None:
+    value = {k.lower(): v for k, v in (headers or {}).items()}.get("retry-after")
+    if isinstance(value, list):
+        value = value[0]
+    return dt.timedelta(seconds=int(value)) if value and str(value).isdigit() else None
+
+
+def deliver_slack_message(message_id: int, settings, now: dt.datetime) -> bool:
+    """Send one Slack outbox message unless it is sent or another worker holds it; True once sent."""
+    if not _claim(message_id, now):
+        return False
+    message = Outbox.get_by_id(message_id)
+    link = SlackLink.get_or_none(SlackLink.seller == int(message.recipient))
+    if link is None:
+        _sent(message.id, now, "not sent: the seller has no Slack workspace linked any more")
+        return False
+    try:
+        updates = (_update if message.template == SETTLE else _post)(message, link, settings, now)
+    except (Retry, SlackApiError, SlackRequestError, OSError) as error:
+        delay = getattr(error, "delay", None)
+        if isinstance(error, SlackApiError) and error.response.status_code == 429:
+            delay = _retry_after(error.response.headers)
+        backoff = min(FIRST_RETRY * 2 ** min(message.attempts - 1, 10), LONGEST_RETRY)
+        Outbox.update(claimed_until=None, next_try_at=now + (delay or backoff), last_error=str(error)[:2000]).where(
+            Outbox.id == message_id
+        ).execute()
+        return False
+    # Updated at once, not at the next tick: the outcome is known now, so no stale button should stay.
+    for update in updates:
+        deliver_slack_message(update, settings, now)
+    return True
