@@ -9,7 +9,7 @@ from slack_bolt import App
 from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk import WebClient
 
-from bot import commands
+from bot import commands, linking
 from bot.linking import (
     INSTALL_PATH,
     REDIRECT_PATH,
@@ -88,6 +88,7 @@ def _build(settings: SlackSettings) -> App:
     )
     app.use(ignore_repeats)
     app.error(on_error)
+    linking.register(app, store)
     for module in commands.MODULES:
         module.register(app)
     return app

@@ -234,6 +234,21 @@ class LinkedWorkspaceAuthorize(Authorize):
         return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=token, user_id=user_id)
 
 
+def register(app, store: InstallationStore | None) -> None:
+    """Slack's word that the app left a workspace (removed, or its bot token revoked): its token and link go."""
+
+    def forget_workspace(context, event):
+        if event["type"] == "tokens_revoked" and not event.get("tokens", {}).get("bot"):
+            return  # only user tokens, which the bot does not use
+        with db.connection_context(), transaction():
+            SlackLink.delete().where(SlackLink.team_id == context.team_id).execute()
+            if store is not None:
+                store.delete_all(enterprise_id=context.enterprise_id, team_id=context.team_id)
+
+    app.event("app_uninstalled")(forget_workspace)
+    app.event("tokens_revoked")(forget_workspace)
+
+
 def not_linked_message(team_id: str | None) -> str:
     return (
         f"This Slack workspace ({team_id}) is not linked to a Tranche seller yet. To link it, open the one-time "

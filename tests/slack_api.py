@@ -181,8 +181,12 @@ def fixture(name: str, **changes) -> dict:
 
 
 def signed_post(client, body: dict, secret: str = SIGNING_SECRET, timestamp: int | None = None, headers=None):
-    """POST a form body to /slack/events as Slack signs it; an interaction's fields go in `payload`."""
-    if body.get("type") in ("block_actions", "view_submission"):
+    """POST a body to /slack/events as Slack signs it: an event as JSON, an interaction's fields in a form's
+    `payload`, a command's as the form."""
+    content_type = "application/x-www-form-urlencoded"
+    if body.get("type") == "event_callback":
+        raw, content_type = json.dumps(body), "application/json"
+    elif body.get("type") in ("block_actions", "view_submission"):
         raw = urllib.parse.urlencode({"payload": json.dumps(body)})
     else:
         raw = urllib.parse.urlencode(body)
@@ -192,7 +196,7 @@ def signed_post(client, body: dict, secret: str = SIGNING_SECRET, timestamp: int
         "/slack/events",
         data=raw,
         headers={
-            "Content-Type": "application/x-www-form-urlencoded",
+            "Content-Type": content_type,
             "X-Slack-Request-Timestamp": stamp,
             "X-Slack-Signature": signature,
             **(headers or {}),

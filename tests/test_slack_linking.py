@@ -11,7 +11,7 @@ from bot.linking import link_workspace
 from jobs.work import run_due_work
 from models import SlackInstallation, SlackInstallGrant, SlackLink
 from tests import factories
-from tests.slack_api import CHANNEL, TEAM, command
+from tests.slack_api import CHANNEL, TEAM, command, fixture, signed_post
 
 T = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=20)
 
@@ -200,6 +200,18 @@ def test_installing_a_workspace_linked_to_another_seller_fails_and_keeps_the_lin
     assert back.status_code == 409
     assert "T0OAUTH is linked to another seller" in back.get_data(as_text=True)
     assert SlackLink.get(SlackLink.team_id == "T0OAUTH").seller_id == alice.id
+    assert SlackInstallation.select().count() == 0
+
+
+def test_a_workspace_that_removes_the_app_is_unlinked_and_its_token_forgotten(client, oauth):
+    """Slack's app_uninstalled event: the install and the link go; the seller may install again."""
+    seller = factories.seller()
+    _add_to_slack(client, _install_link(client, seller))
+
+    response = signed_post(client, fixture("event__app_uninstalled.json"))
+
+    assert response.status_code == 200
+    assert SlackLink.select().count() == 0
     assert SlackInstallation.select().count() == 0
 
 
