@@ -15,6 +15,10 @@ from models import CollectionCase, GatewayEvent, Outbox
 from webhooks.events import InvalidEvent, parse_outcome
 
 CLAIM = dt.timedelta(minutes=5)
+# Set while a send_due_messages job waits to start: it will see every message committed before then, so
+# messages written meanwhile need no job of their own (a job costs RQ more than sending an email; bench/).
+SENDER_WAITING = "tranche:sender-waiting"
+BATCH = 500
 
 
 def tick(at: str | None = None) -> None:
@@ -62,19 +66,36 @@ def process_event(event_id: int) -> None:
         GatewayEvent.update(status=status, note=note, processed_at=now).where(
             GatewayEvent.id == event.id, GatewayEvent.status == GatewayEvent.RECEIVED
         ).execute()
-        enqueue_after_commit(send_due_messages)
+        database().after_commit(wake_sender)
+
+
+def wake_sender() -> None:
+    """Have a send_due_messages job start after this moment, unless one is already waiting to."""
+    # The key expires: a waiting job lost in a crash holds the next ones back a minute at most.
+    if redis_connection().set(SENDER_WAITING, 1, nx=True, ex=60):
+        queue().enqueue(send_due_messages, result_ttl=0, failure_ttl=86400)
 
 
 def send_due_messages(at: str | None = None) -> None:
     """Send every message of the outbox due by `at`; each is claimed first, so two workers never send one twice."""
+    redis_connection().delete(SENDER_WAITING)  # before reading: a message committed from now on wakes another job
     now = dt.datetime.fromisoformat(at) if at else utcnow()
     with database().connection_context():
-        due = Outbox.select(Outbox.id, Outbox.channel).where(Outbox.sent_at.is_null(), Outbox.next_try_at <= now)
-        # Read the ids first: on SQLite, writing while a read is still open fails at once with "database
-        # is locked" when another process wrote in between (the read's snapshot cannot become a write).
-        for message in list(due.order_by(Outbox.id).limit(500)):
-            deliver = deliver_slack_message if message.channel == Outbox.SLACK else deliver_message
-            deliver(message.id, settings(), utcnow())
+        while True:
+            due = Outbox.select(Outbox.id, Outbox.channel).where(
+                Outbox.sent_at.is_null(),
+                Outbox.next_try_at <= now,
+                Outbox.claimed_until.is_null() | (Outbox.claimed_until < utcnow()),
+            )
+            # Read the ids first: on SQLite, writing while a read is still open fails at once with "database
+            # is locked" when another process wrote in between (the read's snapshot cannot become a write).
+            batch = list(due.order_by(Outbox.id).limit(BATCH))
+            for message in batch:
+                deliver = deliver_slack_message if message.channel == Outbox.SLACK else deliver_message
+                deliver(message.id, settings(), utcnow())
+            # One job may stand for many events now: it sends until nothing due is left unclaimed.
+            if len(batch) < BATCH:
+                return
 
 
 def deliver_handoff(case_id: int, at: str | None = None) -> None:
