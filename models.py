@@ -256,6 +256,18 @@ class Outbox(BaseModel):
     next_try_at = UTCDateTimeField(index=True)
     last_error = TextField(null=True)
 
+    # How long a sender holds a message: another may take it over after, should the first have died.
+    HOLD = dt.timedelta(minutes=5)
+
+    @classmethod
+    def claim(cls, message_id: int, now: dt.datetime) -> bool:
+        """Take an unsent message for sending, unless another sender holds it; True when taken."""
+        return bool(
+            cls.update(claimed_until=now + cls.HOLD, attempts=cls.attempts + 1)
+            .where(cls.id == message_id, cls.sent_at.is_null(), cls.claimed_until.is_null() | (cls.claimed_until < now))
+            .execute()
+        )
+
 
 class SandboxCharge(BaseModel):
     """The sandbox gateway's own ledger: one charge per idempotency key, as a real gateway keeps."""

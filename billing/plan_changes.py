@@ -83,22 +83,27 @@ def _open_change(change_id: int, now: dt.datetime) -> PlanChange:
     return change
 
 
+def _decide(change_id: int, status: str, now: dt.datetime) -> PlanChange:
+    """Close a pending change as `status`, once: the first of two clicks decides, the second is refused."""
+    change = _open_change(change_id, now)
+    decided = (
+        PlanChange.update(status=status, decided_at=now)
+        .where(PlanChange.id == change.id, PlanChange.status == PlanChange.PENDING)
+        .execute()
+    )
+    if not decided:
+        raise ChangeNotOpen(PlanChange.get_by_id(change_id))
+    return PlanChange.get_by_id(change_id)
+
+
 def confirm_plan_change(change_id: int, now: dt.datetime) -> PlanChange:
     """R4: within 240 hours, the new amount applies to every installment not yet charged."""
     with transaction():
-        change = _open_change(change_id, now)
-        decided = (
-            PlanChange.update(status=PlanChange.CONFIRMED, decided_at=now)
-            .where(PlanChange.id == change.id, PlanChange.status == PlanChange.PENDING)
-            .execute()
-        )
-        if not decided:
-            raise ChangeNotOpen(PlanChange.get_by_id(change_id))
+        change = _decide(change_id, PlanChange.CONFIRMED, now)
         Order.update(amount=change.new_amount).where(Order.id == change.order_id).execute()
         Installment.update(amount=change.new_amount).where(
             Installment.order == change.order_id, Installment.status == Installment.SCHEDULED
         ).execute()
-        change = PlanChange.get_by_id(change_id)
         notifications.plan_change_decided(change, now, first_due_at(change))
     return change
 
@@ -106,15 +111,7 @@ def confirm_plan_change(change_id: int, now: dt.datetime) -> PlanChange:
 def decline_plan_change(change_id: int, now: dt.datetime) -> PlanChange:
     """R4: the customer says no; the plan stays as it was and the seller is told."""
     with transaction():
-        change = _open_change(change_id, now)
-        decided = (
-            PlanChange.update(status=PlanChange.DECLINED, decided_at=now)
-            .where(PlanChange.id == change.id, PlanChange.status == PlanChange.PENDING)
-            .execute()
-        )
-        if not decided:
-            raise ChangeNotOpen(PlanChange.get_by_id(change_id))
-        change = PlanChange.get_by_id(change_id)
+        change = _decide(change_id, PlanChange.DECLINED, now)
         notifications.plan_change_decided(change, now)
     return change
 

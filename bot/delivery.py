@@ -14,7 +14,6 @@ from bot import blocks
 from bot.linking import api_url, bot_token, installation_store, slack_enabled
 from models import Order, Outbox, SlackLink, SlackMessage, transaction
 
-CLAIM = dt.timedelta(minutes=5)
 FIRST_RETRY = dt.timedelta(minutes=1)
 LONGEST_RETRY = dt.timedelta(hours=1)
 SETTLE = "slack_update"  # the outbox template that updates an earlier message in place
@@ -83,18 +82,6 @@ def outcome_known(order_id: int, note: str, now: dt.datetime) -> list[int]:
     return updates
 
 
-def _claim(message_id: int, now: dt.datetime) -> bool:
-    return bool(
-        Outbox.update(claimed_until=now + CLAIM, attempts=Outbox.attempts + 1)
-        .where(
-            Outbox.id == message_id,
-            Outbox.sent_at.is_null(),
-            Outbox.claimed_until.is_null() | (Outbox.claimed_until < now),
-        )
-        .execute()
-    )
-
-
 def _client(settings, link: SlackLink) -> WebClient:
     if not slack_enabled(settings):
         raise Retry("Slack is not configured (SLACK_SIGNING_SECRET, and SLACK_BOT_TOKEN or the OAuth client)")
@@ -155,7 +142,7 @@ def _retry_after(headers) -> dt.timedelta | None:
 
 def deliver_slack_message(message_id: int, settings, now: dt.datetime) -> bool:
     """Send one Slack outbox message unless it is sent or another worker holds it; True once sent."""
-    if not _claim(message_id, now):
+    if not Outbox.claim(message_id, now):
         return False
     message = Outbox.get_by_id(message_id)
     link = SlackLink.get_or_none(SlackLink.seller == int(message.recipient))

@@ -28,7 +28,6 @@ from pages.tokens import card_update_link, plan_change_link
 TEMPLATES = Path(__file__).parent / "templates"
 DOMAIN = "emails"
 # A failed send is tried again 1, 2, 4 … minutes later, at most an hour apart.
-CLAIM = dt.timedelta(minutes=5)
 LONGEST_RETRY = dt.timedelta(hours=1)
 # Mail clients drop <style> blocks or ignore them: every rule is written into the elements' style attributes.
 # Nothing is fetched from the network while rendering.
@@ -192,16 +191,7 @@ def _send(email: EmailMessage, settings) -> None:
 
 def deliver_message(message_id: int, settings, now: dt.datetime) -> bool:
     """Send one outbox message unless it is sent or another worker holds it; True once sent."""
-    claimed = (
-        Outbox.update(claimed_until=now + CLAIM, attempts=Outbox.attempts + 1)
-        .where(
-            Outbox.id == message_id,
-            Outbox.sent_at.is_null(),
-            Outbox.claimed_until.is_null() | (Outbox.claimed_until < now),
-        )
-        .execute()
-    )
-    if not claimed:
+    if not Outbox.claim(message_id, now):
         return False
     message = Outbox.get_by_id(message_id)
     try:
