@@ -11,13 +11,14 @@ from emails import deliver_message
 from gateways import get_gateway
 from jobs import database, enqueue_after_commit, queue, redis_connection, settings, utcnow
 from jobs.partner import post_to_partner
-from models import CollectionCase, GatewayEvent, Outbox
+from models import CollectionCase, GatewayEvent, Outbox, transaction
 from webhooks.events import InvalidEvent, parse_outcome
 
 CLAIM = dt.timedelta(minutes=5)
 # Set while a send_due_messages job waits to start: it will see every message committed before then, so
 # messages written meanwhile need no job of their own (a job costs RQ more than sending an email; bench/).
 SENDER_WAITING = "tranche:sender-waiting"
+EVENTS_WAITING = "tranche:events-waiting"
 BATCH = 500
 
 
@@ -32,8 +33,8 @@ def tick(at: str | None = None) -> None:
         plan_changes.expire_plan_changes(now)
         for attempt in charging.due_attempts(now):
             enqueue_after_commit(charge, attempt.id, now.isoformat(), job_id=f"charge-{attempt.id}")
-        for event in GatewayEvent.select(GatewayEvent.id).where(GatewayEvent.status == GatewayEvent.RECEIVED):
-            enqueue_after_commit(process_event, event.id, job_id=f"event-{event.id}")
+        if GatewayEvent.select().where(GatewayEvent.status == GatewayEvent.RECEIVED).exists():
+            wake_event_processor()
         for case in collections.handoffs_to_deliver(now):
             enqueue_after_commit(deliver_handoff, case.id, now.isoformat(), job_id=f"handoff-{case.id}")
         if Outbox.select().where(Outbox.sent_at.is_null(), Outbox.next_try_at <= now).exists():
@@ -51,29 +52,59 @@ def charge(attempt_id: int, at: str | None = None) -> None:
         charging.record_reference(attempt_id, reference)
 
 
-def process_event(event_id: int) -> None:
-    """Apply one stored gateway event, once."""
-    now = utcnow()
-    with database().connection_context():
-        event = GatewayEvent.get_or_none(GatewayEvent.id == event_id)
-        if event is None or event.status != GatewayEvent.RECEIVED:
-            return
+def process_event(event_id: int, now: dt.datetime) -> bool:
+    """Apply one stored gateway event, once: the claim and the effects commit together or not at all."""
+    with transaction():
+        claimed = (
+            GatewayEvent.update(status=GatewayEvent.PROCESSED, processed_at=now)
+            .where(GatewayEvent.id == event_id, GatewayEvent.status == GatewayEvent.RECEIVED)
+            .execute()
+        )
+        if not claimed:
+            return False
         try:
-            note = charging.apply_outcome(parse_outcome(event.body), now)
+            note = charging.apply_outcome(parse_outcome(GatewayEvent.get_by_id(event_id).body), now)
             status = GatewayEvent.IGNORED if note.startswith("ignored") else GatewayEvent.PROCESSED
         except (charging.Unmatched, InvalidEvent) as error:
             note, status = str(error), GatewayEvent.UNMATCHED
-        GatewayEvent.update(status=status, note=note, processed_at=now).where(
-            GatewayEvent.id == event.id, GatewayEvent.status == GatewayEvent.RECEIVED
-        ).execute()
-        database().after_commit(wake_sender)
+        GatewayEvent.update(status=status, note=note).where(GatewayEvent.id == event_id).execute()
+    return True
+
+
+def process_received_events() -> None:
+    """Apply every stored event not yet applied, oldest first; then have the messages they wrote sent."""
+    redis_connection().delete(EVENTS_WAITING)  # before reading: an event stored from now on wakes another job
+    with database().connection_context():
+        while True:
+            batch = list(
+                GatewayEvent.select(GatewayEvent.id)
+                .where(GatewayEvent.status == GatewayEvent.RECEIVED)
+                .order_by(GatewayEvent.id)
+                .limit(BATCH)
+            )
+            applied = [process_event(event.id, utcnow()) for event in batch]
+            if any(applied):
+                wake_sender()
+            if len(batch) < BATCH:
+                return
+
+
+def _wake(key: str, job) -> None:
+    # One job waiting to start stands for everything stored before it starts: a job costs RQ more than the
+    # work of one event or email (bench/). The key expires, so a waiting job lost in a crash holds the next
+    # ones back a minute at most; the tick wakes them too.
+    if redis_connection().set(key, 1, nx=True, ex=60):
+        queue().enqueue(job, result_ttl=0, failure_ttl=86400)
+
+
+def wake_event_processor() -> None:
+    """Have process_received_events start after this moment, unless one is already waiting to."""
+    _wake(EVENTS_WAITING, process_received_events)
 
 
 def wake_sender() -> None:
     """Have a send_due_messages job start after this moment, unless one is already waiting to."""
-    # The key expires: a waiting job lost in a crash holds the next ones back a minute at most.
-    if redis_connection().set(SENDER_WAITING, 1, nx=True, ex=60):
-        queue().enqueue(send_due_messages, result_ttl=0, failure_ttl=86400)
+    _wake(SENDER_WAITING, send_due_messages)
 
 
 def send_due_messages(at: str | None = None) -> None:

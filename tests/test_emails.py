@@ -135,7 +135,7 @@ def test_an_event_delivered_twice_and_sent_twice_and_concurrently_makes_one_emai
     for webhook_id in (GatewayEvent.get().webhook_id, "evt_resent_under_a_new_id"):
         assert requests.post(url, data=body, headers=gateway.signed_headers(webhook_id, body), timeout=10).ok
     for event in GatewayEvent.select().order_by(GatewayEvent.id):
-        process_event(event.id)
+        process_event(event.id, T)
     assert inbox.messages == [] and Outbox.select().count() == 1
     start = threading.Barrier(8)
 

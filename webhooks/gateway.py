@@ -6,8 +6,8 @@ from flask import Blueprint, jsonify, request
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from jobs import enqueue_after_commit, settings, utcnow
-from jobs.work import process_event
+from jobs import database, settings, utcnow
+from jobs.work import wake_event_processor
 from models import GatewayEvent, transaction
 from webhooks.events import InvalidEvent, parse_outcome
 
@@ -45,6 +45,5 @@ def gateway_event():
             .execute()
         )
         if stored:
-            event = GatewayEvent.get(GatewayEvent.webhook_id == webhook_id)
-            enqueue_after_commit(process_event, event.id, job_id=f"event-{event.id}")
+            database().after_commit(wake_event_processor)
     return jsonify(status="stored" if stored else "duplicate", webhook_id=webhook_id), 200
