@@ -9,14 +9,10 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import pytest
-from babel.messages.extract import extract_from_dir
-from babel.messages.frontend import parse_mapping_cfg
-from babel.messages.pofile import read_po
 
 from billing.collections import hand_to_collections
 from billing.dunning import renew_plan
 from billing.plan_changes import confirm_plan_change, decline_plan_change, propose_plan_change
-from i18n import TRANSLATIONS
 from jobs import settings
 from jobs.work import run_due_work, send_due_messages
 from pages.tokens import CARD_UPDATE, PLAN_CHANGE, verify
@@ -441,27 +437,3 @@ def test_the_seller_hears_of_a_hand_off_with_the_installments_and_amount(inbox):
     subject, text, markup = seller_mail(inbox, seller, "seller_handed_off")
     assert subject == f"Order {order.id} handed to the collection partner: €60.00"
     says(text, markup, "on 5 June 2026. This is final", "€60.00", "1, 2")
-
-
-# --- the catalogs ---
-
-
-def messages_in_the_emails() -> set[str]:
-    with (EMAILS / "babel.cfg").open() as config:
-        method_map, options_map = parse_mapping_cfg(config)
-    return {message for _file, _line, message, *_ in extract_from_dir(EMAILS, method_map, options_map)}
-
-
-def catalog(language: str):
-    with (TRANSLATIONS / language / "LC_MESSAGES" / "emails.po").open("rb") as po:
-        return read_po(po, locale=language, domain="emails")
-
-
-@pytest.mark.parametrize("language", ["fr", "de"])
-def test_the_emails_catalog_holds_every_message_of_the_emails_translated_with_the_same_placeholders(language):
-    """Extraction (pybabel extract -F emails/babel.cfg) and the catalog agree; no entry is empty or fuzzy."""
-    messages = [message for message in catalog(language) if message.id]
-    assert {message.id for message in messages} == messages_in_the_emails()
-    for message in messages:
-        assert message.string and not message.fuzzy, message.id
-        assert sorted(PLACEHOLDER.findall(message.string)) == sorted(PLACEHOLDER.findall(message.id)), message.id
