@@ -21,6 +21,10 @@ def payment_failed(attempt: ChargeAttempt, now: dt.datetime) -> str:
     order = installment.order
     # R10 before R8: a customer who just switched to SEPA on the card page is not sent to collections.
     if attempt.kind == ChargeAttempt.CUSTOMER:
+        next_automatic = installment.attempts.where(
+            ChargeAttempt.kind == ChargeAttempt.AUTOMATIC, ChargeAttempt.status == ChargeAttempt.SCHEDULED
+        ).first()
+        notifications.seller_customer_charge_failed(attempt, next_automatic and next_automatic.due_at, now)
         return "customer-initiated charge failed: schedule unchanged"
     if order.method == "sepa":
         collections.list_in_collections(order, "SEPA debit failed: SEPA debits are never retried", now)

@@ -63,19 +63,30 @@ def customer_payment_failed(attempt: ChargeAttempt, next_attempt_at: dt.datetime
 
     R11: the seller hears of it briefly on Slack, unless it was the third: that one has its own message, with
     buttons (seller_payment_failed_finally)."""
+    order = attempt.installment.order
+    facts = _failed_payment_facts(attempt, next_attempt_at)
+    _queue("payment_failed", order.customer.email, order.customer.language, facts, f"attempt-{attempt.id}", now)
+    if next_attempt_at is not None:
+        _tell_seller_on_slack("slack_payment_failed", order, facts, f"attempt-{attempt.id}", now)
+
+
+def _failed_payment_facts(attempt: ChargeAttempt, next_attempt_at: dt.datetime | None) -> dict:
     installment = attempt.installment
-    order = installment.order
-    facts = {
-        **_order_facts(order),
+    return {
+        **_order_facts(installment.order),
         **_failure_facts(attempt),
         "installment": installment.number,
         "amount": str(attempt.amount),
         "attempts_total": AUTOMATIC_ATTEMPTS,
         "next_attempt_at": next_attempt_at.isoformat() if next_attempt_at else None,
     }
-    _queue("payment_failed", order.customer.email, order.customer.language, facts, f"attempt-{attempt.id}", now)
-    if next_attempt_at is not None:
-        _tell_seller_on_slack("slack_payment_failed", order, facts, f"attempt-{attempt.id}", now)
+
+
+def seller_customer_charge_failed(attempt: ChargeAttempt, next_at: dt.datetime | None, now: dt.datetime) -> None:
+    """R10, R11: the customer's own charge after updating the card failed: the seller hears of it briefly."""
+    order = attempt.installment.order
+    facts = _failed_payment_facts(attempt, next_at)
+    _tell_seller_on_slack("slack_payment_failed", order, facts, f"attempt-{attempt.id}", now)
 
 
 def customer_payment_recovered(attempt: ChargeAttempt, now: dt.datetime) -> None:

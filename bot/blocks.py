@@ -156,12 +156,17 @@ def _amount(facts: dict) -> str:
 
 
 def payment_failed(facts: dict) -> tuple[str, list[dict]]:
-    text = (
-        f"Payment failed: order {facts['order_id']}, installment {facts['installment']}, {_amount(facts)} "
-        f"(attempt {facts['attempt']} of {facts['attempts_total']})."
+    which = (
+        "the customer's own attempt after updating the payment method"
+        if facts["kind"] == "customer"
+        else f"attempt {facts['attempt']} of {facts['attempts_total']}"
     )
+    text = f"Payment failed: order {facts['order_id']}, installment {facts['installment']}, {_amount(facts)} ({which})."
     reason = facts["message"] or facts["code"]
-    detail = f"{reason}. Next attempt {when(facts['next_attempt_at'], facts['timezone'])}."
+    upcoming = facts["next_attempt_at"]
+    detail = f"{reason}. " + (
+        f"Next attempt {when(upcoming, facts['timezone'])}." if upcoming else "No automatic attempt is left."
+    )
     return text, [section(f":warning: {text}\n{detail}"), _context(_order_line(facts))]
 
 

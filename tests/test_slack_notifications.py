@@ -7,9 +7,10 @@ import json
 import pytest
 
 from billing import plan_changes
+from billing.card_updates import update_card_and_charge
 from bot.linking import link_workspace
 from jobs import queue, utcnow
-from jobs.work import run_due_work, send_due_messages
+from jobs.work import charge, run_due_work, send_due_messages
 from models import Order, Outbox, SlackLink
 from tests import factories
 from tests.slack_api import (
@@ -239,3 +240,20 @@ def test_a_message_for_a_seller_who_unlinked_slack_is_dropped(seller, slack):
     message = Outbox.get(Outbox.channel == Outbox.SLACK)
     assert message.sent_at is not None and "no Slack workspace linked" in message.last_error
     assert slack.calls == []
+
+
+def test_a_failed_charge_the_customer_made_after_updating_the_card_is_told_with_the_next_automatic_date(seller, slack):
+    """R10, R11: the seller hears of every failed payment, the customer's own too; the schedule stands."""
+    order = factories.order(seller, payment=factories.card(factories.INSUFFICIENT_FUNDS), anchor=T)
+    run_due_work(T)
+    day_after = T + dt.timedelta(days=1)
+    attempt = update_card_and_charge(order, 1, factories.card(factories.DECLINED), day_after)
+    charge(attempt.id, day_after.isoformat())
+    run_due_work(day_after)
+
+    _, told = slack.wait_for("chat.postMessage", 2)
+    assert told["text"] == (
+        f"Payment failed: order {order.id}, installment 1, €30.00 "
+        "(the customer's own attempt after updating the payment method)."
+    )
+    assert "Next attempt" in json.dumps(told["blocks"]) and "Your card was declined." in json.dumps(told["blocks"])
