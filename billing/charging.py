@@ -181,14 +181,13 @@ def apply_outcome(outcome: Outcome, now: dt.datetime) -> str:
         if not outcome.succeeded and installment.status == Installment.PAID:
             return "ignored: installment already paid"
         was_failed = attempt.status == ChargeAttempt.FAILED
-        ChargeAttempt.update(
-            status=ChargeAttempt.SUCCEEDED if outcome.succeeded else ChargeAttempt.FAILED,
-            reference=outcome.reference or attempt.reference,
-            failure_code=None if outcome.succeeded else outcome.failure_code,
-            failure_message=None if outcome.succeeded else outcome.failure_message,
-            settled_at=outcome.occurred_at,
-        ).where(ChargeAttempt.id == attempt.id).execute()
-        attempt = ChargeAttempt.get_by_id(attempt.id)
+        attempt.status = ChargeAttempt.SUCCEEDED if outcome.succeeded else ChargeAttempt.FAILED
+        attempt.reference = outcome.reference or attempt.reference
+        attempt.failure_code = None if outcome.succeeded else outcome.failure_code
+        attempt.failure_message = None if outcome.succeeded else outcome.failure_message
+        attempt.settled_at = outcome.occurred_at
+        settled = ("status", "reference", "failure_code", "failure_message", "settled_at")
+        attempt.save(only=[ChargeAttempt._meta.fields[name] for name in settled])
         attempt.installment = installment  # the one loaded above, with its order
         if outcome.succeeded:
             return _payment_succeeded(attempt, recovered=was_failed or attempt.number > 1, now=now)

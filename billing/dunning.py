@@ -47,7 +47,11 @@ def payment_failed(attempt: ChargeAttempt, now: dt.datetime) -> str:
 def schedule_retry(failed: ChargeAttempt) -> ChargeAttempt:
     """R5: attempt n+1 is due 7·n days after the first attempt failed (T+7 d, T+14 d), never chained."""
     installment = failed.installment
-    first = installment.attempts.where(ChargeAttempt.kind == ChargeAttempt.AUTOMATIC, ChargeAttempt.number == 1).get()
+    first = (
+        failed
+        if failed.number == 1
+        else installment.attempts.where(ChargeAttempt.kind == ChargeAttempt.AUTOMATIC, ChargeAttempt.number == 1).get()
+    )
     number = failed.number + 1
     due = first.settled_at + RETRY_INTERVAL * failed.number
     existing = installment.attempts.where(
