@@ -4,12 +4,17 @@ Catalogs are compiled in memory when first used, so a fresh clone needs no build
 never shadowed by a stale .mo file.
 """
 
+import datetime as dt
+from decimal import Decimal
 from functools import cache
 from io import BytesIO
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+from babel.dates import format_date, format_time, get_timezone_name
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from babel.numbers import format_currency
 from babel.support import NullTranslations, Translations
 
 TRANSLATIONS = Path(__file__).parent / "translations"
@@ -35,3 +40,31 @@ def translations(language: str, domain: str) -> NullTranslations:
     write_mo(compiled, catalog)
     compiled.seek(0)
     return Translations(compiled, domain=domain)
+
+
+class Formats:
+    """Amounts and times as the reader reads them: their language, the seller's time zone (R13).
+
+    Times come as aware datetimes or ISO strings (as the outbox stores them); amounts as Decimal or string.
+    """
+
+    def __init__(self, language: str, timezone: str, currency: str | None = None):
+        self.locale = LOCALES[language_of(language)]
+        self.zone = ZoneInfo(timezone)
+        self.currency = currency
+
+    def money(self, amount, currency: str | None = None) -> str:
+        return format_currency(Decimal(str(amount)), currency or self.currency, locale=self.locale)
+
+    def date(self, moment: dt.datetime | str) -> str:
+        return format_date(self._local(moment).date(), format="long", locale=self.locale)
+
+    def time(self, moment: dt.datetime | str) -> str:
+        return format_time(self._local(moment), format="short", locale=self.locale)
+
+    def zone_name(self, moment: dt.datetime | str) -> str:
+        return get_timezone_name(self._local(moment), "long", locale=self.locale)
+
+    def _local(self, moment: dt.datetime | str) -> dt.datetime:
+        at = dt.datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+        return at.astimezone(self.zone)

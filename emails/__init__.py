@@ -8,20 +8,16 @@ Babel domain (translations/<lang>/LC_MESSAGES/emails.po; extract with emails/bab
 
 import datetime as dt
 import smtplib
-from decimal import Decimal
 from email.message import EmailMessage
 from email.utils import format_datetime
 from functools import cache
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
-from zoneinfo import ZoneInfo
 
 import css_inline
-from babel.dates import format_date, format_time, get_timezone_name
-from babel.numbers import format_currency
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from i18n import LOCALES, language_of, translations
+from i18n import Formats, language_of, translations
 from models import Outbox
 from pages.tokens import card_update_link, plan_change_link
 
@@ -65,30 +61,6 @@ def _environment(language: str) -> Environment:
     )
     environment.install_gettext_translations(translations(language, DOMAIN), newstyle=True)
     return environment
-
-
-class Formats:
-    """Amounts and dates as the recipient reads them: their language, the seller's time zone (R13)."""
-
-    def __init__(self, language: str, currency: str, timezone: str):
-        self.locale = LOCALES[language]
-        self.currency = currency
-        self.zone = ZoneInfo(timezone)
-
-    def money(self, amount: str) -> str:
-        return format_currency(Decimal(amount), self.currency, locale=self.locale)
-
-    def date(self, iso: str) -> str:
-        return format_date(self._local(iso).date(), format="long", locale=self.locale)
-
-    def time(self, iso: str) -> str:
-        return format_time(self._local(iso), format="short", locale=self.locale)
-
-    def zone_name(self, iso: str) -> str:
-        return get_timezone_name(self._local(iso), "long", locale=self.locale)
-
-    def _local(self, iso: str) -> dt.datetime:
-        return dt.datetime.fromisoformat(iso).astimezone(self.zone)
 
 
 # --- One function per email: its context, from the facts the outbox row recorded ---
@@ -151,7 +123,7 @@ def render(message: Outbox, settings) -> EmailMessage:
     """One outbox message as an email in its language: a plain-text part and an HTML one, styles inlined."""
     language = language_of(message.language)
     facts = message.context
-    formats = Formats(language, facts["currency"], facts["timezone"])
+    formats = Formats(language, facts["timezone"], facts["currency"])
     context = {**CONTEXTS[message.template](message, settings), "language": language, "formats": formats}
     environment = _environment(language)
     subject = environment.get_template(f"{message.template}/subject.txt").render(context)

@@ -4,18 +4,13 @@ One environment serves every request, so the language is a context variable set 
 render rather than translations installed on the shared environment.
 """
 
-import datetime as dt
 from contextvars import ContextVar
-from decimal import Decimal
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
-from babel.dates import format_date, format_time, get_timezone_name
-from babel.numbers import format_currency
 from flask import url_for
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from i18n import LOCALES, translations
+from i18n import translations
 
 DOMAIN = "pages"
 _language: ContextVar[str] = ContextVar("language", default="en")
@@ -44,25 +39,6 @@ _env = Environment(
 )
 _env.install_gettext_callables(gettext, ngettext, newstyle=True)
 _env.globals["url_for"] = url_for
-
-
-class Formats:
-    """Amounts and times as the customer reads them: their language, the seller's time zone (R13)."""
-
-    def __init__(self, language: str, timezone: str):
-        self.locale = LOCALES[language]
-        self.zone = ZoneInfo(timezone)
-
-    def money(self, amount: Decimal, currency: str) -> str:
-        return format_currency(amount, currency, locale=self.locale)
-
-    def date(self, moment: dt.datetime) -> str:
-        return format_date(moment.astimezone(self.zone).date(), format="long", locale=self.locale)
-
-    def time(self, moment: dt.datetime) -> str:
-        local = moment.astimezone(self.zone)
-        zone = get_timezone_name(local, "long", locale=self.locale)
-        return f"{format_time(local, format='short', locale=self.locale)} ({zone})"
 
 
 def render(template: str, language: str, **context) -> str:

@@ -14,12 +14,12 @@ from billing.errors import Refused
 from billing.plan_changes import CHANGEABLE, ChangeNotOpen, confirm_plan_change, decline_plan_change, first_due_at
 from billing.plans import PaymentMethod
 from gateways import PaymentMethodRejected, get_gateway
-from i18n import DEFAULT_LANGUAGE, LANGUAGES, language_of
+from i18n import DEFAULT_LANGUAGE, LANGUAGES, Formats, language_of
 from jobs import enqueue_after_commit, settings, utcnow
 from jobs.work import charge, send_due_messages
 from models import ChargeAttempt, Installment, Order, PlanChange
 from pages import forms
-from pages.rendering import N_, Formats, render
+from pages.rendering import N_, render
 from pages.tokens import CARD_UPDATE, PLAN_CHANGE, LinkExpired, LinkInvalid, form_token, form_token_valid, verify
 
 bp = Blueprint("pages", __name__, static_folder="static", static_url_path="/pages/static")

@@ -5,9 +5,9 @@ import re
 
 import pytest
 
+from i18n import Formats
 from jobs import utcnow
 from models import ChargeAttempt, Installment, Order
-from pages.rendering import Formats
 from tests import factories
 from tests.test_pages_confirm import form_token_in, work_the_queue
 from tests.test_pages_links import card_link, failed_card_order, interrupted_order, snapshot
