@@ -16,8 +16,9 @@ CHANGEABLE = (Order.ACTIVE, Order.INTERRUPTED)
 class ChangeNotOpen(BillingError):
     """The link's change was already decided, replaced by a newer one, or has expired."""
 
-    def __init__(self, change: PlanChange):
-        super().__init__(f"This plan change is {change.status}.", change.status)
+    def __init__(self, change: PlanChange, status: str | None = None):
+        status = status or change.status
+        super().__init__(f"This plan change is {status}.", status)
         self.change = change
 
 
@@ -71,15 +72,23 @@ def first_due_at(change: PlanChange) -> dt.datetime | None:
     return first.due_at if first else None
 
 
+def check_change_open(change: PlanChange, now: dt.datetime) -> None:
+    """R4: ChangeNotOpen unless the change is pending and within its 240 hours (a late one counts as expired
+    even before the tick records it), Refused if its order closed meanwhile. Reads only: pages ask it on GET."""
+    if change.status != PlanChange.PENDING:
+        raise ChangeNotOpen(change)
+    if now >= change.expires_at:
+        raise ChangeNotOpen(change, PlanChange.EXPIRED)
+    if change.order.status not in CHANGEABLE:
+        raise Refused("This order can no longer change: the seller has closed it.", "closed")
+
+
 def _open_change(change_id: int, now: dt.datetime) -> PlanChange:
     change = PlanChange.get_by_id(change_id)
     if change.status == PlanChange.PENDING and now >= change.expires_at:
         expire_plan_change(change, now)
         change = PlanChange.get_by_id(change_id)
-    if change.status != PlanChange.PENDING:
-        raise ChangeNotOpen(change)
-    if change.order.status not in CHANGEABLE:
-        raise Refused("This order can no longer change: the seller has closed it.", "closed")
+    check_change_open(change, now)
     return change
 
 

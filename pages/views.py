@@ -11,7 +11,13 @@ from flask import Blueprint, Response, redirect, request, url_for
 
 from billing.card_updates import check_card_update, update_card_and_charge
 from billing.errors import Refused
-from billing.plan_changes import CHANGEABLE, ChangeNotOpen, confirm_plan_change, decline_plan_change, first_due_at
+from billing.plan_changes import (
+    ChangeNotOpen,
+    check_change_open,
+    confirm_plan_change,
+    decline_plan_change,
+    first_due_at,
+)
 from billing.plans import PaymentMethod
 from gateways import PaymentMethodRejected, get_gateway
 from i18n import DEFAULT_LANGUAGE, LANGUAGES, Formats, language_of
@@ -132,13 +138,15 @@ def _linked_change(token: str) -> PlanChange:
         raise LinkRefused("invalid", PLAN_CHANGE, _browser_language())
     order = change.order
     language = language_of(order.customer.language)
-    if change.status in (PlanChange.CONFIRMED, PlanChange.DECLINED, PlanChange.SUPERSEDED):
-        raise LinkRefused(change.status, PLAN_CHANGE, language, order, decided_at=change.decided_at)
     # Read-only, for GET and POST alike: the tick records the expiry, a page never does.
-    if too_old or change.status == PlanChange.EXPIRED or utcnow() >= change.expires_at:
+    try:
+        check_change_open(change, utcnow())
+    except ChangeNotOpen as shut:
+        raise LinkRefused(shut.code, PLAN_CHANGE, language, order, decided_at=change.decided_at) from None
+    except Refused:
+        raise LinkRefused("closed", PLAN_CHANGE, language, order) from None
+    if too_old:
         raise LinkRefused("expired", PLAN_CHANGE, language, order)
-    if order.status not in CHANGEABLE:
-        raise LinkRefused("closed", PLAN_CHANGE, language, order)
     return change
 
 
