@@ -356,6 +356,14 @@ MODELS = [
 ]
 
 
+def lock(model, row_id: int) -> None:
+    """Inside a transaction, hold the row until it ends, so two writers of the same order take turns.
+
+    PostgreSQL locks the row; SQLite's IMMEDIATE transaction (see transaction()) already holds the database."""
+    if db.for_update:
+        model.select(model.id).where(model.id == row_id).for_update().get()
+
+
 def transaction():
     """One use case, all or nothing. SQLite takes its write lock up front so two writers never deadlock."""
     if isinstance(db.obj, SqliteDatabase):

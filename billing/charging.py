@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from billing import collections, dunning, notifications
 from billing.plans import record_installment_paid
-from models import ChargeAttempt, Customer, Installment, Order, Product, Seller, db, transaction
+from models import ChargeAttempt, Customer, Installment, Order, Product, Seller, lock, transaction
 
 # An attempt sent but never answered is sent again after this long, with the same idempotency key,
 # so a worker killed between the database and the gateway loses nothing and charges nothing twice.
@@ -98,8 +98,7 @@ def _another_charge_in_flight(attempt: ChargeAttempt) -> bool:
     Called inside the claim's transaction, which holds the installment: a row lock on PostgreSQL, the
     IMMEDIATE write lock on SQLite. So two workers claiming two attempts of one installment see each other.
     """
-    if db.for_update:
-        Installment.select(Installment.id).where(Installment.id == attempt.installment_id).for_update().get()
+    lock(Installment, attempt.installment_id)
     return (
         ChargeAttempt.select()
         .where(

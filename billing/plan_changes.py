@@ -6,7 +6,7 @@ from billing import notifications
 from billing.errors import BillingError, Refused
 from billing.money import MINIMUM_INSTALLMENT, parse_amount
 from billing.plans import seller_order
-from models import Installment, Order, PlanChange, Seller, transaction
+from models import Installment, Order, PlanChange, Seller, lock, transaction
 
 CONFIRMATION_WINDOW = dt.timedelta(hours=240)
 # A plan the seller may still change: not completed, and not given up to collections.
@@ -44,6 +44,8 @@ def propose_plan_change(
     if new_amount == order.amount:
         raise Refused(f"The new amount must differ from the current {order.amount}.", "unchanged")
     with transaction():
+        # Two proposals at once must not both stay pending: the second waits, then supersedes the first.
+        lock(Order, order.id)
         PlanChange.update(status=PlanChange.SUPERSEDED, decided_at=now).where(
             PlanChange.order == order, PlanChange.status == PlanChange.PENDING
         ).execute()

@@ -1,4 +1,5 @@
 import datetime as dt
+import threading
 from decimal import Decimal
 
 import pytest
@@ -12,7 +13,7 @@ from billing.plan_changes import (
     propose_plan_change,
 )
 from jobs.work import run_due_work
-from models import Order, Outbox, PlanChange, SandboxCharge
+from models import Order, Outbox, PlanChange, SandboxCharge, db
 from tests import factories
 
 UTC = dt.UTC
@@ -170,3 +171,25 @@ def test_the_customer_is_emailed_once_per_proposal_and_the_seller_once_per_outco
 
     templates = sorted(m.template for m in Outbox.select())
     assert templates == ["plan_change_confirmed", "plan_change_proposed", "seller_plan_change"]
+
+
+def test_proposals_made_at_the_same_moment_leave_exactly_one_pending_change():
+    """One pending change per order, even when two sellers' clicks race."""
+    seller = factories.seller()
+    order = factories.order(seller, count=4, anchor=day(5, 1))
+    start = threading.Barrier(6)
+
+    def propose(amount):
+        with db.connection_context():
+            start.wait()
+            propose_plan_change(seller, order.id, amount, day(5, 15))
+
+    threads = [threading.Thread(target=propose, args=(f"{40 + n}.00",)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    statuses = [c.status for c in PlanChange.select()]
+    assert len(statuses) == 6
+    assert statuses.count(PlanChange.PENDING) == 1
