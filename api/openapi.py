@@ -193,15 +193,16 @@ SCHEMAS = {
             "opened_at": _ref("Time"),
             "handed_off_at": _nullable(_ref("Time")),
             "installments": {
-                "type": ["array", "null"],
+                "type": "array",
                 "items": {"type": "integer"},
-                "description": "installment numbers handed off",
+                "description": "listed: the installment numbers due by now and unpaid; handed_off: those handed off",
             },
-            "amount": _nullable(_ref("Money")),
+            "amount": _ref("Money"),
             "delivered_at": _nullable(_ref("Time")),
         },
-        description="listed: an open debt Tranche will not recover by itself. handed_off: given to the "
-        "collection partner (when, which installments, how much; delivered_at once the partner accepted).",
+        description="listed: an open debt Tranche will not recover by itself, with that debt as it stands now. "
+        "handed_off: given to the collection partner (when, which installments, how much; delivered_at once the "
+        "partner accepted).",
     ),
     "OrderSummary": _object(_order_summary),
     "Order": _object(

@@ -7,6 +7,7 @@ answer that carries times names the seller's time zone so clients can show local
 import datetime as dt
 from collections import defaultdict
 
+from billing.collections import case_debt
 from billing.plan_changes import first_due_at, pending_change
 from billing.plans import SUBSCRIPTION, coming_due_dates
 from models import ChargeAttempt, CollectionCase, Installment, Order, PlanChange, Product
@@ -64,23 +65,25 @@ def attempt(row: ChargeAttempt) -> dict:
     }
 
 
-def collection_state(case: CollectionCase | None) -> dict | None:
-    """None while Tranche still collects by itself; else listed, or handed off (when, what, how much)."""
+def collection_state(case: CollectionCase | None, now: dt.datetime) -> dict | None:
+    """None while Tranche still collects by itself; else listed with its open debt now, or handed off (when,
+    what, how much)."""
     if case is None:
         return None
+    debt = case_debt(case, now)
     return {
         "state": "listed" if case.handed_off_at is None else "handed_off",
         "reason": case.reason,
         "opened_at": utc(case.opened_at),
         "handed_off_at": utc(case.handed_off_at),
-        "installments": case.handed_off_installments,
-        "amount": None if case.handed_off_amount is None else str(case.handed_off_amount),
+        "installments": debt.installments,
+        "amount": str(debt.amount),
         "delivered_at": utc(case.delivered_at),
     }
 
 
-def collection_entry(case: CollectionCase) -> dict:
-    return {"order": order_summary(case.order), "collection": collection_state(case)}
+def collection_entry(case: CollectionCase, now: dt.datetime) -> dict:
+    return {"order": order_summary(case.order), "collection": collection_state(case, now)}
 
 
 def renewal(row: ChargeAttempt, timezone: str) -> dict:
@@ -139,7 +142,7 @@ def _change_or_none(change: PlanChange | None) -> dict | None:
     return plan_change(change) if change else None
 
 
-def order(row: Order) -> dict:
+def order(row: Order, now: dt.datetime) -> dict:
     """The whole order: its schedule with every attempt, what comes next, and where its debt stands."""
     installments = list(row.installments.order_by(Installment.number))
     attempts = defaultdict(list)
@@ -171,6 +174,6 @@ def order(row: Order) -> dict:
         "installments": schedule,
         "next_attempt": _next_attempt(row, installments, attempts),
         "pending_change": _change_or_none(pending_change(row)),
-        "collections": collection_state(CollectionCase.get_or_none(CollectionCase.order == row)),
+        "collections": collection_state(CollectionCase.get_or_none(CollectionCase.order == row), now),
         "coming_installments": _coming_installments(row, installments),
     }

@@ -130,7 +130,7 @@ def create_order():
             payment=payment,
             now=now,
         )
-    return jsonify(serialize.order(order)), 201
+    return jsonify(serialize.order(order, now)), 201
 
 
 @bp.get("/orders")
@@ -142,7 +142,7 @@ def find_orders():
 
 @bp.get("/orders/<order_id>")
 def show_order(order_id):
-    return jsonify(serialize.order(plans.seller_order(g.seller, order_id)))
+    return jsonify(serialize.order(plans.seller_order(g.seller, order_id), utcnow()))
 
 
 @bp.post("/orders/<order_id>/renew")
@@ -169,15 +169,16 @@ def propose_plan_change(order_id):
 
 @bp.get("/collections")
 def list_collections():
-    cases = collections.collections_list(g.seller)
-    return jsonify(timezone=g.seller.timezone, collections=[serialize.collection_entry(c) for c in cases])
+    cases, now = collections.collections_list(g.seller), utcnow()
+    return jsonify(timezone=g.seller.timezone, collections=[serialize.collection_entry(c, now) for c in cases])
 
 
 @bp.post("/orders/<order_id>/collection")
 def hand_off_order(order_id):
-    case = collections.hand_to_collections(g.seller, order_id, utcnow())
+    now = utcnow()
+    case = collections.hand_to_collections(g.seller, order_id, now)
     enqueue_after_commit(work.deliver_handoff, case.id, job_id=f"handoff-{case.id}")
-    return jsonify(serialize.collection_entry(case) | {"timezone": g.seller.timezone}), 201
+    return jsonify(serialize.collection_entry(case, now) | {"timezone": g.seller.timezone}), 201
 
 
 @bp.post("/slack/install-link")

@@ -1,6 +1,7 @@
 """R8 and R9: the collections list, and the seller's final hand-off to the collection partner."""
 
 import datetime as dt
+from dataclasses import dataclass
 from decimal import Decimal
 
 from billing import notifications
@@ -38,13 +39,24 @@ def collections_list(seller: Seller):
     )
 
 
-def open_debt(order: Order, now: dt.datetime) -> list[Installment]:
-    """The installments due by now and not paid."""
-    return list(
-        order.installments.where(Installment.status != Installment.PAID, Installment.due_at <= now).order_by(
-            Installment.number
-        )
-    )
+@dataclass(frozen=True)
+class Debt:
+    installments: list[int]  # their numbers
+    amount: Decimal
+
+
+def open_debt(order: Order, now: dt.datetime) -> Debt:
+    """R9: the installments due by now on the clock and not paid, and their sum."""
+    due = order.installments.where(Installment.status != Installment.PAID, Installment.due_at <= now)
+    installments = list(due.order_by(Installment.number))
+    return Debt([i.number for i in installments], sum((i.amount for i in installments), start=Decimal("0.00")))
+
+
+def case_debt(case: CollectionCase, now: dt.datetime) -> Debt:
+    """What a collections case is about: the debt recorded at the hand-off, else the open debt now."""
+    if case.handed_off_at is not None:
+        return Debt(case.handed_off_installments, case.handed_off_amount)
+    return open_debt(case.order, now)
 
 
 def hand_to_collections(seller: Seller, order_id, now: dt.datetime) -> CollectionCase:
@@ -69,6 +81,11 @@ def hand_to_collections(seller: Seller, order_id, now: dt.datetime) -> Collectio
     if pending.exists():
         raise Refused(f"Order {order.id} has a charge under way: wait for its outcome.", "charge_in_flight")
     debt = open_debt(order, now)
+    if not debt.installments:
+        raise Refused(
+            f"Order {order.id} has no open debt: nothing due is unpaid, so there is nothing to hand off.",
+            "no_open_debt",
+        )
     with transaction():
         moved = (
             Order.update(status=Order.HANDED_OFF)
@@ -83,8 +100,8 @@ def hand_to_collections(seller: Seller, order_id, now: dt.datetime) -> Collectio
         ).on_conflict_ignore().as_rowcount().execute()
         CollectionCase.update(
             handed_off_at=now,
-            handed_off_amount=sum((i.amount for i in debt), start=Decimal("0.00")),
-            handed_off_installments=[i.number for i in debt],
+            handed_off_amount=debt.amount,
+            handed_off_installments=debt.installments,
             next_delivery_at=now,
         ).where(CollectionCase.order == order).execute()
         Installment.update(status=Installment.HANDED_OFF).where(

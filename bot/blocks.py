@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_datetime
 from babel.numbers import format_currency
 
+from billing.collections import case_debt
 from models import CollectionCase, Order
 
 LOCALE = "en_IE"
@@ -39,6 +40,11 @@ def usage(problem: str | None = None) -> str:
     lines.append("*Tranche commands*")
     lines += [f"• {line}" for line in USAGE.values()]
     return "\n".join(lines)
+
+
+def numbers(installments: list[int]) -> str:
+    """Installment numbers as a seller reads them: "1, 2", or "none"."""
+    return ", ".join(str(n) for n in installments) or "none"
 
 
 def money(amount, currency: str) -> str:
@@ -205,7 +211,7 @@ def payment_recovered(facts: dict) -> tuple[str, list[dict]]:
 
 
 def handed_off(facts: dict) -> tuple[str, list[dict]]:
-    installments = ", ".join(str(n) for n in facts["installments"]) or "none"
+    installments = numbers(facts["installments"])
     text = (
         f"Handed to collections: order {facts['order_id']}, {_amount(facts)} "
         f"(installments {installments}), {when(facts['handed_off_at'], facts['timezone'])}."
@@ -292,8 +298,9 @@ def orders_found(query: str, cards: list[tuple[list[dict], list[dict]]], more: i
     return text, blocks
 
 
-def collections(cases: list[CollectionCase], more: int, timezone: str) -> tuple[str, list[dict]]:
-    """The /collections answer (R9): the listed orders with their Hand-off button, then the handed-off ones."""
+def collections(cases: list[CollectionCase], more: int, timezone: str, now: dt.datetime) -> tuple[str, list[dict]]:
+    """The /collections answer (R9): the listed orders with their open debt and Hand-off button, then the
+    handed-off ones."""
     if not cases:
         text = "No order is in collections."
         return text, [section(text)]
@@ -303,7 +310,11 @@ def collections(cases: list[CollectionCase], more: int, timezone: str) -> tuple[
         order = case.order
         head = f"*Order {order.id}* · {order.invoice_number} · {order.customer.name}"
         if case.handed_off_at is None:
-            line = f"{head}\nListed {when(case.opened_at, timezone)}: {case.reason}"
+            debt = case_debt(case, now)
+            line = (
+                f"{head}\nListed {when(case.opened_at, timezone)}: {case.reason}\n"
+                f"Open debt: {money(debt.amount, order.currency)} (installments {numbers(debt.installments)})"
+            )
             blocks += [section(line), actions_block([hand_off_button(order.id)], order.id)]
         else:
             delivered = "received by the partner" if case.delivered_at else "being delivered to the partner"

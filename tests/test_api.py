@@ -475,6 +475,20 @@ def test_a_hand_off_is_recorded_listed_and_never_made_twice(api, seller):
     assert {i["status"] for i in shown["installments"]} == {"handed_off"}
 
 
+def test_the_collections_list_shows_each_listed_orders_open_debt_now(api, seller):
+    """R9: a listed order shows the installments due by now and unpaid, and their sum, not null."""
+    T = utcnow().replace(microsecond=0) - dt.timedelta(days=8)
+    order = factories.order(seller, payment=factories.sepa(factories.IBAN_FAILS), anchor=T, interval="weekly")
+    run_due_work(T)
+
+    [entry] = matches(api.get("/collections").get_json(), "CollectionList")["collections"]
+
+    # Installment 2 fell due a day ago: it is part of the debt though it was never charged.
+    assert (entry["order"]["id"], entry["collection"]["installments"]) == (order.id, [1, 2])
+    assert entry["collection"]["amount"] == "60.00"
+    assert matches(api.get(f"/orders/{order.id}").get_json(), "Order")["collections"] == entry["collection"]
+
+
 # --- plan changes -------------------------------------------------------------------------------
 
 

@@ -104,6 +104,20 @@ def test_only_orders_in_collections_or_interrupted_can_be_handed_off(state):
     assert CollectionCase.select().count() == 0
 
 
+def test_an_order_with_no_open_debt_on_the_clock_cannot_be_handed_off():
+    """R9: no debt, no hand-off: a hand-off of 0.00 is refused, and nothing is recorded or final."""
+    seller = factories.seller()
+    order = failed_sepa_order(seller)
+
+    with pytest.raises(Refused) as refused:
+        hand_to_collections(seller, order.id, T - DAY)  # a clock before the failed installment fell due
+
+    assert refused.value.code == "no_open_debt"
+    assert Order.get_by_id(order.id).status == Order.COLLECTIONS
+    assert CollectionCase.get(CollectionCase.order == order).handed_off_at is None
+    assert not Outbox.select().where(Outbox.template == "seller_handed_off").exists()
+
+
 def test_an_order_cannot_be_handed_off_while_its_renewal_is_being_charged():
     """The fourth attempt is in flight: its outcome comes first, so the debt handed off is the real one."""
     seller = factories.seller()

@@ -329,6 +329,7 @@ def test_collections_lists_orders_in_collections_with_their_hand_off_button(clie
     [answer] = slack.wait_for("response_url")
     text = json.dumps(answer["blocks"], ensure_ascii=False)
     assert f"*Order {order.id}*" in text and "SEPA debit failed" in text
+    assert "Open debt: €30.00 (installments 1)" in text
     [actions] = [b for b in answer["blocks"] if b["type"] == "actions"]
     assert actions["elements"][0]["action_id"] == "hand_off"
 

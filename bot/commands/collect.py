@@ -27,9 +27,9 @@ def hand_off_button(ref: str, context, body, respond, client) -> None:
     case = collections.hand_to_collections(owner, find_order(owner, ref).id, utcnow())
     enqueue_after_commit(work.deliver_handoff, case.id, job_id=f"handoff-{case.id}")
     enqueue_after_commit(work.send_due_messages)
-    installments = ", ".join(str(n) for n in case.handed_off_installments) or "none"
     text = (
         f"<@{user}> handed order {case.order_id} to the collection partner: "
-        f"{blocks.money(case.handed_off_amount, case.order.currency)} (installments {installments})."
+        f"{blocks.money(case.handed_off_amount, case.order.currency)} "
+        f"(installments {blocks.numbers(case.handed_off_installments)})."
     )
     say(respond, text, blocks.settled(body["message"]["blocks"], text), replace=True)

@@ -4,6 +4,7 @@ from billing.collections import collections_list
 from bot import blocks
 from bot.listening import register_command, say, seller
 from bot.parsing import Malformed
+from jobs import utcnow
 
 
 def register(app) -> None:
@@ -21,6 +22,6 @@ def list_collections(_, context, command, respond, client) -> None:
     cases = collections_list(owner)
     total = cases.count()
     text, shown = blocks.collections(
-        list(cases.limit(blocks.MAX_LISTED)), max(total - blocks.MAX_LISTED, 0), owner.timezone
+        list(cases.limit(blocks.MAX_LISTED)), max(total - blocks.MAX_LISTED, 0), owner.timezone, utcnow()
     )
     say(respond, text, shown)

@@ -6,6 +6,7 @@ from billing import search
 from bot import blocks
 from bot.listening import register_command, say, seller
 from bot.parsing import Malformed
+from jobs import utcnow
 
 # Each order is a card of a few blocks; Slack takes 50 blocks per message.
 SHOWN = 5
@@ -27,7 +28,10 @@ def find(query: str, context, command, respond, client) -> None:
     for order in found[:SHOWN]:
         buttons = blocks.order_actions(order, plan_change=True)
         cards.append(
-            (blocks.order_card(serialize.order(order)), [blocks.actions_block(buttons, order.id)] if buttons else [])
+            (
+                blocks.order_card(serialize.order(order, utcnow())),
+                [blocks.actions_block(buttons, order.id)] if buttons else [],
+            )
         )
     text, shown = blocks.orders_found(query, cards, max(len(found) - SHOWN, 0))
     say(respond, text, shown)

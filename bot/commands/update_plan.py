@@ -50,7 +50,7 @@ def _proposed(change: PlanChange) -> str:
 def _open_form(client, trigger_id: str, order: Order | None, response_url: str | None) -> None:
     # The form's answer goes where the request came from: the command's or the button's response_url.
     metadata = json.dumps({"order_id": order.id if order else None, "response_url": response_url})
-    card = serialize.order(order) if order else None
+    card = serialize.order(order, utcnow()) if order else None
     client.views_open(trigger_id=trigger_id, view=blocks.plan_modal(card, metadata))
 
 
