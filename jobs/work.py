@@ -2,6 +2,7 @@
 
 import datetime as dt
 import time
+from dataclasses import dataclass
 
 from rq import SimpleWorker
 
@@ -11,8 +12,8 @@ from emails import deliver_message
 from gateways import get_gateway
 from jobs import database, enqueue_after_commit, queue, redis_connection, settings, utcnow
 from jobs.partner import post_to_partner
-from models import CollectionCase, GatewayEvent, Outbox, transaction
-from webhooks.events import InvalidEvent, parse_outcome
+from models import CollectionCase, GatewayEvent, Outbox, lock, transaction
+from webhooks.events import parse_outcome
 
 CLAIM = dt.timedelta(minutes=5)
 # Set while a send_due_messages job waits to start: it will see every message committed before then, so
@@ -20,6 +21,25 @@ CLAIM = dt.timedelta(minutes=5)
 SENDER_WAITING = "tranche:sender-waiting"
 EVENTS_WAITING = "tranche:events-waiting"
 BATCH = 500
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How many times a failing piece of work is tried in all, and how long the first wait is (then doubled)."""
+
+    tries: int
+    first_delay: dt.timedelta
+
+    def next_try(self, failures: int, now: dt.datetime) -> dt.datetime | None:
+        """When to try again after `failures` failed tries; None once the bound is reached."""
+        if failures >= self.tries:
+            return None
+        return now + self.first_delay * 2 ** (failures - 1)
+
+
+# A failing event is tried five times, 1, 2, 4 and 8 minutes apart: long enough to outlast a database
+# restart or a deploy, short enough that a payment is not left unapplied for long; then an operator decides.
+EVENT_RETRIES = RetryPolicy(tries=5, first_delay=dt.timedelta(minutes=1))
 
 
 def tick(at: str | None = None) -> None:
@@ -33,6 +53,7 @@ def tick(at: str | None = None) -> None:
         plan_changes.expire_plan_changes(now)
         for attempt in charging.due_attempts(now):
             enqueue_after_commit(charge, attempt.id, now.isoformat(), job_id=f"charge-{attempt.id}")
+        retry_due_events(now)
         if GatewayEvent.select().where(GatewayEvent.status == GatewayEvent.RECEIVED).exists():
             wake_event_processor()
         for case in collections.handoffs_to_deliver(now):
@@ -53,22 +74,77 @@ def charge(attempt_id: int, at: str | None = None) -> None:
 
 
 def process_event(event_id: int, now: dt.datetime) -> bool:
-    """Apply one stored gateway event, once: the claim and the effects commit together or not at all."""
+    """Apply one stored gateway event, once: the claim and the effects commit together or not at all.
+
+    An event whose application raises (a bug, a database error) is rolled back alone and recorded as
+    failed, so that it never holds back the events behind it."""
+    try:
+        with transaction():
+            claimed = (
+                GatewayEvent.update(status=GatewayEvent.PROCESSED, processed_at=now)
+                .where(GatewayEvent.id == event_id, GatewayEvent.status == GatewayEvent.RECEIVED)
+                .execute()
+            )
+            if not claimed:
+                return False
+            try:
+                note = charging.apply_outcome(parse_outcome(GatewayEvent.get_by_id(event_id).body), now)
+                status = GatewayEvent.IGNORED if note.startswith("ignored") else GatewayEvent.PROCESSED
+            except charging.Unmatched as error:
+                note, status = str(error), GatewayEvent.UNMATCHED
+            GatewayEvent.update(status=status, note=note).where(GatewayEvent.id == event_id).execute()
+        return True
+    except Exception as error:  # whatever it is, it must not stop the events behind this one
+        record_event_failure(event_id, error, now)
+        return False
+
+
+def record_event_failure(event_id: int, error: Exception, now: dt.datetime) -> None:
+    """Mark the event failed with the error, and when it is tried again (EVENT_RETRIES)."""
     with transaction():
-        claimed = (
-            GatewayEvent.update(status=GatewayEvent.PROCESSED, processed_at=now)
+        lock(GatewayEvent, event_id)
+        failures = GatewayEvent.get_by_id(event_id).tries + 1
+        (
+            GatewayEvent.update(
+                status=GatewayEvent.FAILED,
+                tries=failures,
+                note=f"{type(error).__name__}: {error}"[:2000],
+                next_try_at=EVENT_RETRIES.next_try(failures, now),
+            )
+            # Another worker may have applied it meanwhile: its outcome stands.
             .where(GatewayEvent.id == event_id, GatewayEvent.status == GatewayEvent.RECEIVED)
             .execute()
         )
-        if not claimed:
-            return False
-        try:
-            note = charging.apply_outcome(parse_outcome(GatewayEvent.get_by_id(event_id).body), now)
-            status = GatewayEvent.IGNORED if note.startswith("ignored") else GatewayEvent.PROCESSED
-        except (charging.Unmatched, InvalidEvent) as error:
-            note, status = str(error), GatewayEvent.UNMATCHED
-        GatewayEvent.update(status=status, note=note).where(GatewayEvent.id == event_id).execute()
-    return True
+
+
+def retry_due_events(now: dt.datetime) -> int:
+    """Hand failed events whose next try is due by `now` back to the processor; returns how many."""
+    return (
+        GatewayEvent.update(status=GatewayEvent.RECEIVED, next_try_at=None)
+        .where(GatewayEvent.status == GatewayEvent.FAILED, GatewayEvent.next_try_at <= now)
+        .execute()
+    )
+
+
+class NotReplayable(LookupError):
+    """The event to replay is unknown, or not failed; the message says which."""
+
+
+def replay_event(event_id: int, now: dt.datetime) -> GatewayEvent:
+    """An operator's replay: apply a failed event now, once (its bound of tries does not apply)."""
+    handed_back = (
+        GatewayEvent.update(status=GatewayEvent.RECEIVED, next_try_at=None)
+        .where(GatewayEvent.id == event_id, GatewayEvent.status == GatewayEvent.FAILED)
+        .execute()
+    )
+    if not handed_back:
+        event = GatewayEvent.get_or_none(GatewayEvent.id == event_id)
+        raise NotReplayable(
+            f"no gateway event {event_id}" if event is None else f"event {event_id} is {event.status}, not failed"
+        )
+    if process_event(event_id, now):
+        wake_sender()
+    return GatewayEvent.get_by_id(event_id)
 
 
 def process_received_events() -> None:
