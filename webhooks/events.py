@@ -48,16 +48,14 @@ def checked_text(value, name: str, longest: int = SHORT_TEXT) -> str:
     return value
 
 
-def _text(data: dict, name: str, required: bool = False, longest: int = SHORT_TEXT) -> str | None:
+def _optional_text(data: dict, name: str, longest: int = SHORT_TEXT) -> str | None:
     value = data.get(name)
-    if value is None and not required:
-        return None
-    return checked_text(value, f"data.{name}", longest)
+    return None if value is None else checked_text(value, f"data.{name}", longest)
 
 
 def _occurred_at(data: dict) -> dt.datetime:
     try:
-        occurred_at = dt.datetime.fromisoformat(_text(data, "occurred_at", required=True))
+        occurred_at = dt.datetime.fromisoformat(checked_text(data.get("occurred_at"), "data.occurred_at"))
     except ValueError:
         raise InvalidEvent("data.occurred_at must be an ISO 8601 time") from None
     if occurred_at.tzinfo is None:
@@ -92,7 +90,7 @@ def parse_outcome(text: str) -> Outcome:
     amount = data.get("amount")
     if not isinstance(amount, (str, int)) or isinstance(amount, bool) or not _AMOUNT.fullmatch(str(amount)):
         raise InvalidEvent('data.amount must be a decimal like "30.00"')
-    currency = _text(data, "currency", required=True)
+    currency = checked_text(data.get("currency"), "data.currency")
     if not re.fullmatch(r"[A-Z]{3}", currency, re.ASCII):
         raise InvalidEvent("data.currency must be a three-letter ISO code like EUR")
     if data.get("method") not in ("card", "sepa"):
@@ -103,9 +101,9 @@ def parse_outcome(text: str) -> Outcome:
         order_id=_identifier(data, "order_id"),
         installment=_identifier(data, "installment"),
         occurred_at=_occurred_at(data),
-        reference=_text(data, "reference"),
-        failure_code=None if succeeded else (_text(data, "failure_code") or "unknown"),
-        failure_message=None if succeeded else _text(data, "failure_message", longest=LONG_TEXT),
+        reference=_optional_text(data, "reference"),
+        failure_code=None if succeeded else (_optional_text(data, "failure_code") or "unknown"),
+        failure_message=None if succeeded else _optional_text(data, "failure_message", longest=LONG_TEXT),
         amount=Decimal(str(amount)).quantize(CENT),
         currency=currency,
     )
