@@ -1,10 +1,13 @@
 """The jobs. Each opens its own connection, takes ids and the time, and calls one rule."""
 
 import datetime as dt
+import os
+import socket
 import time
 from dataclasses import dataclass
 
-from rq import SimpleWorker
+from rq import SimpleWorker, Worker
+from rq.executions import Execution
 
 from billing import charging, collections, plan_changes, plans
 from bot.delivery import deliver_slack_message
@@ -55,7 +58,8 @@ def tick(at: str | None = None) -> None:
             enqueue_after_commit(charge, attempt.id, now.isoformat(), job_id=f"charge-{attempt.id}")
         retry_due_events(now)
         if GatewayEvent.select().where(GatewayEvent.status == GatewayEvent.RECEIVED).exists():
-            wake_event_processor()
+            # Even if a job is said to be waiting: it may have died before its first line (a killed worker).
+            wake_event_processor(force=True)
         for case in collections.handoffs_to_deliver(now):
             enqueue_after_commit(deliver_handoff, case.id, now.isoformat(), job_id=f"handoff-{case.id}")
         if Outbox.select().where(Outbox.sent_at.is_null(), Outbox.next_try_at <= now).exists():
@@ -165,17 +169,17 @@ def process_received_events() -> None:
                 return
 
 
-def _wake(key: str, job) -> None:
+def _wake(key: str, job, force: bool = False) -> None:
     # One job waiting to start stands for everything stored before it starts: a job costs RQ more than the
     # work of one event or email (bench/). The key expires, so a waiting job lost in a crash holds the next
     # ones back a minute at most; the tick wakes them too.
-    if redis_connection().set(key, 1, nx=True, ex=60):
+    if redis_connection().set(key, 1, nx=True, ex=60) or force:
         queue().enqueue(job, result_ttl=0, failure_ttl=86400)
 
 
-def wake_event_processor() -> None:
-    """Have process_received_events start after this moment, unless one is already waiting to."""
-    _wake(EVENTS_WAITING, process_received_events)
+def wake_event_processor(force: bool = False) -> None:
+    """Have process_received_events start after this moment, unless one is already waiting to (or `force`)."""
+    _wake(EVENTS_WAITING, process_received_events, force)
 
 
 def wake_sender() -> None:
@@ -226,11 +230,41 @@ def deliver_handoff(case_id: int, at: str | None = None) -> None:
         collections.record_handoff_delivery(case, error, now)
 
 
+def _alive(worker_name: str) -> bool:
+    """Whether the worker of that name still runs. A worker killed outright leaves its registration behind until
+    its heartbeat lapses (a minute and more); on this machine its process tells at once."""
+    worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + worker_name, connection=redis_connection())
+    if worker is None:
+        return False
+    if worker.hostname != socket.gethostname() or worker.pid is None:
+        return True  # another machine's: its registration, kept by its heartbeats, is all we can see
+    try:
+        os.kill(worker.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, under another user
+    return True
+
+
+def jobs_running_elsewhere(work_queue) -> int:
+    """The started jobs whose worker is still alive. A dead worker's jobs are not waited for: they stay in RQ's
+    started registry until its cleanup takes them, and the tick redoes their work from the database."""
+    running = 0
+    for job_id, execution_id in work_queue.started_job_registry.get_job_and_execution_ids():
+        try:
+            worker_name = Execution.fetch(execution_id, job_id, connection=redis_connection()).worker_name
+        except ValueError:  # finished meanwhile
+            continue
+        running += _alive(worker_name)
+    return running
+
+
 def run_due_work(at: dt.datetime, timeout: float = 300) -> int:
     """Tick at `at` and work the queue until it and every running job are done; returns the jobs run here.
 
     How `flask tick --at` and the tests travel in time: every job a job queues runs too. Workers already
-    running (under `make run`) may take some of the jobs: this waits for theirs as well.
+    running (under `make run`) may take some of the jobs: this waits for theirs as well, unless they died.
     """
     tick(at.isoformat())
     work_queue = queue()
@@ -238,7 +272,7 @@ def run_due_work(at: dt.datetime, timeout: float = 300) -> int:
     deadline = time.monotonic() + timeout
     while True:
         worker.work(burst=True, logging_level="WARNING")
-        if not work_queue.count and not work_queue.started_job_registry.count:
+        if not work_queue.count and not jobs_running_elsewhere(work_queue):
             return worker.successful_job_count + worker.failed_job_count
         if time.monotonic() > deadline:
             raise TimeoutError(f"jobs still running after {timeout} s")
