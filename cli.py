@@ -9,7 +9,7 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from jobs import utcnow
-from jobs.work import run_due_work
+from jobs.work import NotReplayable, replay_event, run_due_work
 from models import GatewayEvent, Seller
 
 sellers = AppGroup("sellers", help="Manage sellers.")
@@ -60,6 +60,34 @@ def events_unmatched():
     """List gateway events that name an order or installment Tranche does not know."""
     for event in GatewayEvent.select().where(GatewayEvent.status == GatewayEvent.UNMATCHED).order_by(GatewayEvent.id):
         click.echo(f"{event.received_at.isoformat()} {event.webhook_id} {event.type}: {event.note}")
+
+
+def _describe(event: GatewayEvent) -> str:
+    next_try = event.next_try_at.isoformat() if event.next_try_at else "none (tries used up: replay it)"
+    return (
+        f"{event.id} {event.webhook_id} {event.type} tries={event.tries} next try: {next_try}\n"
+        f"    last error: {event.note}"
+    )
+
+
+@events.command("failed")
+def events_failed():
+    """List gateway events whose application failed: id, webhook-id, type, tries, next try, last error."""
+    for event in GatewayEvent.select().where(GatewayEvent.status == GatewayEvent.FAILED).order_by(GatewayEvent.id):
+        click.echo(_describe(event))
+
+
+@events.command("replay")
+@click.argument("event_id", type=click.IntRange(min=1))
+def events_replay(event_id):
+    """Apply a failed gateway event now, once."""
+    try:
+        event = replay_event(event_id, utcnow())
+    except NotReplayable as error:
+        raise click.ClickException(str(error)) from None
+    if event.status == GatewayEvent.FAILED:
+        raise click.ClickException(f"replay failed again:\n{_describe(event)}")
+    click.echo(f"event {event.id} {event.webhook_id}: {event.status}" + (f" ({event.note})" if event.note else ""))
 
 
 @db_group.command("upgrade")

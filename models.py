@@ -213,6 +213,7 @@ class GatewayEvent(BaseModel):
     PROCESSED = "processed"
     IGNORED = "ignored"  # understood, changes nothing (a duplicate outcome, a failure after payment)
     UNMATCHED = "unmatched"  # names an order or installment we do not know: kept for operators
+    FAILED = "failed"  # its application raised: note holds the error, next_try_at the retry (None: given up)
 
     webhook_id = CharField(unique=True)
     type = CharField()
@@ -221,6 +222,8 @@ class GatewayEvent(BaseModel):
     status = CharField(default=RECEIVED, index=True)
     note = TextField(null=True)
     processed_at = UTCDateTimeField(null=True)
+    tries = IntegerField(default=0)  # failed applications so far
+    next_try_at = UTCDateTimeField(null=True, index=True)
 
 
 class CollectionCase(BaseModel):

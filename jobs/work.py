@@ -1,9 +1,13 @@
 """The jobs. Each opens its own connection, takes ids and the time, and calls one rule."""
 
 import datetime as dt
+import os
+import socket
 import time
+from dataclasses import dataclass
 
-from rq import SimpleWorker
+from rq import SimpleWorker, Worker
+from rq.executions import Execution
 
 from billing import charging, collections, plan_changes, plans
 from bot.delivery import deliver_slack_message
@@ -11,8 +15,8 @@ from emails import deliver_message
 from gateways import get_gateway
 from jobs import database, enqueue_after_commit, queue, redis_connection, settings, utcnow
 from jobs.partner import post_to_partner
-from models import CollectionCase, GatewayEvent, Outbox, transaction
-from webhooks.events import InvalidEvent, parse_outcome
+from models import CollectionCase, GatewayEvent, Outbox, lock, transaction
+from webhooks.events import parse_outcome
 
 CLAIM = dt.timedelta(minutes=5)
 # Set while a send_due_messages job waits to start: it will see every message committed before then, so
@@ -20,6 +24,25 @@ CLAIM = dt.timedelta(minutes=5)
 SENDER_WAITING = "tranche:sender-waiting"
 EVENTS_WAITING = "tranche:events-waiting"
 BATCH = 500
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How many times a failing piece of work is tried in all, and how long the first wait is (then doubled)."""
+
+    tries: int
+    first_delay: dt.timedelta
+
+    def next_try(self, failures: int, now: dt.datetime) -> dt.datetime | None:
+        """When to try again after `failures` failed tries; None once the bound is reached."""
+        if failures >= self.tries:
+            return None
+        return now + self.first_delay * 2 ** (failures - 1)
+
+
+# A failing event is tried five times, 1, 2, 4 and 8 minutes apart: long enough to outlast a database
+# restart or a deploy, short enough that a payment is not left unapplied for long; then an operator decides.
+EVENT_RETRIES = RetryPolicy(tries=5, first_delay=dt.timedelta(minutes=1))
 
 
 def tick(at: str | None = None) -> None:
@@ -33,8 +56,10 @@ def tick(at: str | None = None) -> None:
         plan_changes.expire_plan_changes(now)
         for attempt in charging.due_attempts(now):
             enqueue_after_commit(charge, attempt.id, now.isoformat(), job_id=f"charge-{attempt.id}")
+        retry_due_events(now)
         if GatewayEvent.select().where(GatewayEvent.status == GatewayEvent.RECEIVED).exists():
-            wake_event_processor()
+            # Even if a job is said to be waiting: it may have died before its first line (a killed worker).
+            wake_event_processor(force=True)
         for case in collections.handoffs_to_deliver(now):
             enqueue_after_commit(deliver_handoff, case.id, now.isoformat(), job_id=f"handoff-{case.id}")
         if Outbox.select().where(Outbox.sent_at.is_null(), Outbox.next_try_at <= now).exists():
@@ -53,22 +78,77 @@ def charge(attempt_id: int, at: str | None = None) -> None:
 
 
 def process_event(event_id: int, now: dt.datetime) -> bool:
-    """Apply one stored gateway event, once: the claim and the effects commit together or not at all."""
+    """Apply one stored gateway event, once: the claim and the effects commit together or not at all.
+
+    An event whose application raises (a bug, a database error) is rolled back alone and recorded as
+    failed, so that it never holds back the events behind it."""
+    try:
+        with transaction():
+            claimed = (
+                GatewayEvent.update(status=GatewayEvent.PROCESSED, processed_at=now)
+                .where(GatewayEvent.id == event_id, GatewayEvent.status == GatewayEvent.RECEIVED)
+                .execute()
+            )
+            if not claimed:
+                return False
+            try:
+                note = charging.apply_outcome(parse_outcome(GatewayEvent.get_by_id(event_id).body), now)
+                status = GatewayEvent.IGNORED if note.startswith("ignored") else GatewayEvent.PROCESSED
+            except charging.Unmatched as error:
+                note, status = str(error), GatewayEvent.UNMATCHED
+            GatewayEvent.update(status=status, note=note).where(GatewayEvent.id == event_id).execute()
+        return True
+    except Exception as error:  # whatever it is, it must not stop the events behind this one
+        record_event_failure(event_id, error, now)
+        return False
+
+
+def record_event_failure(event_id: int, error: Exception, now: dt.datetime) -> None:
+    """Mark the event failed with the error, and when it is tried again (EVENT_RETRIES)."""
     with transaction():
-        claimed = (
-            GatewayEvent.update(status=GatewayEvent.PROCESSED, processed_at=now)
+        lock(GatewayEvent, event_id)
+        failures = GatewayEvent.get_by_id(event_id).tries + 1
+        (
+            GatewayEvent.update(
+                status=GatewayEvent.FAILED,
+                tries=failures,
+                note=f"{type(error).__name__}: {error}"[:2000],
+                next_try_at=EVENT_RETRIES.next_try(failures, now),
+            )
+            # Another worker may have applied it meanwhile: its outcome stands.
             .where(GatewayEvent.id == event_id, GatewayEvent.status == GatewayEvent.RECEIVED)
             .execute()
         )
-        if not claimed:
-            return False
-        try:
-            note = charging.apply_outcome(parse_outcome(GatewayEvent.get_by_id(event_id).body), now)
-            status = GatewayEvent.IGNORED if note.startswith("ignored") else GatewayEvent.PROCESSED
-        except (charging.Unmatched, InvalidEvent) as error:
-            note, status = str(error), GatewayEvent.UNMATCHED
-        GatewayEvent.update(status=status, note=note).where(GatewayEvent.id == event_id).execute()
-    return True
+
+
+def retry_due_events(now: dt.datetime) -> int:
+    """Hand failed events whose next try is due by `now` back to the processor; returns how many."""
+    return (
+        GatewayEvent.update(status=GatewayEvent.RECEIVED, next_try_at=None)
+        .where(GatewayEvent.status == GatewayEvent.FAILED, GatewayEvent.next_try_at <= now)
+        .execute()
+    )
+
+
+class NotReplayable(LookupError):
+    """The event to replay is unknown, or not failed; the message says which."""
+
+
+def replay_event(event_id: int, now: dt.datetime) -> GatewayEvent:
+    """An operator's replay: apply a failed event now, once (its bound of tries does not apply)."""
+    handed_back = (
+        GatewayEvent.update(status=GatewayEvent.RECEIVED, next_try_at=None)
+        .where(GatewayEvent.id == event_id, GatewayEvent.status == GatewayEvent.FAILED)
+        .execute()
+    )
+    if not handed_back:
+        event = GatewayEvent.get_or_none(GatewayEvent.id == event_id)
+        raise NotReplayable(
+            f"no gateway event {event_id}" if event is None else f"event {event_id} is {event.status}, not failed"
+        )
+    if process_event(event_id, now):
+        wake_sender()
+    return GatewayEvent.get_by_id(event_id)
 
 
 def process_received_events() -> None:
@@ -89,17 +169,17 @@ def process_received_events() -> None:
                 return
 
 
-def _wake(key: str, job) -> None:
+def _wake(key: str, job, force: bool = False) -> None:
     # One job waiting to start stands for everything stored before it starts: a job costs RQ more than the
     # work of one event or email (bench/). The key expires, so a waiting job lost in a crash holds the next
     # ones back a minute at most; the tick wakes them too.
-    if redis_connection().set(key, 1, nx=True, ex=60):
+    if redis_connection().set(key, 1, nx=True, ex=60) or force:
         queue().enqueue(job, result_ttl=0, failure_ttl=86400)
 
 
-def wake_event_processor() -> None:
-    """Have process_received_events start after this moment, unless one is already waiting to."""
-    _wake(EVENTS_WAITING, process_received_events)
+def wake_event_processor(force: bool = False) -> None:
+    """Have process_received_events start after this moment, unless one is already waiting to (or `force`)."""
+    _wake(EVENTS_WAITING, process_received_events, force)
 
 
 def wake_sender() -> None:
@@ -150,11 +230,41 @@ def deliver_handoff(case_id: int, at: str | None = None) -> None:
         collections.record_handoff_delivery(case, error, now)
 
 
+def _alive(worker_name: str) -> bool:
+    """Whether the worker of that name still runs. A worker killed outright leaves its registration behind until
+    its heartbeat lapses (a minute and more); on this machine its process tells at once."""
+    worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + worker_name, connection=redis_connection())
+    if worker is None:
+        return False
+    if worker.hostname != socket.gethostname() or worker.pid is None:
+        return True  # another machine's: its registration, kept by its heartbeats, is all we can see
+    try:
+        os.kill(worker.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, under another user
+    return True
+
+
+def jobs_running_elsewhere(work_queue) -> int:
+    """The started jobs whose worker is still alive. A dead worker's jobs are not waited for: they stay in RQ's
+    started registry until its cleanup takes them, and the tick redoes their work from the database."""
+    running = 0
+    for job_id, execution_id in work_queue.started_job_registry.get_job_and_execution_ids():
+        try:
+            worker_name = Execution.fetch(execution_id, job_id, connection=redis_connection()).worker_name
+        except ValueError:  # finished meanwhile
+            continue
+        running += _alive(worker_name)
+    return running
+
+
 def run_due_work(at: dt.datetime, timeout: float = 300) -> int:
     """Tick at `at` and work the queue until it and every running job are done; returns the jobs run here.
 
     How `flask tick --at` and the tests travel in time: every job a job queues runs too. Workers already
-    running (under `make run`) may take some of the jobs: this waits for theirs as well.
+    running (under `make run`) may take some of the jobs: this waits for theirs as well, unless they died.
     """
     tick(at.isoformat())
     work_queue = queue()
@@ -162,7 +272,7 @@ def run_due_work(at: dt.datetime, timeout: float = 300) -> int:
     deadline = time.monotonic() + timeout
     while True:
         worker.work(burst=True, logging_level="WARNING")
-        if not work_queue.count and not work_queue.started_job_registry.count:
+        if not work_queue.count and not jobs_running_elsewhere(work_queue):
             return worker.successful_job_count + worker.failed_job_count
         if time.monotonic() > deadline:
             raise TimeoutError(f"jobs still running after {timeout} s")

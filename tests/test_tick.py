@@ -1,6 +1,10 @@
 """Due work lives in the database: the tick rebuilds what Redis loses, and running it twice does nothing twice."""
 
 import datetime as dt
+import os
+import signal
+import subprocess
+import time
 
 import pytest
 from rq import SimpleWorker
@@ -8,10 +12,10 @@ from rq import SimpleWorker
 from billing import charging, plans
 from gateways.sandbox import SandboxGateway
 from jobs import queue, redis_connection, settings
-from jobs.work import charge, run_due_work, tick
-from models import ChargeAttempt, GatewayEvent, SandboxCharge
+from jobs.work import EVENTS_WAITING, charge, run_due_work, tick
+from models import ChargeAttempt, GatewayEvent, SandboxCharge, lock, transaction
 from tests import factories
-from tests.conftest import free_port
+from tests.conftest import ROOT, free_port
 
 T = dt.datetime(2026, 5, 1, 8, 0, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)
@@ -142,3 +146,59 @@ def test_flask_tick_with_a_bad_at_is_a_clear_error_and_runs_nothing(runner, at):
     assert result.exit_code == 2
     assert f"{at!r} is not an ISO 8601 time, e.g. 2026-12-01T09:00:00+01:00" in result.output
     assert (charged_keys(), attempts()) == ([], [])
+
+
+def test_a_received_event_whose_wake_up_job_was_lost_is_applied_by_the_next_tick():
+    """A worker dequeued the processor's job and died before it started: the job is said to wait, the tick
+    still wakes another one."""
+    factories.order(factories.seller(), payment=factories.card(factories.INSUFFICIENT_FUNDS))
+    (attempt,) = plans.start_due_installments(T)
+    charge(attempt.id, T.isoformat())  # the event is stored and its job queued…
+    queue().empty()  # …then lost with the worker that took it
+    assert redis_connection().exists(EVENTS_WAITING)
+
+    run_due_work(T)
+
+    assert GatewayEvent.get().status == "processed"
+    assert attempts() == [(1, "failed", T), (2, "scheduled", T + 7 * DAY)]
+
+
+def start_worker() -> subprocess.Popen:
+    """An RQ worker process as the Procfile starts it, on the test run's database and Redis."""
+    return subprocess.Popen(  # noqa: S603 (our own command line)
+        [str(ROOT / ".venv" / "bin" / "rq"), "worker", "--worker-class", "rq.worker.SimpleWorker"]
+        + ["--url", os.environ["REDIS_URL"], "--logging_level", "WARNING", queue().name],
+        cwd=ROOT,
+        env=os.environ,
+    )
+
+
+def wait_until(condition, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_worker_killed_mid_job_holds_the_tick_back_seconds_at_most_and_its_work_is_still_done():
+    """SIGKILL of a worker while its job waits on a row lock: run_due_work sees it dead, goes on, applies the event."""
+    factories.order(factories.seller(), payment=factories.card(factories.INSUFFICIENT_FUNDS))
+    (attempt,) = plans.start_due_installments(T)
+    charge(attempt.id, T.isoformat())  # the sandbox posts its event: stored, and the processor's job queued
+    event = GatewayEvent.get()
+    with transaction():
+        lock(GatewayEvent, event.id)  # the worker's job blocks on the event until its process is killed
+        worker = start_worker()
+        # Started, and past its first line (which forgets the wake-up): it is waiting on the lock.
+        wait_until(lambda: queue().started_job_registry.count == 1 and not redis_connection().exists(EVENTS_WAITING))
+        time.sleep(0.5)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+    assert GatewayEvent.get().status == "received"
+
+    started = time.monotonic()
+    run_due_work(T, timeout=20)
+
+    assert time.monotonic() - started < 10
+    assert GatewayEvent.get().status == "processed"
+    assert attempts() == [(1, "failed", T), (2, "scheduled", T + 7 * DAY)]

@@ -1,5 +1,6 @@
 """POST /webhooks/gateway: each fixture replayed, signed like the gateway signs it; the 400 and 401 paths."""
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -12,13 +13,15 @@ import requests
 from standardwebhooks import Webhook
 
 from billing import charging, plans
-from jobs import queue, settings
+from jobs import queue, redis_connection, settings
 from jobs.work import run_due_work
 from models import ChargeAttempt, CollectionCase, GatewayEvent, Installment, Order, Outbox
 from tests import factories
+from tests.conftest import free_port
 
 T = dt.datetime(2026, 5, 1, 8, 0, tzinfo=dt.UTC)
 FIXTURES = Path(__file__).parent / "fixtures" / "gateway"
+MALFORMED = FIXTURES / "malformed"
 
 
 def event_body(fixture: str, **data) -> str:
@@ -71,9 +74,11 @@ def database_state():
     ]
 
 
-def assert_rejected(response, status: int, words: str):
+def assert_rejected(response, status: int, words: str, code: str | None = None):
     assert response.status_code == status, response.get_data(as_text=True)
-    assert words in response.get_json()["error"]
+    error = response.get_json()["error"]
+    assert words in error["message"]
+    assert error["code"] == (code or {400: "malformed_event", 401: "bad_signature"}[status])
     assert GatewayEvent.select().count() == 0
     assert queue().count == 0
 
@@ -339,12 +344,6 @@ def _without(name):
         pytest.param(lambda event: [event], "must be an object", id="a list"),
         pytest.param(lambda event: {**event, "data": [event["data"]]}, "must be an object", id="data a list"),
         pytest.param(lambda event: {"type": event["type"]}, "must be an object", id="no data"),
-        pytest.param(
-            lambda event: {**event, "type": "payment.refunded"},
-            "unsupported event type 'payment.refunded'",
-            id="unknown type",
-        ),
-        pytest.param(lambda event: {"data": event["data"]}, "unsupported event type None", id="no type"),
         pytest.param(_with(order_id="abc"), "data.order_id", id="order_id text"),
         pytest.param(_with(order_id=True), "data.order_id", id="order_id boolean"),
         pytest.param(_with(order_id=0), "data.order_id", id="order_id zero"),
@@ -377,3 +376,91 @@ def test_a_signed_body_that_is_not_a_valid_event_is_refused_with_400_naming_the_
     changed = change(json.loads(event_body("payment_failed__card")))
     body = changed if isinstance(changed, str) else json.dumps(changed)
     assert_rejected(post(client, body, signed_headers(body)), 400, words)
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        pytest.param(lambda event: {**event, "type": "payment.refunded"}, "'payment.refunded'", id="unknown type"),
+        pytest.param(lambda event: {"data": event["data"]}, "unsupported event type None", id="no type"),
+    ],
+)
+def test_an_event_of_a_type_we_do_not_handle_is_refused_with_400_unsupported_event_type(client, change, words):
+    """The code says the event is well formed but not one Tranche handles; nothing is stored."""
+    body = json.dumps(change(json.loads(event_body("payment_failed__card"))))
+    response = post(client, body, signed_headers(body))
+    assert_rejected(response, 400, words, code="unsupported_event_type")
+
+
+MALFORMED_FIXTURES = {
+    "order_id_superscript_digit": "data.order_id must be a positive whole number of ASCII digits",
+    "order_id_arabic_indic_digit": "data.order_id must be a positive whole number of ASCII digits",
+    "installment_superscript_digit": "data.installment must be a positive whole number of ASCII digits",
+    "occurred_at_year_1": "data.occurred_at must lie from 2000",
+    "occurred_at_year_9999": "data.occurred_at must lie from 2000",
+    "failure_code_300_characters": "data.failure_code must be a non-empty string of at most 255 characters",
+    "reference_300_characters": "data.reference must be a non-empty string of at most 255 characters",
+    "currency_fullwidth": "data.currency must be a three-letter ISO code",
+    "failure_message_line_break": "data.failure_message must not contain the control character '\\n'",
+    "utf16_with_bom": "the body must be JSON encoded as UTF-8",
+    "utf16le_without_bom": "the body must not contain NUL characters",
+}
+
+
+def test_every_malformed_fixture_has_its_expected_refusal():
+    """Each refused body beside these tests is checked below."""
+    assert sorted(p.stem for p in MALFORMED.glob("*.json")) == sorted(MALFORMED_FIXTURES)
+
+
+@pytest.mark.parametrize("fixture", sorted(MALFORMED_FIXTURES))
+def test_a_signed_body_the_database_or_the_rules_could_not_take_is_refused_with_400_naming_the_field(client, fixture):
+    """Non-ASCII digits, times out of range, texts longer than their column, UTF-16: 400, nothing stored."""
+    raw = (MALFORMED / f"{fixture}.json").read_bytes()
+    # A body that is not UTF-8 cannot be signed by the library; it is refused before its signature is read.
+    text = raw.decode("utf-8", errors="replace")
+    response = client.post("/webhooks/gateway", data=raw, headers=signed_headers(text))
+    assert_rejected(response, 400, MALFORMED_FIXTURES[fixture])
+
+
+@pytest.mark.parametrize(
+    "webhook_id, words",
+    [
+        ("msg_" + "x" * 300, "the webhook-id header must be a non-empty string of at most 255 characters"),
+        ("msg_\x01", "the webhook-id header must not contain the control character"),
+    ],
+    ids=["over-long", "control character"],
+)
+def test_a_webhook_id_the_database_could_not_store_whole_is_refused_with_400(client, webhook_id, words):
+    """An over-long webhook-id is refused, not truncated (two ids sharing a prefix would be taken as one)."""
+    body = event_body("payment_failed__card")
+    response = post(client, body, signed_headers(body, webhook_id))
+    assert_rejected(response, 400, words)
+
+
+@contextlib.contextmanager
+def redis_unreachable():
+    """Within it, the app's Redis is a closed port (redis_connection is cached: cleared on the way in and out)."""
+    own = os.environ["REDIS_URL"]
+    os.environ["REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/1"
+    redis_connection.cache_clear()
+    try:
+        yield
+    finally:
+        os.environ["REDIS_URL"] = own
+        redis_connection.cache_clear()
+
+
+def test_an_event_stored_while_redis_is_unreachable_is_answered_2xx_and_applied_by_a_later_tick(client, caplog):
+    """The event is safe in the database: the failed wake-up is logged, not a 500, and the tick wakes the job."""
+    order = charge_in_flight()
+    body = event_body("payment_failed__card", order_id=order.id)
+
+    with redis_unreachable():
+        response = post(client, body, signed_headers(body, "msg_no_redis"))
+
+    assert (response.status_code, response.get_json()["status"]) == (200, "stored")
+    assert GatewayEvent.get().status == "received"
+    assert "processor not woken (the tick will)" in caplog.text
+    run_due_work(T)
+    assert GatewayEvent.get().status == "processed"
+    assert installment_state(order) == EXPECTED_AFTER_FIXTURE["payment_failed__card"]

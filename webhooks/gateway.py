@@ -1,43 +1,59 @@
 """POST /webhooks/gateway: Standard Webhooks verification, stored once by webhook-id, then a job."""
 
 import binascii
+import logging
 
 from flask import Blueprint, jsonify, request
+from redis.exceptions import RedisError
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from jobs import database, settings, utcnow
 from jobs.work import wake_event_processor
 from models import GatewayEvent, transaction
-from webhooks.events import InvalidEvent, parse_outcome
+from webhooks.events import InvalidEvent, checked_text, event_text, parse_outcome
 
 bp = Blueprint("webhooks", __name__)
+log = logging.getLogger(__name__)
 
 
-def _error(status: int, message: str):
-    return jsonify(error=message), status
+def _error(status: int, code: str, message: str):
+    # The API's shape, so that one client reads the errors of every surface.
+    return jsonify(error={"code": code, "message": message}), status
+
+
+def _wake_after_commit() -> None:
+    try:
+        wake_event_processor()
+    except RedisError as error:
+        # The event is stored: the tick wakes the processor for every received event it finds.
+        log.warning("event stored, processor not woken (the tick will): %s", error)
 
 
 @bp.post("/webhooks/gateway")
 def gateway_event():
-    raw = request.get_data()
+    try:
+        # Decoded first: the signature library would decode it too, and call a non-UTF-8 body a bad signature.
+        body = event_text(request.get_data())
+    except InvalidEvent as error:
+        return _error(400, error.code, str(error))
     try:
         # json_parse=False: the library would parse after verifying, turning a signed malformed body into a 401.
-        Webhook(settings().gateway_webhook_secret).verify(raw, dict(request.headers), json_parse=False)
+        Webhook(settings().gateway_webhook_secret).verify(body, dict(request.headers), json_parse=False)
     except (WebhookVerificationError, ValueError, binascii.Error) as error:
         # The library lets malformed headers escape as ValueError or binascii.Error: all mean "not signed by us".
-        return _error(401, f"signature rejected: {error}")
+        return _error(401, "bad_signature", f"signature rejected: {error}")
     try:
-        outcome = parse_outcome(raw)
+        webhook_id = checked_text(request.headers["webhook-id"], "the webhook-id header")
+        outcome = parse_outcome(body)
     except InvalidEvent as error:
-        return _error(400, str(error))
-    webhook_id = request.headers["webhook-id"][:255]
+        return _error(400, error.code, str(error))
     with transaction():
         stored = (
             GatewayEvent.insert(
                 webhook_id=webhook_id,
                 type="payment.succeeded" if outcome.succeeded else "payment.failed",
-                body=raw.decode(),
+                body=body,
                 received_at=utcnow(),
             )
             .on_conflict_ignore()
@@ -45,5 +61,5 @@ def gateway_event():
             .execute()
         )
         if stored:
-            database().after_commit(wake_event_processor)
+            database().after_commit(_wake_after_commit)
     return jsonify(status="stored" if stored else "duplicate", webhook_id=webhook_id), 200
