@@ -5,11 +5,14 @@ from werkzeug.exceptions import HTTPException
 
 from jobs import database, redis_connection
 from models import db
+from pages.tokens import HIDE_LINK_TOKENS
 
 
 def create_app() -> Flask:
     """The web app, configured from the environment (config.Settings)."""
     app = Flask(__name__)
+    # Flask logs an unexpected error with the request's path, which may be a customer's link.
+    app.logger.addFilter(HIDE_LINK_TOKENS)
     database()
 
     @app.before_request
