@@ -1,15 +1,25 @@
 """create_app(): configuration, blueprints and CLI commands of the Tranche web app."""
 
-from flask import Flask, g, jsonify, request
+from flask import Flask, Response, g, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from jobs import database, redis_connection
 from models import db
+from pages.rendering import render
+from pages.tokens import HIDE_LINK_TOKENS
+
+ABOUT = (
+    "Tranche keeps the installment plans and subscriptions of digital-product sellers paid: it charges each "
+    "installment, retries failed card debits, emails customers signed links to confirm a new amount or update "
+    "their card, and tells sellers on Slack or by email."
+)
 
 
 def create_app() -> Flask:
     """The web app, configured from the environment (config.Settings)."""
     app = Flask(__name__)
+    # Flask logs an unexpected error with the request's path, which may be a customer's link.
+    app.logger.addFilter(HIDE_LINK_TOKENS)
     database()
 
     @app.before_request
@@ -23,6 +33,19 @@ def create_app() -> Flask:
         context = g.pop("db_context", None)
         if context is not None:
             context.__exit__(None, None, None)
+
+    @app.get("/")
+    def front_page():
+        """What Tranche is and where its API is described: a page, or JSON to a client that prefers it."""
+        about = {
+            "name": "Tranche",
+            "description": ABOUT,
+            "api": url_for("api.openapi_document"),
+            "health": url_for("healthz"),
+        }
+        if request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json":
+            return jsonify(about)
+        return Response(render("front.html", "en", about=about, seller=None), mimetype="text/html")
 
     @app.get("/healthz")
     def healthz():

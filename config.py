@@ -5,7 +5,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-VAR = ROOT / "var"
+# Where `make run` keeps its database, embedded Redis, outbox and lock; one run per folder.
+VAR = Path(os.environ.get("TRANCHE_VAR") or ROOT / "var")
 
 
 def _env(name: str, default: str) -> str:

@@ -340,6 +340,14 @@ class SlackMessage(BaseModel):
         indexes = ((("channel_id", "ts"), True),)
 
 
+class SlackRequest(BaseModel):
+    """A Slack request acted on (a command's or click's trigger, an event's id, a submitted form): the row, not
+    Redis, makes Slack's retry of it act no more, even after a Redis restart."""
+
+    key = CharField(unique=True)
+    seen_at = UTCDateTimeField(index=True)
+
+
 MODELS = [
     Seller,
     Product,
@@ -356,6 +364,7 @@ MODELS = [
     SlackInstallation,
     SlackInstallGrant,
     SlackMessage,
+    SlackRequest,
 ]
 
 

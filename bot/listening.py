@@ -9,13 +9,12 @@ from slack_bolt.response import BoltResponse
 from billing.errors import BillingError, NotYourOrder, OrderNotFound, Refused
 from billing.plans import seller_order
 from bot.blocks import usage
+from bot.once import first_time
 from bot.parsing import Malformed
-from jobs import redis_connection
+from jobs import utcnow
 from models import Order, Seller, db
 
 logger = logging.getLogger(__name__)
-# Slack retries a request for a few minutes at most; an id remembered for an hour is never acted on twice.
-SEEN_FOR_SECONDS = 3600
 SOMETHING_WENT_WRONG = (
     "Sorry, something went wrong on our side and the error was logged. Try again in a minute, or use the API."
 )
@@ -117,7 +116,7 @@ def request_key(body: dict) -> str | None:
 def ignore_repeats(body, next):
     """Global middleware: a request Slack sends again (X-Slack-Retry-Num, same trigger) is acknowledged, not run."""
     key = request_key(body)
-    if key and not redis_connection().set(f"slack:request:{key}", 1, nx=True, ex=SEEN_FOR_SECONDS):
+    if key and not first_time(f"request:{key}", utcnow()):
         return BoltResponse(status=200, body="")
     return next()
 

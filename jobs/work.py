@@ -11,6 +11,7 @@ from rq.executions import Execution
 
 from billing import charging, collections, plan_changes, plans
 from bot.delivery import deliver_slack_message
+from bot.once import forget_old_requests
 from emails import deliver_message
 from gateways import get_gateway
 from jobs import database, enqueue_after_commit, queue, redis_connection, settings, utcnow
@@ -54,6 +55,7 @@ def tick(at: str | None = None) -> None:
     with database().connection_context():
         plans.start_due_installments(now)
         plan_changes.expire_plan_changes(now)
+        forget_old_requests(now)
         for attempt in charging.due_attempts(now):
             enqueue_after_commit(charge, attempt.id, now.isoformat(), job_id=f"charge-{attempt.id}")
         retry_due_events(now)

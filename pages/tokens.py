@@ -7,6 +7,8 @@ status, the installment's), so the page checks that after `verify`.
 
 import datetime as dt
 import hashlib
+import logging
+import re
 
 from itsdangerous import BadData, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
@@ -22,6 +24,8 @@ MAX_AGE = {
     # A page's form may sit open a while, but not be replayed days later.
     FORM: dt.timedelta(hours=12),
 }
+# The customer pages' paths whose last part is a link token: whoever reads it may act as the customer.
+LINKED_PATH = re.compile(r"(/(?:card|confirm)/)[^/?#\s\"']+")
 # The ids each purpose's payload must carry, as integers.
 _IDS = {PLAN_CHANGE: ("order", "change"), CARD_UPDATE: ("order", "installment"), FORM: ()}
 
@@ -111,3 +115,24 @@ def form_token_valid(settings, link_token: str, value: str, now: dt.datetime | N
     except (LinkInvalid, LinkExpired):
         return False
     return payload.get("link") == _fingerprint(link_token)
+
+
+def mask_link_tokens(text: str) -> str:
+    """`text` with every link token in a page's path replaced by an ellipsis: `/card/…`."""
+    return LINKED_PATH.sub(r"\1…", text)
+
+
+class HideLinkTokens(logging.Filter):
+    """Masks the link tokens of a log line (an access log's request line or referer, an error's path) before any
+    handler writes it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_link_tokens(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+# One instance: adding it again to a logger (every create_app) is then a no-op.
+HIDE_LINK_TOKENS = HideLinkTokens()

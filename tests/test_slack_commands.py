@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from bot.linking import link_workspace
-from jobs import queue, utcnow
+from jobs import queue, redis_connection, utcnow
 from jobs.work import run_due_work
 from models import ChargeAttempt, CollectionCase, Order, Outbox, PlanChange
 from tests import factories
@@ -25,6 +25,7 @@ from tests.slack_api import (
 # The adapter takes the time from the clock (jobs.utcnow): orders start 20 days ago, so the first installment is
 # due and the second is not, whatever the day the suite runs.
 T = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=20)
+RETRY = {"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
 
 
 @pytest.fixture
@@ -170,6 +171,28 @@ def test_update_plan_refusals_say_why_and_change_nothing(client, slack, seller, 
     assert PlanChange.select().count() == 0
 
 
+def proposals_emailed(inbox, order) -> int:
+    """Send what is due, and count the confirmation emails the customer received."""
+    run_due_work(utcnow())
+    return len(inbox.to(order.customer.email))
+
+
+def test_a_retried_update_plan_after_a_redis_restart_proposes_once_and_emails_once(client, slack, seller, inbox):
+    """Redis forgets the request between Slack's try and its retry: still one change and one email."""
+    order = factories.order(seller)
+    body = fixture("command.json", command="/update-plan", text=f"{order.id} 40", response_url=slack.response_url())
+    signed_post(client, body)
+    answers(slack)
+    redis_connection().flushdb()  # a Redis restart without persistence
+
+    retry = signed_post(client, body, headers=RETRY)
+
+    assert retry.status_code == 200
+    assert PlanChange.select().count() == 1
+    assert proposals_emailed(inbox, order) == 1
+    assert len(slack.received("response_url")) == 1
+
+
 def test_update_plan_without_arguments_opens_the_form_with_an_order_field(client, slack, seller):
     """`/update-plan` alone opens the form: which order, and the new amount."""
     response = command(client, slack, "/update-plan")
@@ -193,7 +216,7 @@ def test_update_plan_with_an_order_opens_the_form_showing_its_current_plan(clien
     assert json.loads(view["private_metadata"])["order_id"] == order.id
 
 
-def _submit(client, slack, order_id, amount, order_field=None, view_id="V0PLANFORM"):
+def _submit(client, slack, order_id, amount, order_field=None, view_id="V0PLANFORM", headers=None):
     body = fixture("view_submission.json", trigger_id=f"trigger-{view_id}-{amount}-{order_field}")
     body["view"]["id"] = view_id
     body["view"]["private_metadata"] = json.dumps({"order_id": order_id, "response_url": slack.response_url("form")})
@@ -201,7 +224,7 @@ def _submit(client, slack, order_id, amount, order_field=None, view_id="V0PLANFO
     if order_field is not None:
         values["order"] = {"value": {"type": "plain_text_input", "value": order_field}}
     body["view"]["state"]["values"] = values
-    return signed_post(client, body)
+    return signed_post(client, body, headers=headers)
 
 
 def test_the_form_proposes_the_change_and_confirms_where_the_command_was_typed(client, slack, seller):
@@ -248,6 +271,24 @@ def test_a_form_submitted_twice_proposes_once(client, slack, seller):
 
     assert PlanChange.select().count() == 1
     assert Outbox.select().where(Outbox.template == "plan_change_proposed").count() == 1
+
+
+@pytest.mark.parametrize(
+    ("order_field", "headers"), [(None, RETRY), ("", None)], ids=["Slack's retry", "a second submit"]
+)
+def test_a_form_submitted_again_after_a_redis_restart_proposes_once_and_emails_once(
+    client, slack, seller, inbox, order_field, headers
+):
+    """Redis forgets the form between its two submissions (the same request retried, or a double click)."""
+    order = factories.order(seller)
+    _submit(client, slack, order.id, "40")
+    redis_connection().flushdb()  # a Redis restart without persistence
+
+    again = _submit(client, slack, order.id, "40", order_field=order_field, headers=headers)
+
+    assert again.status_code == 200
+    assert PlanChange.select().count() == 1
+    assert proposals_emailed(inbox, order) == 1
 
 
 def test_a_refused_form_may_be_corrected_and_submitted_again(client, slack, seller):

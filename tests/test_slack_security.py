@@ -9,8 +9,10 @@ import pytest
 from slack_sdk.signature import SignatureVerifier
 
 from bot.linking import link_workspace
+from bot.once import first_time
 from jobs import queue
-from models import ChargeAttempt, PlanChange
+from jobs.work import tick
+from models import ChargeAttempt, PlanChange, SlackRequest
 from tests import factories
 from tests.slack_api import CHANNEL, SIGNING_SECRET, TEAM, click, command, fixture, signed_post, wait_until
 
@@ -104,6 +106,18 @@ def test_a_slack_retry_of_a_command_does_not_act_twice(client, slack, interrupte
     time.sleep(QUIET)
     assert len(slack.received("response_url")) == 1
     assert renewals() == 1
+
+
+def test_the_tick_forgets_slack_requests_older_than_a_day_and_keeps_the_others():
+    """What makes a request act once is kept a day, far longer than Slack retries, then deleted by the tick."""
+    now = dt.datetime(2026, 5, 15, 12, tzinfo=dt.UTC)
+    first_time("request:old", now - dt.timedelta(hours=25))
+    first_time("request:recent", now - dt.timedelta(hours=23))
+
+    tick(now.isoformat())
+
+    assert [r.key for r in SlackRequest.select()] == ["request:recent"]
+    assert not first_time("request:recent", now) and first_time("request:old", now)
 
 
 def test_a_double_click_on_renew_charges_once_and_the_second_click_says_why(client, slack, interrupted):

@@ -13,8 +13,9 @@ from api import serialize
 from billing import plan_changes
 from billing.errors import BillingError, NotYourOrder, OrderNotFound, Refused
 from bot import blocks, parsing
-from bot.listening import SEEN_FOR_SECONDS, find_order, in_background, register_button, register_command, say, seller
-from jobs import enqueue_after_commit, redis_connection, utcnow, work
+from bot.listening import find_order, in_background, register_button, register_command, say, seller
+from bot.once import first_time, forget
+from jobs import enqueue_after_commit, utcnow, work
 from models import Order, PlanChange, Seller, db
 
 
@@ -73,8 +74,8 @@ def submit_form(ack, view, context) -> None:
     values = view["state"]["values"]
     ref = str(metadata["order_id"] or values[blocks.ORDER_BLOCK]["value"]["value"] or "")
     # One proposal per form: a second submit of the same form (a double click) changes nothing more.
-    submitted = f"slack:view:{view['id']}"
-    if not redis_connection().set(submitted, 1, nx=True, ex=SEEN_FOR_SECONDS):
+    submitted = f"view:{view['id']}"
+    if not first_time(submitted, utcnow()):
         return ack()
     try:
         with db.connection_context():
@@ -82,7 +83,7 @@ def submit_form(ack, view, context) -> None:
             change = _propose(owner, find_order(owner, ref), values[blocks.AMOUNT_BLOCK]["value"]["value"] or "")
             context["proposed"] = _proposed(change)
     except (BillingError, parsing.Malformed) as error:
-        redis_connection().delete(submitted)  # refused: the seller may correct the form and submit it again
+        forget(submitted)  # refused: the seller may correct the form and submit it again
         about_order = isinstance(error, (OrderNotFound, NotYourOrder)) and not metadata["order_id"]
         return ack(
             response_action="errors", errors={blocks.ORDER_BLOCK if about_order else blocks.AMOUNT_BLOCK: error.message}
