@@ -3,6 +3,7 @@
 import atexit
 import datetime as dt
 import json
+import unicodedata
 from decimal import Decimal
 
 from peewee import (
@@ -24,17 +25,11 @@ db = DatabaseProxy()
 CENT = Decimal("0.01")
 
 
-def _unicode_lower(value):
-    return value.lower() if isinstance(value, str) else value
-
-
 def open_database(url: str):
     """Point the shared handle at `url` (sqlite:/// or postgresql://) and return it."""
     if url.startswith("sqlite"):
         # WAL lets the web app read while a worker writes; the timeout waits out short write locks.
         database = connect(url, pragmas={"journal_mode": "wal", "busy_timeout": 10000, "foreign_keys": 1})
-        # SQLite's own lower() folds ASCII only; Python's folds É and Ü too, as PostgreSQL's does (R12 search).
-        database.register_function(_unicode_lower, "lower", 1, deterministic=True)
     else:
         # Pooled: a new PostgreSQL connection for each request and job cost more than the work itself
         # (bench/: 3x the webhook's rate). The pool rolls back whatever a request leaves open.
@@ -105,11 +100,24 @@ class Product(BaseModel):
     notification_email = CharField()
 
 
+def folded(text: str) -> str:
+    """`text` as R12's search compares it: accents dropped and case folded, so 'JURGEN' meets 'Jürgen'."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(char for char in decomposed if not unicodedata.combining(char)).casefold()
+
+
 class Customer(BaseModel):
     seller = ForeignKeyField(Seller, backref="customers")
     name = CharField()
     email = CharField()
     language = CharField(default="en")  # fr, de or en
+    # The name folded in Python, written with it: the same search on every backend, with no database extension
+    # (PostgreSQL's unaccent is not always installed, SQLite has none). Text: folding can lengthen a name.
+    name_folded = TextField(default="")
+
+    def save(self, *args, **kwargs):
+        self.name_folded = folded(self.name)
+        return super().save(*args, **kwargs)
 
 
 class Order(BaseModel):
@@ -118,6 +126,7 @@ class Order(BaseModel):
     COLLECTIONS = "collections"  # open debt Tranche will not recover by itself
     HANDED_OFF = "handed_off"  # given to the collection partner: final
     COMPLETED = "completed"
+    STATUSES = (ACTIVE, INTERRUPTED, COLLECTIONS, HANDED_OFF, COMPLETED)
 
     seller = ForeignKeyField(Seller, backref="orders")
     product = ForeignKeyField(Product, backref="orders")

@@ -10,13 +10,11 @@ from decimal import Decimal
 
 from flask import request
 
+from billing import values
 from billing.errors import InvalidInput
-from billing.money import parse_amount
+from billing.money import currency_code, parse_amount
 
-# The largest id a 64-bit column holds: a bigger number names nothing and must not reach the database.
-MAX_ID = 2**63 - 1
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
 _MISSING = object()
 
 
@@ -48,14 +46,19 @@ def _value(data: dict, field: str, default=_MISSING):
     return value
 
 
-def text(data: dict, field: str, max_length: int = 200) -> str:
-    """A non-empty string, stripped."""
-    value = _value(data, field)
+def text(data: dict, field: str, max_length: int = 200, default=_MISSING):
+    """A non-empty string, stripped, without control characters (NUL, line breaks, …)."""
+    value = _value(data, field, default)
+    if value is default:
+        return value
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput(field, f"{field} must be a non-empty string")
-    if len(value.strip()) > max_length:
+    value = value.strip()
+    if len(value) > max_length:
         raise InvalidInput(field, f"{field} must be at most {max_length} characters")
-    return value.strip()
+    if (char := values.control_character(value)) is not None:
+        raise InvalidInput(field, f"{field} must not contain control characters (found U+{ord(char):04X})")
+    return value
 
 
 def email(data: dict, field: str) -> str:
@@ -81,7 +84,26 @@ def whole(data: dict, field: str, low: int, high: int) -> int:
 
 
 def identifier(data: dict, field: str) -> int:
-    return whole(data, field, 1, MAX_ID)
+    return whole(data, field, 1, values.MAX_ID)
+
+
+def number_in_text(data: dict, field: str, default: int) -> int:
+    """A whole number written in ASCII digits, as query parameters carry them."""
+    value = values.whole_number(_value(data, field, str(default)))
+    if value is None:
+        raise InvalidInput(field, f"{field} must be a whole number written in digits 0-9, like {default}")
+    return value
+
+
+def identifier_in_text(data: dict, field: str) -> int | None:
+    """An id written in ASCII digits, as query parameters carry it; None when absent."""
+    value = _value(data, field, None)
+    if value is None:
+        return None
+    number = values.identifier(value)
+    if number is None:
+        raise InvalidInput(field, f"{field} must be an id like 12")
+    return number
 
 
 def amount(data: dict, field: str) -> Decimal:
@@ -90,14 +112,11 @@ def amount(data: dict, field: str) -> Decimal:
 
 
 def currency(data: dict, field: str) -> str:
-    value = _value(data, field, "EUR")
-    if not isinstance(value, str) or not _CURRENCY.match(value):
-        raise InvalidInput(field, f"{field} must be a three-letter ISO code like EUR")
-    return value
+    return currency_code(_value(data, field, "EUR"), field)
 
 
 def time(data: dict, field: str, default: dt.datetime) -> dt.datetime:
-    """An ISO 8601 time with its UTC offset, returned in UTC; plans start between 2000 and 2100."""
+    """An ISO 8601 time with its UTC offset, returned in UTC, within the range the rules work in."""
     value = _value(data, field, None)
     if value is None:
         return default
@@ -107,8 +126,10 @@ def time(data: dict, field: str, default: dt.datetime) -> dt.datetime:
         at = None
     if at is None or at.tzinfo is None:
         raise InvalidInput(field, f"{field} must be an ISO 8601 time with its offset, like 2027-01-31T09:00:00+01:00")
-    if not 2000 <= at.year < 2100:
-        raise InvalidInput(field, f"{field} must lie between the years 2000 and 2099")
+    if not values.time_in_range(at):
+        raise InvalidInput(
+            field, f"{field} must lie from {values.EARLIEST:%Y-%m-%d} to before {values.LATEST:%Y-%m-%d} (UTC)"
+        )
     return at.astimezone(dt.UTC)
 
 

@@ -7,7 +7,10 @@ document and api/serialize.py in step.
 from flask import jsonify
 
 from api import bp
-from billing.plans import INTERVALS, MAX_INSTALLMENTS, PLANS
+from billing.money import CURRENCIES
+from billing.plans import FIRST_DUE_AT_MOST_BACK, INTERVALS, MAX_INSTALLMENTS, PLANS
+from billing.search import MAX_PAGE_SIZE, PAGE_SIZE
+from billing.values import EARLIEST, LATEST
 from models import ChargeAttempt, Installment, Order
 
 
@@ -36,13 +39,21 @@ def _text(**extra) -> dict:
     return {"type": "string", **extra}
 
 
+def _input_text(max_length: int, **extra) -> dict:
+    """A text the API reads: stripped, non-empty, and refused with a control character (NUL, a line break…)."""
+    return _text(maxLength=max_length, minLength=1, pattern=_NO_CONTROL_CHARACTERS, **extra)
+
+
 def _list(name: str, item: str) -> dict:
     return _object({"timezone": _ref("TimeZone"), name: {"type": "array", "items": _ref(item)}})
 
 
+# The control characters billing.values.control_character refuses that a pattern can name (C0, C1, surrogates,
+# private use, line and paragraph separators); unassigned code points are refused too.
+_NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\uf8ff]*$"
 TIME = {"type": "string", "format": "date-time", "description": "UTC, ISO 8601", "examples": ["2027-01-31T08:00:00Z"]}
 ID = {"type": "integer", "minimum": 1}
-ORDER_STATUSES = [Order.ACTIVE, Order.INTERRUPTED, Order.COLLECTIONS, Order.HANDED_OFF, Order.COMPLETED]
+ORDER_STATUSES = list(Order.STATUSES)
 INSTALLMENT_STATUSES = [Installment.SCHEDULED, Installment.OPEN, Installment.PAID, Installment.HANDED_OFF]
 ATTEMPT_KINDS = [ChargeAttempt.AUTOMATIC, ChargeAttempt.RENEWAL, ChargeAttempt.CUSTOMER]
 ATTEMPT_STATUSES = [
@@ -88,27 +99,31 @@ _attempt = {
 _collection_entry = {"order": _ref("OrderSummary"), "collection": _ref("CollectionState")}
 
 SCHEMAS = {
-    "Money": _text(pattern=r"^\d{1,9}\.\d{2}$", examples=["30.00"]),
+    "Money": _text(pattern=r"^[0-9]{1,9}\.[0-9]{2}$", examples=["30.00"]),
     "AmountInput": {
         "type": ["string", "number"],
-        "pattern": r"^\d{1,9}(\.\d{1,2})?$",
-        "description": "More than 0, at most two decimal places: '40', '40.5', '40.00' or the number 40.00. "
-        "Numbers are read as decimals, never as binary floats; '1,99', '1e3' or -5 are refused.",
+        "pattern": r"^[0-9]{1,9}(\.[0-9]{1,2})?$",
+        "description": "More than 0, at most two decimal places, ASCII digits: '40', '40.5', '40.00' or the number "
+        "40.00. Numbers are read as decimals, never as binary floats; '1,99', '1e3', -5, ' 40' or '３０' are refused.",
         "examples": ["40.00"],
     },
-    "Currency": _text(pattern="^[A-Z]{3}$", examples=["EUR"]),
+    "Currency": {
+        "enum": sorted(CURRENCIES),
+        "description": "An ISO 4217 code that is legal tender today (CLDR, through Babel)",
+        "examples": ["EUR"],
+    },
     "Time": TIME,
     "TimeZone": _text(description="The seller's IANA time zone, for showing the UTC times", examples=["Europe/Berlin"]),
     "Product": _object({"id": ID, "name": _text(), "notification_email": _text(format="email")}),
     "NewProduct": _object(
-        {"name": _text(maxLength=200), "notification_email": _text(format="email", maxLength=254)}, closed=False
+        {"name": _input_text(200), "notification_email": _input_text(254, format="email")}, closed=False
     ),
     "ProductList": _object({"products": {"type": "array", "items": _ref("Product")}}),
     "Customer": _object({"name": _text(), "email": _text(format="email"), "language": {"enum": ["fr", "de", "en"]}}),
     "NewCustomer": _object(
         {
-            "name": _text(maxLength=200),
-            "email": _text(format="email", maxLength=254),
+            "name": _input_text(200),
+            "email": _input_text(254, format="email"),
             "language": {"enum": ["fr", "de", "en"], "default": "en", "description": "of the customer's emails"},
         },
         optional=("language",),
@@ -117,18 +132,19 @@ SCHEMAS = {
     "CardInput": _object(
         {
             "type": {"const": "card"},
-            "number": _text(maxLength=30, description="tokenized by the gateway, never stored"),
+            "number": _input_text(30, description="tokenized by the gateway, never stored"),
             "exp_month": {"type": "integer", "minimum": 1, "maximum": 12},
             "exp_year": {"type": "integer", "minimum": 2000, "maximum": 2099},
         },
         closed=False,
+        description="A card past its expiry month (exp_month/exp_year before this month) is refused.",
     ),
-    "SepaInput": _object({"type": {"const": "sepa"}, "iban": _text(maxLength=42)}, closed=False),
+    "SepaInput": _object({"type": {"const": "sepa"}, "iban": _input_text(42)}, closed=False),
     "NewOrder": _object(
         {
             "product_id": ID,
             "customer": _ref("NewCustomer"),
-            "invoice_number": _text(maxLength=100, description="unique per seller"),
+            "invoice_number": _input_text(100, description="unique per seller"),
             "plan": {"enum": list(PLANS)},
             "installment_count": {
                 "type": "integer",
@@ -142,8 +158,10 @@ SCHEMAS = {
             "first_due_at": {
                 "type": "string",
                 "format": "date-time",
-                "description": "with its UTC offset; default now. Monthly plans keep its day of month "
-                "in the seller's time zone (31 Jan, 28 Feb, 31 Mar).",
+                "description": "with its UTC offset; default now; at most "
+                f"{FIRST_DUE_AT_MOST_BACK.total_seconds() / 3600:g} hours back, from {EARLIEST:%Y-%m-%d} to before "
+                f"{LATEST:%Y-%m-%d}. Monthly plans keep its day of month in the seller's time zone (31 Jan, 28 Feb, "
+                "31 Mar).",
             },
             "payment_method": {
                 "oneOf": [_ref("CardInput"), _ref("SepaInput")],
@@ -240,7 +258,13 @@ SCHEMAS = {
         optional=("installment_count", "interval"),
     ),
     "ProposedPlanChange": _object({**_plan_change, "timezone": _ref("TimeZone")}),
-    "OrderList": _list("orders", "OrderSummary"),
+    "OrderList": _object(
+        {
+            "timezone": _ref("TimeZone"),
+            "orders": {"type": "array", "items": _ref("OrderSummary")},
+            "has_more": {"type": "boolean", "description": "whether more orders follow this page"},
+        }
+    ),
     "CollectionEntry": _object(_collection_entry),
     "CollectionList": _list("collections", "CollectionEntry"),
     "HandOff": _object({**_collection_entry, "timezone": _ref("TimeZone")}),
@@ -292,6 +316,10 @@ def _body(schema: str) -> dict:
     return {"required": True, "content": {"application/json": {"schema": _ref(schema)}}}
 
 
+def _query(name: str, schema: dict, description: str) -> dict:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
 ORDER_ID = {"name": "order_id", "in": "path", "required": True, "schema": {"type": "string"}, "description": "order id"}
 
 DOCUMENT = {
@@ -324,11 +352,23 @@ DOCUMENT = {
         },
         "/orders": {
             "get": {
-                "operationId": "findOrders",
-                "summary": "Find your orders by id, customer name (partial, any case) or invoice number",
-                "parameters": [{"name": "q", "in": "query", "required": True, "schema": {"type": "string"}}],
+                "operationId": "listOrders",
+                "summary": "Your orders, newest first, a page at a time; with q, the ones it finds",
+                "description": "q finds an order by its id (12 or #12), its customer's name (any part, any case, "
+                "any accents: 'jurgen' finds Jürgen) or its invoice number (whole or its start). Page on with "
+                "starting_after set to the last order's id while has_more is true.",
+                "parameters": [
+                    _query("q", _input_text(200), "an order id, part of a customer's name or an invoice number"),
+                    _query("status", {"enum": ORDER_STATUSES}, "only the orders in this status"),
+                    _query(
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": PAGE_SIZE},
+                        "orders per page",
+                    ),
+                    _query("starting_after", ID, "the id of the last order of the page before: one of yours"),
+                ],
                 "responses": {
-                    "200": _answer("Matching orders, newest first (at most 50).", "OrderList"),
+                    "200": _answer("A page of your orders, newest first.", "OrderList"),
                     **_refs("Unauthorized", "Invalid"),
                 },
             },

@@ -1,5 +1,7 @@
 """The routes of /api/v1: authenticate, read the input, call one rule, answer its result or its refusal."""
 
+import datetime as dt
+
 from flask import g, jsonify, request
 
 from api import bp, inputs, serialize
@@ -81,7 +83,7 @@ def _own_product(product_id: int) -> Product:
     return product
 
 
-def _payment_method(body: dict) -> plans.PaymentMethod:
+def _payment_method(body: dict, today: dt.date) -> plans.PaymentMethod:
     """The gateway's token for the card or the SEPA mandate; the card number goes no further."""
     data = inputs.section(body, "payment_method")
     kind = inputs.choice(data, "payment_method.type", plans.METHODS)
@@ -89,11 +91,12 @@ def _payment_method(body: dict) -> plans.PaymentMethod:
     try:
         if kind == "sepa":
             return gateway.sepa_mandate(inputs.text(data, "payment_method.iban", max_length=42))
-        return gateway.tokenize_card(
-            inputs.text(data, "payment_method.number", max_length=30),
-            inputs.whole(data, "payment_method.exp_month", 1, 12),
-            inputs.whole(data, "payment_method.exp_year", 2000, 2099),
-        )
+        number = inputs.text(data, "payment_method.number", max_length=30)
+        exp_month = inputs.whole(data, "payment_method.exp_month", 1, 12)
+        exp_year = inputs.whole(data, "payment_method.exp_year", 2000, 2099)
+        if plans.card_expired(exp_month, exp_year, today):
+            raise InvalidInput("payment_method", f"the card expired at the end of {exp_month:02d}/{exp_year}")
+        return gateway.tokenize_card(number, exp_month, exp_year)
     except PaymentMethodRejected as error:
         raise InvalidInput("payment_method", str(error)) from None
 
@@ -113,7 +116,7 @@ def create_order():
     amount = inputs.amount(body, "amount")
     currency = inputs.currency(body, "currency")
     anchor_at = inputs.time(body, "first_due_at", default=now)
-    payment = _payment_method(body)
+    payment = _payment_method(body, now.date())
     # The customer exists only with its order: a refused order leaves no customer behind.
     with transaction():
         order = plans.create_order(
@@ -134,10 +137,19 @@ def create_order():
 
 
 @bp.get("/orders")
-def find_orders():
-    query = inputs.text(request.args, "q")
-    orders = search.find_orders(g.seller, query)
-    return jsonify(timezone=g.seller.timezone, orders=[serialize.order_summary(o) for o in orders])
+def list_orders():
+    page = search.list_orders(
+        g.seller,
+        query=inputs.text(request.args, "q", default=None),
+        status=request.args.get("status"),
+        starting_after=inputs.identifier_in_text(request.args, "starting_after"),
+        limit=inputs.number_in_text(request.args, "limit", default=search.PAGE_SIZE),
+    )
+    return jsonify(
+        timezone=g.seller.timezone,
+        orders=[serialize.order_summary(o) for o in page.orders],
+        has_more=page.has_more,
+    )
 
 
 @bp.get("/orders/<order_id>")

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from peewee import IntegrityError, fn
 
 from billing.errors import InvalidInput, NotYourOrder, OrderNotFound
+from billing.values import identifier
 from models import ChargeAttempt, Customer, Installment, Order, Product, Seller, transaction
 
 INSTALLMENTS = "installments"
@@ -18,6 +19,9 @@ INTERVALS = ("weekly", "monthly")
 METHODS = ("card", "sepa")
 # Ten years of monthly installments: an order makes all its rows at once, so the count needs a ceiling.
 MAX_INSTALLMENTS = 120
+# An order keyed in a little late still starts today; a first due date further back would charge a backlog of
+# installments at once, which no customer agreed to.
+FIRST_DUE_AT_MOST_BACK = dt.timedelta(hours=24)
 
 
 def due_date(anchor_at: dt.datetime, interval: str, number: int, timezone: str) -> dt.datetime:
@@ -35,6 +39,11 @@ def due_date(anchor_at: dt.datetime, interval: str, number: int, timezone: str) 
         day = min(local.day, calendar.monthrange(year, month)[1])
         naive = local.replace(tzinfo=None, year=year, month=month, day=day)
     return naive.replace(tzinfo=ZoneInfo(timezone)).astimezone(dt.UTC)
+
+
+def card_expired(exp_month: int, exp_year: int, today: dt.date) -> bool:
+    """Whether a card is past its expiry month: a card is valid through the last day of the month it shows."""
+    return (exp_year, exp_month) < (today.year, today.month)
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,10 @@ def create_order(
         )
     if plan == SUBSCRIPTION and installment_count is not None:
         raise InvalidInput("installment_count", "a subscription is open-ended: leave installment_count out")
+    if anchor_at < now - FIRST_DUE_AT_MOST_BACK:
+        raise InvalidInput(
+            "first_due_at", f"first_due_at may lie at most {FIRST_DUE_AT_MOST_BACK.total_seconds() / 3600:g} hours back"
+        )
     if product.seller_id != seller.id or customer.seller_id != seller.id:
         raise InvalidInput("product", "product and customer must be your own")
     if Order.select().where(Order.seller == seller, Order.invoice_number == invoice_number).exists():
@@ -128,9 +141,8 @@ def coming_due_dates(order: Order, after_number: int, count: int) -> list[dt.dat
 
 def seller_order(seller: Seller, order_id) -> Order:
     """The seller's order `order_id`, or OrderNotFound / NotYourOrder."""
-    text = str(order_id).strip().lstrip("#")
-    # A longer number is no id of ours, and would overflow SQLite's integer instead of finding nothing.
-    order = Order.get_or_none(Order.id == int(text)) if text.isdecimal() and len(text) <= 18 else None
+    number = identifier(str(order_id).lstrip("#"))
+    order = Order.get_or_none(Order.id == number) if number is not None else None
     if order is None:
         raise OrderNotFound(f"There is no order {order_id}.")
     if order.seller_id != seller.id:

@@ -8,6 +8,7 @@ from slack_bolt.response import BoltResponse
 
 from billing.errors import BillingError, NotYourOrder, OrderNotFound, Refused
 from billing.plans import seller_order
+from billing.values import identifier
 from bot.blocks import usage
 from bot.once import first_time
 from bot.parsing import Malformed
@@ -35,7 +36,8 @@ def check_may_act(context, user_id: str) -> None:
 def find_order(owner: Seller, ref: str) -> Order:
     """The seller's order by number (`12`, `#12`), else by invoice number. Another seller's order gets the answer
     of an unknown one: its existence is not ours to reveal (as in the API)."""
-    if ref.lstrip("#").isdecimal():
+    ref = ref.strip()
+    if identifier(ref.lstrip("#")) is not None:
         try:
             return seller_order(owner, ref)
         except NotYourOrder:

@@ -11,7 +11,7 @@ from billing.money import parse_amount
 _AMOUNT = re.compile(r"(?:(?P<before>[€$£]|[A-Za-z]{3})\s*)?(?P<number>[0-9][0-9.,]*)\s*(?P<after>[€$£]|[A-Za-z]{3})?")
 _SYMBOLS = {"€": "EUR", "$": "USD", "£": "GBP"}
 # "6 installments", "6x", "count=6": a seller asking for another number of installments (R3 refuses it).
-_COUNT = re.compile(r"\b(?:count\s*=?\s*(\d{1,4})|(\d{1,4})\s*(?:x|×|installments?)(?=\s|$))", re.IGNORECASE)
+_COUNT = re.compile(r"\b(?:count\s*=?\s*(\d{1,4})|(\d{1,4})\s*(?:x|×|installments?)(?=\s|$))", re.IGNORECASE | re.ASCII)
 _INTERVAL = re.compile(r"\b(?:interval\s*=?\s*)?(weekly|monthly)\b", re.IGNORECASE)
 
 

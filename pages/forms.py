@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from schwifty import IBAN
 from schwifty.exceptions import InvalidChecksumDigits, SchwiftyException
 
+from billing.plans import card_expired
 from pages.rendering import N_
 
-_EXPIRY = re.compile(r"^(\d{1,2})\s*/\s*(\d{2}|\d{4})$")
+_EXPIRY = re.compile(r"([0-9]{1,2})\s*/\s*([0-9]{2}|[0-9]{4})", re.ASCII)
 # Cards are issued for at most about twenty years ahead; a date beyond is a typo.
 LONGEST_VALIDITY_YEARS = 20
 
@@ -50,12 +51,12 @@ def _expiry(text: str, today: dt.date) -> tuple[int, int] | str:
     """(month, year), or the error message."""
     if not text:
         return N_("Enter the expiry date shown on your card.")
-    match = _EXPIRY.match(text)
+    match = _EXPIRY.fullmatch(text)
     if not match or not 1 <= int(match[1]) <= 12:
         return N_("Enter the expiry date as MM/YY, for example 08/29.")
     month, year = int(match[1]), int(match[2])
     year += 2000 if year < 100 else 0
-    if (year, month) < (today.year, today.month):
+    if card_expired(month, year, today):
         return N_("This card has expired. Please use a card that is still valid.")
     if year > today.year + LONGEST_VALIDITY_YEARS:
         return N_("Enter the expiry date as MM/YY, for example 08/29.")

@@ -20,6 +20,9 @@ from tests import factories
 
 FIXTURES = Path(__file__).parent / "fixtures" / "api"
 _DROP = object()
+# Digits of other scripts: Python's int() reads "٣" as 3 and isdigit() takes "²", the API reads neither.
+OTHER_DIGITS = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+TWO_YEARS_AGO = (dt.datetime.now(dt.UTC) - dt.timedelta(days=730)).isoformat()
 
 
 def fixture(name: str) -> dict:
@@ -142,10 +145,17 @@ def test_products_are_created_and_listed_per_seller(api, client):
 
 @pytest.mark.parametrize(
     ("path", "value", "field"),
-    [("name", _DROP, "name"), ("name", " ", "name"), ("notification_email", "sales", "notification_email")],
+    [
+        ("name", _DROP, "name"),
+        ("name", " ", "name"),
+        ("notification_email", "sales", "notification_email"),
+        ("name", "Python\x00course", "name"),
+        ("name", "Python\ncourse", "name"),
+        ("notification_email", "sales\x00@example.com", "notification_email"),
+    ],
 )
 def test_a_product_with_a_bad_field_gets_422_naming_it(api, path, value, field):
-    """Missing or malformed product fields are refused, named."""
+    """Missing or malformed product fields, and control characters such as NUL in them, are refused, named."""
     response = api.post("/products", changed(fixture("product.json"), path, value))
     assert response.status_code == 422
     assert response.get_json()["error"]["field"] == field
@@ -246,10 +256,16 @@ def test_an_order_without_first_due_at_starts_now_and_in_euros(api):
         '""',
         "99999999999999999999",
         "null",
+        '"30.00\\n"',
+        '" 40"',
+        '"\uff13\uff10.00"',
+        '"\u0663\u0660"',
+        '"30.\u0665"',
     ],
 )
 def test_an_amount_that_is_not_a_plain_positive_decimal_gets_422_naming_amount(api, raw):
-    """Commas, words, negatives, exponents, three places, booleans and missing amounts are refused."""
+    """Commas, words, negatives, exponents, three places, booleans, missing amounts, a trailing line break and
+    digits of other scripts ("３０.00", "٣٠") are refused."""
     body = json.dumps({**api.order_body(), "amount": "__AMOUNT__"}).replace('"__AMOUNT__"', raw)
     assert_invalid(api.post("/orders", data=body.encode()), "amount")
 
@@ -278,12 +294,21 @@ def test_an_amount_as_string_or_json_number_is_read_as_a_decimal(api, raw, amoun
         ("installment_count", 10**30, "installment_count"),
         ("installment_count", _DROP, "installment_count"),
         ("currency", "eur", "currency"),
+        ("currency", "XYZ", "currency"),
+        ("currency", "DEM", "currency"),
+        ("first_due_at", TWO_YEARS_AGO, "first_due_at"),
+        ("first_due_at", "0001-01-01T00:00:00+01:00", "first_due_at"),
         ("first_due_at", "2027-01-31T09:00:00", "first_due_at"),
         ("first_due_at", "tomorrow", "first_due_at"),
         ("first_due_at", 1801353600, "first_due_at"),
         ("first_due_at", "9999-12-31T23:00:00-05:00", "first_due_at"),
         ("invoice_number", "", "invoice_number"),
         ("invoice_number", 42, "invoice_number"),
+        ("invoice_number", "INV\x00-1", "invoice_number"),
+        ("invoice_number", "INV\n1", "invoice_number"),
+        ("customer.name", "Claire\x00Dubois", "customer.name"),
+        ("customer.name", "Claire\u2028Dubois", "customer.name"),
+        ("customer.email", "claire\x00@example.com", "customer.email"),
         ("customer", "Claire", "customer"),
         ("customer.name", _DROP, "customer.name"),
         ("customer.email", "claire", "customer.email"),
@@ -293,6 +318,11 @@ def test_an_amount_as_string_or_json_number_is_read_as_a_decimal(api, raw, amoun
         ("payment_method.number", "4111111111111111", "payment_method"),
         ("payment_method.number", 4242424242424242, "payment_method.number"),
         ("payment_method.exp_month", 13, "payment_method.exp_month"),
+        (
+            "payment_method",
+            {"type": "card", "number": "4242424242424242", "exp_month": 1, "exp_year": 2020},
+            "payment_method",
+        ),
         ("payment_method", {"type": "sepa"}, "payment_method.iban"),
         ("payment_method", {"type": "sepa", "iban": "FR7630006000011234567890189"}, "payment_method"),
         ("product_id", 999999, "product_id"),
@@ -301,7 +331,8 @@ def test_an_amount_as_string_or_json_number_is_read_as_a_decimal(api, raw, amoun
     ],
 )
 def test_a_bad_order_field_gets_422_naming_it_and_changes_nothing(api, path, value, field):
-    """Wrong plans, intervals, counts, types, times, customers, payment methods and products are named."""
+    """Wrong plans, intervals, counts, types, currencies, times, texts with control characters, customers, expired
+    cards, payment methods and products are named."""
     assert_invalid(api.post("/orders", changed(api.order_body(), path, value)), field)
 
 
@@ -356,10 +387,11 @@ def test_another_sellers_order_gets_the_same_404_as_an_unknown_one(api, client):
 
 
 def test_orders_are_found_by_id_partial_name_and_invoice_only_among_ones_own(client):
-    """R12 through the API: id, any-case part of the customer's name, invoice number; never another's."""
+    """R12 through the API: id, any part of the name in any case and accents, the invoice number or its start."""
     owner = factories.seller("Carol Books")
     claire = factories.order(owner, customer_name="Claire Dubois", invoice="INV-A")
     jonas = factories.order(owner, customer_name="Jonas Weber", invoice="INV-B")
+    jurgen = factories.order(owner, customer_name="Jürgen Müller", invoice="R-2026-0042")
     factories.order(factories.seller("Bob Shop"), customer_name="Claire Martin", invoice="INV-A")
     mine = Api(client, owner.api_key)
 
@@ -373,13 +405,91 @@ def test_orders_are_found_by_id_partial_name_and_invoice_only_among_ones_own(cli
     assert found("aire DUB") == [claire.id]
     assert found("CLAIRE") == [claire.id]
     assert found("INV-B") == [jonas.id]
+    assert found("inv-") == [jonas.id, claire.id]
+    assert found("R-2026-00") == [jurgen.id]
+    assert found("JURGEN") == found("muller") == [jurgen.id]
     assert found("nobody") == []
     assert found("99999999999999999999999") == []
     assert found("²") == []
-    for query in ({}, {"q": " "}):
-        response = mine.get("/orders", query_string=query)
-        assert response.status_code == 422
-        assert response.get_json()["error"]["field"] == "q"
+    assert found(str(claire.id).translate(OTHER_DIGITS)) == []
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"q": " "}, "q"),
+        ({"q": "#"}, "q"),
+        ({"q": "Claire\x00"}, "q"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "101"}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"limit": "\u0665"}, "limit"),
+        ({"limit": ""}, "limit"),
+        ({"status": "paid"}, "status"),
+        ({"status": ""}, "status"),
+        ({"starting_after": "abc"}, "starting_after"),
+        ({"starting_after": "²"}, "starting_after"),
+        ({"starting_after": "999999"}, "starting_after"),
+    ],
+)
+def test_a_bad_search_or_page_parameter_gets_422_naming_it(api, query, field):
+    """A blank query or one with a NUL, a limit outside 1-100 or not in ASCII digits, an unknown status, an order
+    that is not one of yours to start after: each refused, named."""
+    assert_invalid(api.get("/orders", query_string=query), field)
+
+
+def test_orders_are_listed_newest_first_a_page_at_a_time(client, seller):
+    """Without q: 20 by default, `limit` per page, `starting_after` the last one seen, until has_more is false."""
+    api = Api(client, seller.api_key)
+    orders = [factories.order(seller, customer_name=f"Customer {n}") for n in range(23)]
+    newest_first = [o.id for o in reversed(orders)]
+
+    def page(**query):
+        response = api.get("/orders", query_string=query)
+        assert response.status_code == 200, response.get_json()
+        body = matches(response.get_json(), "OrderList")
+        return [o["id"] for o in body["orders"]], body["has_more"]
+
+    assert page() == (newest_first[:20], True)
+    assert page(limit=10) == (newest_first[:10], True)
+    assert page(limit=10, starting_after=newest_first[9]) == (newest_first[10:20], True)
+    assert page(limit=10, starting_after=newest_first[19]) == (newest_first[20:], False)
+    assert page(limit=100) == (newest_first, False)
+    assert page(q="customer 1", limit=2) == ([o.id for o in reversed(orders[10:20])][:2], True)
+    assert Api(client, factories.seller("Bob Shop").api_key).get("/orders").get_json()["orders"] == []
+    theirs = api.get("/orders", query_string={"starting_after": newest_first[0]})
+    assert theirs.status_code == 200
+
+
+def test_orders_are_listed_by_status(api, seller):
+    """`status` keeps the orders in that status: an interrupted order apart from the active ones."""
+    T = utcnow().replace(microsecond=0) - dt.timedelta(days=15)
+    interrupted = factories.order(seller, payment=factories.card(factories.INSUFFICIENT_FUNDS), anchor=T)
+    active = factories.order(seller, anchor=T + dt.timedelta(days=60))
+    for day in (0, 7, 14):
+        run_due_work(T + dt.timedelta(days=day))
+
+    def listed(status):
+        body = matches(api.get("/orders", query_string={"status": status}).get_json(), "OrderList")
+        return [o["id"] for o in body["orders"]]
+
+    assert listed("interrupted") == [interrupted.id]
+    assert listed("active") == [active.id]
+    assert listed("completed") == []
+
+
+def test_an_order_id_in_other_digits_is_no_order(api, seller):
+    """`/orders/٣` and `/orders/²` are 404 (never order 3, never a 500), for show, renew and hand-off."""
+    order = factories.order(seller)
+
+    for order_id in (str(order.id).translate(OTHER_DIGITS), "²"):
+        for response in (
+            api.get(f"/orders/{order_id}"),
+            api.post(f"/orders/{order_id}/renew"),
+            api.post(f"/orders/{order_id}/collection"),
+        ):
+            assert response.status_code == 404, (order_id, response.status_code)
+            assert matches(response.get_json(), "Error")["error"]["code"] == "not_found"
 
 
 # --- renewing -----------------------------------------------------------------------------------

@@ -152,6 +152,19 @@ def test_bad_card_or_iban_data_is_shown_beside_its_field_and_changes_nothing(cli
     assert not fields.get("number") or fields["number"] not in html
 
 
+@pytest.mark.parametrize("expiry", ["١٢/٣٠", "１２/３０", "12/30\n1"])
+def test_an_expiry_in_other_digits_is_refused_beside_its_field(client, expiry):
+    """The expiry is read in ASCII digits like every number: '١٢/٣٠' asks for MM/YY and changes nothing."""
+    order = failed_card_order(factories.seller(), "en")
+    before = snapshot()
+
+    page = pay(client, card_link(order), number=factories.SUCCEEDS, expiry=expiry)
+
+    assert page.status_code == 422
+    assert 'id="expiry-error">Enter the expiry date as MM/YY' in page.get_data(as_text=True)
+    assert snapshot() == before
+
+
 def test_the_card_number_is_never_stored_nor_logged(client, caplog):
     """Only the gateway's token, the brand, the last four digits and the expiry reach the database."""
     caplog.set_level(logging.DEBUG)

@@ -1,8 +1,10 @@
-"""R12: a seller finds their own orders by order id, customer name (partial, any case) or invoice number."""
+"""R12: a seller finds their own orders by order id, customer name (partial, any case and accents) or invoice
+number (whole or its start), and lists them a page at a time."""
 
 import pytest
 
-from billing.search import find_orders
+from billing.errors import InvalidInput
+from billing.search import find_orders, list_orders
 from tests import factories
 
 
@@ -47,12 +49,41 @@ def test_the_customer_name_matches_in_any_case_beyond_ascii(alice):
     assert found(alice, "MÜLLER") == [jurgen.id]
 
 
+def test_the_customer_name_matches_without_its_accents(alice):
+    """'jurgen' and 'JURGEN' find Jürgen, 'zoe' finds Zoë, 'strasse' finds Straße, 'muller' finds Müller."""
+    jurgen = factories.order(alice, customer_name="Jürgen Müller")
+    zoe = factories.order(alice, customer_name="Zoë Straße")
+    factories.order(alice, customer_name="Jonas Weber")
+
+    for query, order in (("jurgen", jurgen), ("JURGEN", jurgen), ("muller", jurgen), ("zoe", zoe), ("strasse", zoe)):
+        assert found(alice, query) == [order.id], query
+
+
 def test_an_order_is_found_by_its_invoice_number(alice):
     """The whole invoice number, as the seller has it on the invoice."""
     order = factories.order(alice, invoice="2026-0042")
     factories.order(alice, invoice="2026-0043")
 
     assert found(alice, "2026-0042") == [order.id]
+
+
+def test_an_order_is_found_by_the_start_of_its_invoice_number(alice):
+    """'INV-2026-00' finds both invoices of 2026, 'inv-2026-001' one of them; the middle of a number finds none."""
+    first = factories.order(alice, invoice="INV-2026-001")
+    second = factories.order(alice, invoice="INV-2026-002")
+    factories.order(alice, invoice="INV-2025-001")
+
+    assert found(alice, "INV-2026-00") == [second.id, first.id]
+    assert found(alice, "inv-2026-001") == [first.id]
+    assert found(alice, "2026-001") == []
+
+
+def test_an_id_in_other_digits_finds_no_order(alice):
+    """'٣' is not the order 3, whatever Python's int() says; '²' finds nothing either."""
+    order = factories.order(alice)
+
+    assert found(alice, str(order.id).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))) == []
+    assert found(alice, "²") == []
 
 
 def test_a_seller_never_finds_another_sellers_order(alice, bob):
@@ -92,3 +123,37 @@ def test_several_matches_come_newest_first(alice):
     newer = factories.order(alice, customer_name="Marc Dubois")
 
     assert found(alice, "dubois") == [newer.id, older.id]
+
+
+def test_orders_are_listed_newest_first_one_page_after_another(alice, bob):
+    """Pages of `limit` orders, each starting after the last of the one before; has_more until the end."""
+    orders = [factories.order(alice, customer_name=f"Customer {n}") for n in range(5)]
+    factories.order(bob)
+    newest = [o.id for o in reversed(orders)]
+
+    first = list_orders(alice, limit=2)
+    second = list_orders(alice, limit=2, starting_after=first.orders[-1].id)
+    last = list_orders(alice, limit=2, starting_after=second.orders[-1].id)
+
+    assert [[o.id for o in p.orders] for p in (first, second, last)] == [newest[:2], newest[2:4], newest[4:]]
+    assert [p.has_more for p in (first, second, last)] == [True, True, False]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "field"),
+    [({"limit": 0}, "limit"), ({"limit": 101}, "limit"), ({"status": "paid"}, "status"), ({"query": " "}, "q")],
+)
+def test_a_page_outside_the_rules_is_refused_naming_the_parameter(alice, arguments, field):
+    """At most 100 a page, a known status, a query that says something."""
+    with pytest.raises(InvalidInput) as refused:
+        list_orders(alice, **arguments)
+    assert refused.value.field == field
+
+
+def test_a_page_cannot_start_after_another_sellers_order(alice, bob):
+    """Bob's order id is no place in Alice's list: refused, as an unknown one is."""
+    bobs = factories.order(bob)
+
+    with pytest.raises(InvalidInput) as refused:
+        list_orders(alice, starting_after=bobs.id)
+    assert refused.value.field == "starting_after"

@@ -105,6 +105,17 @@ def test_renew_finds_an_order_by_its_invoice_number_too(client, slack, interrupt
     assert renewals() == 1
 
 
+def test_an_order_number_in_other_digits_names_no_order(client, slack, interrupted):
+    """`/renew ٣` and `/order ٣` are not order 3: Python's int() reads other scripts' digits, Tranche does not."""
+    other_digits = str(interrupted.id).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+
+    command(client, slack, "/renew", other_digits)
+    command(client, slack, "/order", other_digits)
+
+    assert answers(slack, 2) == [f"There is no order {other_digits}.", f"No order of yours matches “{other_digits}”."]
+    assert renewals() == 0
+
+
 @pytest.mark.parametrize("text", ["", "12 13"])
 def test_a_malformed_renew_gets_the_usage_at_once_and_nothing_runs(client, slack, seller, text):
     """Nothing, or two orders: the answer to the command itself is the usage, never a stack trace."""
@@ -158,13 +169,19 @@ def test_update_plan_reads_the_amount_as_sellers_write_it(client, slack, seller,
         ("{id} 40 USD", "is billed in EUR, not USD"),
         ("{id} abc", "“abc” is not an amount: write it like `40`, `40.00` or `40,00 €`."),
         ("{id} 1.234,50", "without thousands separators"),
+        ("{id} ٤٠", "is not an amount"),
+        ("{id} ４０", "is not an amount"),
+        ("{id} 40 ٦x", "is not an amount"),
+        ("{other_digits} 40", "There is no order"),
     ],
 )
 def test_update_plan_refusals_say_why_and_change_nothing(client, slack, seller, text, reason):
-    """Below 2.00, unchanged, another count or interval, another currency, or no amount at all: the reason."""
+    """Below 2.00, unchanged, another count or interval, another currency, no amount at all, or digits of another
+    script in the amount, the count or the order: the reason."""
     order = factories.order(seller)
 
-    command(client, slack, "/update-plan", text.format(id=order.id))
+    other_digits = str(order.id).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    command(client, slack, "/update-plan", text.format(id=order.id, other_digits=other_digits))
 
     [answer] = answers(slack)
     assert reason in answer
