@@ -354,6 +354,8 @@ def _without(name):
         pytest.param(_with(amount="abc"), "data.amount", id="amount text"),
         pytest.param(_with(amount=30.5), "data.amount", id="amount float"),
         pytest.param(_with(amount="-30.00"), "data.amount", id="amount negative"),
+        pytest.param(_with(amount="30.00\n"), "data.amount", id="amount with a final line break"),
+        pytest.param(_with(amount="٣٠.00"), "data.amount", id="amount in Arabic-Indic digits"),
         pytest.param(_without("amount"), "data.amount", id="no amount"),
         pytest.param(_with(currency="eur"), "data.currency", id="currency lowercase"),
         pytest.param(_with(currency=978), "data.currency", id="currency number"),
