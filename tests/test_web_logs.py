@@ -23,12 +23,12 @@ def tokens() -> list[str]:
 
 
 def wait_for(url: str, web: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while web.poll() is None and time.monotonic() < deadline:
         try:
-            requests.get(url, timeout=2)
+            requests.get(url, timeout=10)
             return
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or its first request still loads the app
             time.sleep(0.2)
     raise AssertionError("gunicorn did not answer")
 
