@@ -25,7 +25,7 @@ from tests.fuzzing import (
     UNKNOWN_FIELDS,
     Draft,
     check_answer,
-    fresh_tables,
+    fresh_example,
     texts,
     with_control,
     with_odd_digit,
@@ -237,11 +237,11 @@ def authorised(seller) -> dict:
 
 def two_sellers():
     """A fresh seller with a product and an active order, and another seller's order beside it."""
-    fresh_tables()
-    owner = factories.seller()
-    order = factories.order(owner, anchor=utcnow() + dt.timedelta(days=2))
-    other = factories.seller("Bob Lessons")
-    theirs = factories.order(other, anchor=utcnow() + dt.timedelta(days=2))
+    with fresh_example():
+        owner = factories.seller()
+        order = factories.order(owner, anchor=utcnow() + dt.timedelta(days=2))
+        other = factories.seller("Bob Lessons")
+        theirs = factories.order(other, anchor=utcnow() + dt.timedelta(days=2))
     return owner, order, theirs
 
 

@@ -19,7 +19,7 @@ from tests.fuzzing import (
     MISSING,
     Draft,
     check_answer,
-    fresh_tables,
+    fresh_example,
     texts,
     with_control,
     with_odd_digit,
@@ -112,12 +112,12 @@ def card_forms(draw):
 
 def card_page():
     """A fresh card order whose first automatic attempt just failed, and its card link."""
-    fresh_tables()
     now = utcnow()
-    order = factories.order(
-        factories.seller(), payment=factories.card(factories.INSUFFICIENT_FUNDS), anchor=now - dt.timedelta(hours=1)
-    )
-    factories.answer_due_charges(now, "insufficient_funds")
+    with fresh_example():
+        order = factories.order(
+            factories.seller(), payment=factories.card(factories.INSUFFICIENT_FUNDS), anchor=now - dt.timedelta(hours=1)
+        )
+        factories.answer_due_charges(now, "insufficient_funds")
     return card_link(order)
 
 
@@ -161,10 +161,10 @@ def confirm_forms(draw):
 
 def confirm_page():
     """A fresh pending change from 30.00 to 40.00 on a plan not yet charged, and its confirmation link."""
-    fresh_tables()
-    seller = factories.seller()
-    order = factories.order(seller, anchor=utcnow() + 2 * DAY)
-    change = propose_plan_change(seller, order.id, "40.00", utcnow())
+    with fresh_example():
+        seller = factories.seller()
+        order = factories.order(seller, anchor=utcnow() + 2 * DAY)
+        change = propose_plan_change(seller, order.id, "40.00", utcnow())
     return path_of(plan_change_link(settings(), change.id, order.id, "40.00"))
 
 

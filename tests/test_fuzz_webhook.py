@@ -27,7 +27,7 @@ from tests.fuzzing import (
     UNKNOWN_FIELDS,
     Draft,
     check_answer,
-    fresh_tables,
+    fresh_example,
     iso_times,
     naive,
     texts,
@@ -216,8 +216,8 @@ def request_headers(raw: bytes, drawn: dict) -> dict:
 
 def deliver(client, event, method, refused, ensure_ascii=True, encoding="utf-8", headers=None, header_refusals=()):
     """One delivery to a fresh order whose charge is in flight, checked; a stored event is then processed."""
-    fresh_tables()
-    order = charge_in_flight(factories.sepa() if method == "sepa" else factories.card())
+    with fresh_example():
+        order = charge_in_flight(factories.sepa() if method == "sepa" else factories.card())
     raw = encoded(resolved(event, order.id), ensure_ascii, encoding)
     before = snapshot()
 
