@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from flask import request
 
+from api.openapi import SCHEMAS
 from billing import values
 from billing.errors import InvalidInput
 from billing.money import currency_code, parse_amount
@@ -26,15 +27,27 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not a JSON number")
 
 
-def json_object() -> dict:
-    """The request body as a dict. Numbers with a fraction become Decimal, so money never passes through float."""
+def json_object(schema: str) -> dict:
+    """The request body as a dict, holding only fields the document's `schema` describes. Numbers with a
+    fraction become Decimal, so money never passes through float."""
     try:
         body = json.loads(request.get_data(), parse_float=Decimal, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as error:  # ValueError covers bad UTF-8 and ints past Python's digit limit
         raise MalformedBody(f"the body is not valid JSON: {error}") from None
     if not isinstance(body, dict):
         raise MalformedBody("the body must be a JSON object")
-    return body
+    return described(body, "", schema)
+
+
+def described(data: dict, path: str, schema: str) -> dict:
+    """`data`, once every field of it is one the OpenAPI document's `schema` names: a misspelt or unsupported
+    field is refused rather than silently ignored (`{"amount": "35.00", "count": 3}` changes no count)."""
+    known = SCHEMAS[schema]["properties"]
+    for key in data:
+        if key not in known:
+            field = f"{path}.{key}" if path else key
+            raise InvalidInput(field, f"{field} is not a field of this request: {', '.join(known)}")
+    return data
 
 
 def _value(data: dict, field: str, default=_MISSING):
@@ -133,9 +146,9 @@ def time(data: dict, field: str, default: dt.datetime) -> dt.datetime:
     return at.astimezone(dt.UTC)
 
 
-def section(data: dict, field: str) -> dict:
-    """A nested object such as `customer`."""
+def section(data: dict, field: str, schema: str | None = None) -> dict:
+    """A nested object such as `customer`, holding only the fields of `schema` when given."""
     value = _value(data, field)
     if not isinstance(value, dict):
         raise InvalidInput(field, f"{field} must be an object")
-    return value
+    return value if schema is None else described(value, field, schema)

@@ -7,7 +7,7 @@ document and api/serialize.py in step.
 from flask import jsonify
 
 from api import bp
-from billing.money import CURRENCIES
+from billing.money import CURRENCIES, MAXIMUM_AMOUNT
 from billing.plans import FIRST_DUE_AT_MOST_BACK, INTERVALS, MAX_INSTALLMENTS, PLANS
 from billing.search import MAX_PAGE_SIZE, PAGE_SIZE
 from billing.values import EARLIEST, LATEST
@@ -18,17 +18,16 @@ def _ref(name: str) -> dict:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _object(properties: dict, optional: tuple[str, ...] = (), closed: bool = True, **extra) -> dict:
-    """An object whose fields are all required but `optional`; a closed one has no other fields."""
-    schema = {
+def _object(properties: dict, optional: tuple[str, ...] = (), **extra) -> dict:
+    """An object whose fields are all required but `optional`, and which has no other fields (the API refuses
+    them: api.inputs.described)."""
+    return {
         "type": "object",
         "properties": properties,
         "required": [name for name in properties if name not in optional],
+        "additionalProperties": False,
         **extra,
     }
-    if closed:
-        schema["additionalProperties"] = False
-    return schema
 
 
 def _nullable(schema: dict) -> dict:
@@ -102,8 +101,10 @@ SCHEMAS = {
     "Money": _text(pattern=r"^[0-9]{1,9}\.[0-9]{2}$", examples=["30.00"]),
     "AmountInput": {
         "type": ["string", "number"],
-        "pattern": r"^[0-9]{1,9}(\.[0-9]{1,2})?$",
-        "description": "More than 0, at most two decimal places, ASCII digits: '40', '40.5', '40.00' or the number "
+        "pattern": r"^[0-9]{1,6}(\.[0-9]{1,2})?$",
+        "maximum": int(MAXIMUM_AMOUNT),
+        "description": f"More than 0 and at most {MAXIMUM_AMOUNT}, at most two decimal places, ASCII digits: '40', "
+        "'40.5', '40.00' or the number "
         "40.00. Numbers are read as decimals, never as binary floats; '1,99', '1e3', -5, ' 40' or '３０' are refused.",
         "examples": ["40.00"],
     },
@@ -115,9 +116,7 @@ SCHEMAS = {
     "Time": TIME,
     "TimeZone": _text(description="The seller's IANA time zone, for showing the UTC times", examples=["Europe/Berlin"]),
     "Product": _object({"id": ID, "name": _text(), "notification_email": _text(format="email")}),
-    "NewProduct": _object(
-        {"name": _input_text(200), "notification_email": _input_text(254, format="email")}, closed=False
-    ),
+    "NewProduct": _object({"name": _input_text(200), "notification_email": _input_text(254, format="email")}),
     "ProductList": _object({"products": {"type": "array", "items": _ref("Product")}}),
     "Customer": _object({"name": _text(), "email": _text(format="email"), "language": {"enum": ["fr", "de", "en"]}}),
     "NewCustomer": _object(
@@ -127,7 +126,6 @@ SCHEMAS = {
             "language": {"enum": ["fr", "de", "en"], "default": "en", "description": "of the customer's emails"},
         },
         optional=("language",),
-        closed=False,
     ),
     "CardInput": _object(
         {
@@ -136,10 +134,9 @@ SCHEMAS = {
             "exp_month": {"type": "integer", "minimum": 1, "maximum": 12},
             "exp_year": {"type": "integer", "minimum": 2000, "maximum": 2099},
         },
-        closed=False,
         description="A card past its expiry month (exp_month/exp_year before this month) is refused.",
     ),
-    "SepaInput": _object({"type": {"const": "sepa"}, "iban": _input_text(42)}, closed=False),
+    "SepaInput": _object({"type": {"const": "sepa"}, "iban": _input_text(42)}),
     "NewOrder": _object(
         {
             "product_id": ID,
@@ -169,7 +166,6 @@ SCHEMAS = {
             },
         },
         optional=("installment_count", "currency", "first_due_at"),
-        closed=False,
     ),
     "CardSummary": _object(
         {

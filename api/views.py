@@ -67,7 +67,7 @@ def list_products():
 
 @bp.post("/products")
 def create_product():
-    body = inputs.json_object()
+    body = inputs.json_object("NewProduct")
     product = Product.create(
         seller=g.seller,
         name=inputs.text(body, "name"),
@@ -87,6 +87,7 @@ def _payment_method(body: dict, today: dt.date) -> plans.PaymentMethod:
     """The gateway's token for the card or the SEPA mandate; the card number goes no further."""
     data = inputs.section(body, "payment_method")
     kind = inputs.choice(data, "payment_method.type", plans.METHODS)
+    inputs.described(data, "payment_method", "SepaInput" if kind == "sepa" else "CardInput")
     gateway = get_gateway(settings())
     try:
         if kind == "sepa":
@@ -103,10 +104,10 @@ def _payment_method(body: dict, today: dt.date) -> plans.PaymentMethod:
 
 @bp.post("/orders")
 def create_order():
-    body = inputs.json_object()
+    body = inputs.json_object("NewOrder")
     now = utcnow()
     product = _own_product(inputs.identifier(body, "product_id"))
-    about = inputs.section(body, "customer")
+    about = inputs.section(body, "customer", "NewCustomer")
     customer = {
         "name": inputs.text(about, "customer.name"),
         "email": inputs.email(about, "customer.email"),
@@ -166,7 +167,7 @@ def renew_order(order_id):
 
 @bp.post("/orders/<order_id>/plan-change")
 def propose_plan_change(order_id):
-    body = inputs.json_object()
+    body = inputs.json_object("NewPlanChange")
     change = plan_changes.propose_plan_change(
         g.seller,
         order_id,

@@ -9,8 +9,11 @@ from billing.errors import InvalidInput
 
 CENT = Decimal("0.01")
 MINIMUM_INSTALLMENT = Decimal("2.00")
+# Amounts are stored as cents in 32-bit integer columns (at most 21,474,836.47): the largest installment,
+# times the longest plan (120), still fits, so a hand-off's sum of the whole debt never overflows its column.
+MAXIMUM_AMOUNT = Decimal("100000.00")
 # fullmatch with ASCII digits: `\d` alone takes "٣٠" and "３０", and `$` takes a final newline.
-_PLAIN = re.compile(r"[0-9]{1,9}(\.[0-9]{1,2})?", re.ASCII)
+_PLAIN = re.compile(r"[0-9]{1,6}(\.[0-9]{1,2})?", re.ASCII)
 # CLDR's territory data: every ISO 4217 code that is legal tender somewhere with no end date. Codes that are
 # only shaped like one (XYZ), withdrawn ones (DEM) and the non-currencies (XXX, XAU) are not among them.
 CURRENCIES = frozenset(
@@ -31,6 +34,8 @@ def parse_amount(value, field: str = "amount") -> Decimal:
     amount = Decimal(text).quantize(CENT)
     if amount <= 0:
         raise InvalidInput(field, f"{field} must be more than 0")
+    if amount > MAXIMUM_AMOUNT:
+        raise InvalidInput(field, f"{field} must be at most {MAXIMUM_AMOUNT}")
     return amount
 
 

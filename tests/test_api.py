@@ -152,6 +152,7 @@ def test_products_are_created_and_listed_per_seller(api, client):
         ("name", "Python\x00course", "name"),
         ("name", "Python\ncourse", "name"),
         ("notification_email", "sales\x00@example.com", "notification_email"),
+        ("colour", "red", "colour"),
     ],
 )
 def test_a_product_with_a_bad_field_gets_422_naming_it(api, path, value, field):
@@ -328,6 +329,12 @@ def test_an_amount_as_string_or_json_number_is_read_as_a_decimal(api, raw, amoun
         ("product_id", 999999, "product_id"),
         ("product_id", "1", "product_id"),
         ("product_id", 10**30, "product_id"),
+        # Past what a 32-bit column of cents holds for a whole plan (a 500 on PostgreSQL before).
+        ("amount", "30000000", "amount"),
+        ("amount", "100000.01", "amount"),
+        ("count", 3, "count"),
+        ("customer.phone", "+49 30 1234", "customer.phone"),
+        ("payment_method.cvc", "123", "payment_method.cvc"),
     ],
 )
 def test_a_bad_order_field_gets_422_naming_it_and_changes_nothing(api, path, value, field):
@@ -628,6 +635,8 @@ def test_a_plan_change_is_pending_in_the_order_and_the_customer_is_emailed(api, 
         ({"amount": "40.00", "interval": "weekly"}, 409, "interval_fixed"),
         ({"amount": "1,99"}, 422, "invalid"),
         ({"amount": "abc"}, 422, "invalid"),
+        ({"amount": "30000000"}, 422, "invalid"),
+        ({"amount": "35.00", "count": 3}, 422, "invalid"),
         ({}, 422, "invalid"),
     ],
 )

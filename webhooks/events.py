@@ -6,15 +6,13 @@ time the range the rules add days to. An event refused later, by the job, would 
 
 import datetime as dt
 import json
-import re
-from decimal import Decimal
 
 from billing.charging import Outcome
-from billing.money import CENT
+from billing.errors import InvalidInput
+from billing.money import currency_code, parse_amount
 from billing.values import EARLIEST, LATEST, control_character, identifier, time_in_range
 
 EVENT_TYPES = ("payment.failed", "payment.succeeded")
-_AMOUNT = re.compile(r"[0-9]{1,9}(\.[0-9]{1,2})?", re.ASCII)
 # The columns these texts end in: CharField's varchar(255) (PostgreSQL refuses longer), and a text column
 # for the message, bounded so that one event cannot fill the database.
 SHORT_TEXT = 255
@@ -87,12 +85,12 @@ def parse_outcome(text: str) -> Outcome:
     if event.get("type") not in EVENT_TYPES:
         raise UnsupportedEventType(f"unsupported event type {event.get('type')!r}: expected one of {EVENT_TYPES}")
     data = event["data"]
-    amount = data.get("amount")
-    if not isinstance(amount, (str, int)) or isinstance(amount, bool) or not _AMOUNT.fullmatch(str(amount)):
-        raise InvalidEvent('data.amount must be a decimal like "30.00"')
-    currency = checked_text(data.get("currency"), "data.currency")
-    if not re.fullmatch(r"[A-Z]{3}", currency, re.ASCII):
-        raise InvalidEvent("data.currency must be a three-letter ISO code like EUR")
+    try:
+        # The readers of the API: a gateway reports only amounts and currencies Tranche can have charged.
+        amount = parse_amount(data.get("amount"), "data.amount")
+        currency = currency_code(data.get("currency"), "data.currency")
+    except InvalidInput as error:
+        raise InvalidEvent(error.message) from None
     if data.get("method") not in ("card", "sepa"):
         raise InvalidEvent("data.method must be 'card' or 'sepa'")
     succeeded = event["type"] == "payment.succeeded"
@@ -104,6 +102,6 @@ def parse_outcome(text: str) -> Outcome:
         reference=_optional_text(data, "reference"),
         failure_code=None if succeeded else (_optional_text(data, "failure_code") or "unknown"),
         failure_message=None if succeeded else _optional_text(data, "failure_message", longest=LONG_TEXT),
-        amount=Decimal(str(amount)).quantize(CENT),
+        amount=amount,
         currency=currency,
     )
