@@ -57,6 +57,18 @@ def test_the_page_shows_the_open_amount_which_attempt_failed_and_why_and_the_nex
     assert 'autocomplete="cc-number"' in html and '<label for="number">' in html
 
 
+@pytest.mark.parametrize(
+    ("language", "label", "placeholder"),
+    [("de", "Ablaufdatum (MM/JJ)", "MM/JJ"), ("fr", "Date d’expiration (MM/AA)", "MM/AA"), ("en", "(MM/YY)", "MM/YY")],
+)
+def test_the_expiry_placeholder_writes_the_date_format_as_its_label_does(client, language, label, placeholder):
+    """The placeholder comes from the catalog: no MM/YY beside the German label MM/JJ."""
+    html = client.get(card_link(failed_card_order(factories.seller(), language))).get_data(as_text=True)
+
+    assert label in html
+    assert re.search(rf'id="expiry"[^>]* placeholder="{placeholder}"', html)
+
+
 def test_a_new_card_that_works_pays_the_installment_and_the_page_follows_the_charge(client):
     """Pay → see-other to the charge's page: processing, then "paid" once the gateway's event arrived."""
     order = failed_card_order(factories.seller(), "en")
