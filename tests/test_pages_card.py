@@ -293,3 +293,14 @@ def test_the_result_page_only_follows_this_links_own_charges(client):
 
     assert page.status_code == 200
     assert "Pay your open installment" in page.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("attempt", ["99999999999999999999", "9223372036854775808", "²", "٣", "-1", ""])
+def test_a_result_address_naming_no_charge_shows_the_links_own_page(client, attempt):
+    """?attempt= that is no id of ours (too big for the database, not ASCII digits) is ignored, never a 500."""
+    order = failed_card_order(factories.seller(), "en")
+
+    page = client.get(f"{card_link(order)}?attempt={attempt}")
+
+    assert page.status_code == 200
+    assert "Pay your open installment" in page.get_data(as_text=True)
