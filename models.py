@@ -194,6 +194,16 @@ class ChargeAttempt(BaseModel):
     failure_code = CharField(null=True)
     failure_message = TextField(null=True)
     settled_at = UTCDateTimeField(null=True)
+    # R10: the method a customer's charge was asked with, kept here until it succeeds (then it becomes the
+    # order's): a declined card must never replace the card on file. None: the order's method at claim time.
+    method = CharField(null=True)  # card | sepa
+    card_token = CharField(null=True)
+    card_brand = CharField(null=True)
+    card_last4 = CharField(null=True)
+    card_exp_month = SmallIntegerField(null=True)
+    card_exp_year = SmallIntegerField(null=True)
+    sepa_mandate = CharField(null=True)
+    iban_masked = CharField(null=True)
 
     class Meta:
         indexes = ((("installment", "kind", "number"), True),)

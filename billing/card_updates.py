@@ -9,11 +9,12 @@ import datetime as dt
 from peewee import IntegrityError, fn
 
 from billing.errors import Refused
-from billing.plans import PaymentMethod, add_attempt
+from billing.plans import METHOD_COLUMNS, PaymentMethod, add_attempt
 from models import ChargeAttempt, Installment, Order, transaction
 
-# The order states a customer's charge goes through in (billing.charging cancels it in any other).
-PAYABLE = (Order.ACTIVE, Order.INTERRUPTED)
+# The order states a customer's charge goes through in (billing.charging cancels it in any other). Listed in
+# collections is one: until the seller hands the order off, the customer may still pay (R10).
+PAYABLE = (Order.ACTIVE, Order.INTERRUPTED, Order.COLLECTIONS)
 
 
 def check_card_update(order: Order, installment: Installment, now: dt.datetime) -> None:
@@ -41,30 +42,31 @@ def check_card_update(order: Order, installment: Installment, now: dt.datetime) 
 def update_card_and_charge(
     order: Order, installment_number: int, payment_method: PaymentMethod, now: dt.datetime
 ) -> ChargeAttempt:
-    """R10: store the customer's new method on the order and add a customer charge of the open installment,
-    due now; the caller sends it once this commits. Retries charge the method on file, so they use it too."""
+    """R10: a customer charge of the open installment with the new method, due now; the caller sends it once
+    this commits. The method stays on the charge: it goes on file only if the charge succeeds
+    (adopt_payment_method), so a declined card never reaches the automatic retries."""
     try:
         with transaction():
             order = Order.get_by_id(order.id)
             installment = Installment.get(Installment.order == order, Installment.number == installment_number)
             check_card_update(order, installment, now)
-            card = payment_method.method == "card"
-            Order.update(
-                method=payment_method.method,
-                card_token=payment_method.token if card else None,
-                card_brand=payment_method.brand,
-                card_last4=payment_method.last4,
-                card_exp_month=payment_method.exp_month,
-                card_exp_year=payment_method.exp_year,
-                sepa_mandate=None if card else payment_method.token,
-                iban_masked=payment_method.iban_masked,
-            ).where(Order.id == order.id).execute()
             previous = (
                 installment.attempts.select(fn.MAX(ChargeAttempt.number))
                 .where(ChargeAttempt.kind == ChargeAttempt.CUSTOMER)
                 .scalar()
             )
-            return add_attempt(installment, ChargeAttempt.CUSTOMER, (previous or 0) + 1, now)
+            return add_attempt(installment, ChargeAttempt.CUSTOMER, (previous or 0) + 1, now, payment_method)
     except IntegrityError:
         # Two submissions at once: the unique (installment, kind, number) let only the first through.
         raise Refused(f"A charge of installment {installment_number} is being processed.", "pending") from None
+
+
+def adopt_payment_method(attempt: ChargeAttempt) -> None:
+    """R10: the method a customer's charge just succeeded with becomes the order's method on file."""
+    if attempt.method is None:
+        return
+    order = attempt.installment.order
+    method = {name: getattr(attempt, name) for name in METHOD_COLUMNS}
+    Order.update(**method).where(Order.id == order.id).execute()
+    for name, value in method.items():
+        setattr(order, name, value)  # the messages about this payment read the order loaded with it

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from billing import collections, dunning, notifications
+from billing.card_updates import PAYABLE, adopt_payment_method
 from billing.plans import record_installment_paid
 from models import ChargeAttempt, Customer, Installment, Order, Product, Seller, lock, transaction
 
@@ -16,7 +17,7 @@ RESEND_AFTER = dt.timedelta(minutes=10)
 _CHARGEABLE = {
     ChargeAttempt.AUTOMATIC: (Order.ACTIVE,),
     ChargeAttempt.RENEWAL: (Order.INTERRUPTED,),
-    ChargeAttempt.CUSTOMER: (Order.ACTIVE, Order.INTERRUPTED),
+    ChargeAttempt.CUSTOMER: PAYABLE,
 }
 
 
@@ -79,6 +80,8 @@ def claim_attempt(attempt_id: int, now: dt.datetime) -> ChargeRequest | None:
             )
     if not claimed:
         return None
+    # A customer's charge carries the method the customer just gave; any other charges the one on file (R5, R10).
+    held = attempt if attempt.method else order
     return ChargeRequest(
         attempt_id=attempt.id,
         idempotency_key=attempt.idempotency_key,
@@ -86,8 +89,8 @@ def claim_attempt(attempt_id: int, now: dt.datetime) -> ChargeRequest | None:
         installment=attempt.installment.number,
         amount=attempt.amount,
         currency=order.currency,
-        method=order.method,
-        token=order.card_token if order.method == "card" else order.sepa_mandate,
+        method=held.method,
+        token=held.card_token if held.method == "card" else held.sepa_mandate,
         at=now,
     )
 
@@ -196,6 +199,7 @@ def apply_outcome(outcome: Outcome, now: dt.datetime) -> str:
 def _payment_succeeded(attempt: ChargeAttempt, recovered: bool, now: dt.datetime) -> str:
     installment = attempt.installment
     record_installment_paid(installment, attempt.settled_at)
+    adopt_payment_method(attempt)
     collections.leave_collections(installment.order_id)
     Order.update(status=Order.ACTIVE).where(
         Order.id == installment.order_id, Order.status == Order.INTERRUPTED

@@ -58,6 +58,24 @@ class PaymentMethod:
     exp_year: int | None = None
     iban_masked: str | None = None
 
+    def columns(self) -> dict:
+        """The method as an order keeps it on file, and a customer's charge while it is tried (METHOD_COLUMNS)."""
+        card = self.method == "card"
+        return {
+            "method": self.method,
+            "card_token": self.token if card else None,
+            "card_brand": self.brand,
+            "card_last4": self.last4,
+            "card_exp_month": self.exp_month,
+            "card_exp_year": self.exp_year,
+            "sepa_mandate": None if card else self.token,
+            "iban_masked": self.iban_masked,
+        }
+
+
+# The columns Order and ChargeAttempt both keep a payment method in.
+METHOD_COLUMNS = tuple(PaymentMethod("card", "").columns())
+
 
 def create_order(
     seller: Seller,
@@ -108,14 +126,7 @@ def create_order(
                 amount=amount,
                 currency=currency,
                 anchor_at=anchor_at,
-                method=payment.method,
-                card_token=payment.token if payment.method == "card" else None,
-                card_brand=payment.brand,
-                card_last4=payment.last4,
-                card_exp_month=payment.exp_month,
-                card_exp_year=payment.exp_year,
-                sepa_mandate=payment.token if payment.method == "sepa" else None,
-                iban_masked=payment.iban_masked,
+                **payment.columns(),
                 created_at=now,
             )
             for number in range(1, (installment_count or 1) + 1):
@@ -191,8 +202,12 @@ def start_due_installments(now: dt.datetime) -> list[ChargeAttempt]:
     return opened
 
 
-def add_attempt(installment: Installment, kind: str, number: int, due_at: dt.datetime) -> ChargeAttempt:
-    """A charge attempt row, with the idempotency key the gateway sees for (order, installment, attempt)."""
+def add_attempt(
+    installment: Installment, kind: str, number: int, due_at: dt.datetime, payment: PaymentMethod | None = None
+) -> ChargeAttempt:
+    """A charge attempt row, with the idempotency key the gateway sees for (order, installment, attempt).
+
+    Without `payment` it charges the order's method on file when it is sent; with it, that method only."""
     key = f"tranche-{installment.order_id}-{installment.number}-{kind}-{number}"
     return ChargeAttempt.create(
         installment=installment,
@@ -201,6 +216,7 @@ def add_attempt(installment: Installment, kind: str, number: int, due_at: dt.dat
         idempotency_key=key,
         due_at=due_at,
         amount=installment.amount,
+        **(payment.columns() if payment else {}),
     )
 
 

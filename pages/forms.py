@@ -12,6 +12,7 @@ from schwifty import IBAN
 from schwifty.exceptions import InvalidChecksumDigits, SchwiftyException
 
 from billing.plans import card_expired
+from billing.values import whole_number
 from pages.rendering import N_
 
 _EXPIRY = re.compile(r"([0-9]{1,2})\s*/\s*([0-9]{2}|[0-9]{4})", re.ASCII)
@@ -40,7 +41,7 @@ def luhn_valid(digits: str) -> bool:
 def _number_error(digits: str) -> str | None:
     if not digits:
         return N_("Enter your card number.")
-    if not digits.isdigit() or not 12 <= len(digits) <= 19:
+    if whole_number(digits) is None or not 12 <= len(digits) <= 19:
         return N_("A card number has 12 to 19 digits.")
     if not luhn_valid(digits):
         return N_("This card number is not valid. Please check it for a typo.")

@@ -19,6 +19,7 @@ from billing.plan_changes import (
     first_due_at,
 )
 from billing.plans import PaymentMethod
+from billing.values import identifier
 from gateways import PaymentMethodRejected, get_gateway
 from i18n import DEFAULT_LANGUAGE, LANGUAGES, Formats, language_of
 from jobs import enqueue_after_commit, settings, utcnow
@@ -202,9 +203,8 @@ def _card_refused(refused: Refused, language: str, order: Order) -> LinkRefused:
 
 def _shown_attempt(installment: Installment) -> ChargeAttempt | None:
     """The customer's own charge the page was sent back to after paying (?attempt=<id>), if it is this link's."""
-    try:
-        attempt_id = int(request.args.get("attempt", ""))
-    except ValueError:
+    attempt_id = identifier(request.args.get("attempt"))
+    if attempt_id is None:
         return None
     return ChargeAttempt.get_or_none(
         ChargeAttempt.id == attempt_id,

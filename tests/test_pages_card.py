@@ -7,10 +7,11 @@ import pytest
 
 from i18n import Formats
 from jobs import utcnow
-from models import ChargeAttempt, Installment, Order
+from jobs.work import run_due_work
+from models import ChargeAttempt, Installment, Order, Outbox, SlackLink
 from tests import factories
 from tests.test_pages_confirm import form_token_in, work_the_queue
-from tests.test_pages_links import card_link, failed_card_order, interrupted_order, snapshot
+from tests.test_pages_links import card_link, failed_card_order, interrupted_order, listed_order, snapshot
 
 CARD_DECLINED = "4000000000000002"
 NEXT_YEAR = f"12/{(utcnow().year + 1) % 100:02d}"
@@ -56,6 +57,18 @@ def test_the_page_shows_the_open_amount_which_attempt_failed_and_why_and_the_nex
     assert 'autocomplete="cc-number"' in html and '<label for="number">' in html
 
 
+@pytest.mark.parametrize(
+    ("language", "label", "placeholder"),
+    [("de", "Ablaufdatum (MM/JJ)", "MM/JJ"), ("fr", "Date d’expiration (MM/AA)", "MM/AA"), ("en", "(MM/YY)", "MM/YY")],
+)
+def test_the_expiry_placeholder_writes_the_date_format_as_its_label_does(client, language, label, placeholder):
+    """The placeholder comes from the catalog: no MM/YY beside the German label MM/JJ."""
+    html = client.get(card_link(failed_card_order(factories.seller(), language))).get_data(as_text=True)
+
+    assert label in html
+    assert re.search(rf'id="expiry"[^>]* placeholder="{placeholder}"', html)
+
+
 def test_a_new_card_that_works_pays_the_installment_and_the_page_follows_the_charge(client):
     """Pay → see-other to the charge's page: processing, then "paid" once the gateway's event arrived."""
     order = failed_card_order(factories.seller(), "en")
@@ -68,8 +81,8 @@ def test_a_new_card_that_works_pays_the_installment_and_the_page_follows_the_cha
     assert re.search(r"\?attempt=\d+$", result)
     customer = ChargeAttempt.get(ChargeAttempt.kind == ChargeAttempt.CUSTOMER)
     assert (customer.number, customer.status) == (1, ChargeAttempt.SCHEDULED)
-    stored = Order.get_by_id(order.id)
-    assert (stored.card_brand, stored.card_last4, stored.card_exp_month) == ("visa", "4242", 12)
+    # R10: the new card goes on file only once its charge succeeded.
+    assert Order.get_by_id(order.id).card_last4 == "9995"
     waiting = client.get(result)
     assert "Your payment is being processed" in waiting.get_data(as_text=True)
     assert 'http-equiv="refresh"' in waiting.get_data(as_text=True)
@@ -80,6 +93,8 @@ def test_a_new_card_that_works_pays_the_installment_and_the_page_follows_the_cha
     assert done.status_code == 200
     assert "Paid, thank you" in done.get_data(as_text=True)
     assert Installment.get(Installment.order == order.id, Installment.number == 1).status == Installment.PAID
+    stored = Order.get_by_id(order.id)
+    assert (stored.card_brand, stored.card_last4, stored.card_exp_month) == ("visa", "4242", 12)
     assert [status for _n, status, _due in automatic_attempts(order)] == ["failed", "cancelled"]
     used = client.get(path)
     assert used.status_code == 410
@@ -108,12 +123,31 @@ def test_a_new_card_that_is_declined_says_why_and_leaves_the_automatic_schedule_
     assert 'name="number"' in html
 
 
+def test_a_declined_new_card_is_forgotten_and_the_next_automatic_retry_charges_the_card_on_file(client):
+    """R10: after 0002 is declined the API still shows the card ending 9995, and attempt 2 charges that one."""
+    seller = factories.seller()
+    order = failed_card_order(seller, "en")
+    schedule = automatic_attempts(order)
+
+    pay(client, card_link(order), number=CARD_DECLINED)
+    work_the_queue()
+
+    shown = client.get(f"/api/v1/orders/{order.id}", headers={"Authorization": f"Bearer {seller.api_key}"})
+    assert shown.get_json()["payment_method"]["last4"] == "9995"
+    run_due_work(schedule[1][2])
+    retry = ChargeAttempt.get(ChargeAttempt.kind == ChargeAttempt.AUTOMATIC, ChargeAttempt.number == 2)
+    # The sandbox declines 9995 for insufficient funds and 0002 as card_declined: the retry hit the old card.
+    assert (retry.status, retry.failure_code) == (ChargeAttempt.FAILED, "insufficient_funds")
+
+
 @pytest.mark.parametrize(
     ("fields", "field", "message"),
     [
         ({"number": "4242424242424241"}, "number", "This card number is not valid. Please check it for a typo."),
         ({"number": ""}, "number", "Enter your card number."),
         ({"number": "4242"}, "number", "A card number has 12 to 19 digits."),
+        ({"number": "424242424242424²"}, "number", "A card number has 12 to 19 digits."),
+        ({"number": "٤٢٤٢٤٢٤٢٤٢٤٢٤٢٤٢"}, "number", "A card number has 12 to 19 digits."),
         ({"number": "4111111111111111"}, "number", "This payment method could not be used. Please try another one."),
         ({"number": factories.SUCCEEDS, "expiry": "01/20"}, "expiry", "This card has expired."),
         ({"number": factories.SUCCEEDS, "expiry": "13/30"}, "expiry", "Enter the expiry date as MM/YY"),
@@ -126,6 +160,8 @@ def test_a_new_card_that_is_declined_says_why_and_leaves_the_automatic_schedule_
         "bad Luhn",
         "no number",
         "too short",
+        "a superscript digit",
+        "arabic-indic digits",
         "not a sandbox card",
         "expired card",
         "no such month",
@@ -242,6 +278,22 @@ def test_paying_after_the_third_failure_makes_the_plan_active_again(client):
     assert Order.get_by_id(order.id).status == Order.ACTIVE
 
 
+def test_a_customer_whose_order_is_listed_in_collections_pays_from_the_link_and_the_order_leaves_the_list(client):
+    """R10: until the hand-off the link pays; the order is off the list, active again, and the seller is told."""
+    seller = factories.seller()
+    SlackLink.create(seller=seller, team_id="T1", channel_id="C1", linked_at=utcnow())
+    order = listed_order(seller, "en")
+
+    result = pay(client, card_link(order), number=factories.SUCCEEDS).headers["Location"]
+    work_the_queue()
+
+    assert "Paid, thank you" in client.get(result).get_data(as_text=True)
+    assert Order.get_by_id(order.id).status == Order.ACTIVE
+    listed = client.get("/api/v1/collections", headers={"Authorization": f"Bearer {seller.api_key}"})
+    assert listed.get_json()["collections"] == []
+    assert Outbox.select().where(Outbox.channel == Outbox.SLACK, Outbox.template == "slack_payment_recovered").exists()
+
+
 def test_the_result_page_only_follows_this_links_own_charges(client):
     """?attempt= naming another order's charge shows this link's own page instead."""
     seller = factories.seller()
@@ -251,6 +303,17 @@ def test_the_result_page_only_follows_this_links_own_charges(client):
     work_the_queue()
 
     page = client.get(card_link(mine) + "?" + result.split("?")[1])
+
+    assert page.status_code == 200
+    assert "Pay your open installment" in page.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("attempt", ["99999999999999999999", "9223372036854775808", "²", "٣", "-1", ""])
+def test_a_result_address_naming_no_charge_shows_the_links_own_page(client, attempt):
+    """?attempt= that is no id of ours (too big for the database, not ASCII digits) is ignored, never a 500."""
+    order = failed_card_order(factories.seller(), "en")
+
+    page = client.get(f"{card_link(order)}?attempt={attempt}")
 
     assert page.status_code == 200
     assert "Pay your open installment" in page.get_data(as_text=True)

@@ -188,12 +188,17 @@ def card_handed_off(seller):
     return card_link(order)
 
 
-def card_in_collections(seller):
+def listed_order(seller, language="fr"):
+    """A SEPA order whose first debit just failed: listed in collections (R8), not handed off."""
     now = utcnow()
-    order = factories.order(seller, payment=factories.sepa(factories.IBAN_FAILS), anchor=now - DAY)
+    order = factories.order(seller, payment=factories.sepa(factories.IBAN_FAILS), anchor=now - DAY, language=language)
     run_due_work(now)
     assert Order.get_by_id(order.id).status == Order.COLLECTIONS
-    return card_link(order)
+    return order
+
+
+def card_in_collections(seller):
+    return card_link(listed_order(seller))
 
 
 def card_link_too_old(seller):
@@ -236,7 +241,7 @@ STATES = [
     (card_while_paying, 200, "Votre paiement est en cours de traitement"),
     (card_paid, 410, "Cette échéance est payée"),
     (card_handed_off, 410, "Ce paiement n’est plus géré ici"),
-    (card_in_collections, 410, "Ce paiement est géré par le vendeur"),
+    (card_in_collections, 200, "Il n’y aura plus de tentative automatique"),
     (card_link_too_old, 410, "Ce lien a expiré"),
     (card_for_an_unknown_installment, 404, "This link does not work"),
     (card_forged, 404, "This link does not work"),

@@ -4,6 +4,7 @@ The browser runs in the test thread; the app runs in the server thread the root 
 Screenshots of every page go to var/screenshots/, at a desktop and at a phone-sized viewport."""
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -86,10 +87,23 @@ class Page:
         return path
 
 
-@pytest.fixture
-def page(browser, viewport):
+@contextmanager
+def _tab(browser, viewport: str):
     context = browser.new_context(**VIEWPORTS[viewport])
     tab = Page(context.new_page(), viewport)
     yield tab
     context.close()
     assert tab.problems == []
+
+
+@pytest.fixture
+def page(browser, viewport):
+    with _tab(browser, viewport) as tab:
+        yield tab
+
+
+@pytest.fixture
+def phone(browser):
+    """A tab in the phone's viewport only: for what a phone shows before any scrolling."""
+    with _tab(browser, "phone") as tab:
+        yield tab
