@@ -8,6 +8,7 @@ from email import message_from_bytes, policy
 
 import pytest
 import requests
+from aiosmtpd.controller import Controller
 
 from billing.collections import hand_to_collections
 from billing.plans import start_due_installments
@@ -17,7 +18,7 @@ from jobs.work import charge, process_event, run_due_work, send_due_messages
 from models import GatewayEvent, Outbox, SandboxCharge
 from pages.tokens import CARD_UPDATE, LinkExpired, verify
 from tests import factories
-from tests.conftest import free_port
+from tests.conftest import Inbox, free_port
 
 T = dt.datetime(2026, 5, 1, 8, 0, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)
@@ -219,3 +220,49 @@ def test_a_card_link_lives_30_days_from_the_failure_however_late_the_email_is_se
     assert verify(settings(), link, CARD_UPDATE, now=T + 30 * DAY)["order"] == Outbox.get().context["order_id"]
     with pytest.raises(LinkExpired):
         verify(settings(), link, CARD_UPDATE, now=T + 30 * DAY + dt.timedelta(seconds=1))
+
+
+class HangingUpInbox(Inbox):
+    """A server that accepts the message (250 after DATA), then answers QUIT with 421 and drops the line."""
+
+    async def handle_QUIT(self, server, session, envelope):
+        return "421 closing the connection"
+
+
+@pytest.fixture
+def hanging_up_inbox(monkeypatch):
+    handler = HangingUpInbox()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    monkeypatch.setenv("SMTP_URL", f"smtp://127.0.0.1:{port}")
+    yield handler
+    controller.stop()
+
+
+def test_a_message_the_server_accepted_before_dropping_the_connection_is_recorded_sent_and_not_resent(
+    hanging_up_inbox,
+):
+    """Once SMTP said 250, the send is recorded: a failure at QUIT neither marks it failed nor sends it again."""
+    now = utcnow().replace(microsecond=0)
+    declined_card_order(anchor=now)
+    run_due_work(now)
+    run_due_work(now + dt.timedelta(hours=2))  # past any retry a failed send would have been given
+
+    (mail,) = hanging_up_inbox.to(CUSTOMER)
+    message = Outbox.get()
+    assert (message.sent_at is not None, message.attempts, message.last_error) == (True, 1, None)
+
+
+def test_every_send_of_one_outbox_message_carries_the_same_message_id(inbox):
+    """A resend after a crash between acceptance and record (the claim lapsed, no sent_at) is the same email."""
+    declined_card_order()
+    run_due_work(T)
+    # What a worker killed after SMTP's 250 and before its record leaves behind, once its claim lapsed.
+    Outbox.update(sent_at=None, claimed_until=utcnow() - dt.timedelta(seconds=1)).execute()
+    send_due_messages()
+
+    first, second = inbox.to(CUSTOMER)
+    assert first["Message-ID"] == second["Message-ID"]
+    assert re.fullmatch(r"<outbox-\d+\.payment_failed-attempt-\d+@tranche>", first["Message-ID"])
+    assert first["Date"] == second["Date"] and text(first) == text(second)
