@@ -96,6 +96,7 @@ class Seller(BaseModel):
     # sha256 of the API key: keys are 32 random bytes, so a fast hash is enough and the key is never stored.
     api_key_hash = CharField(unique=True)
     timezone = CharField(default="Europe/Berlin")
+    language = CharField(default="en")  # fr, de or en: of the seller's emails (R11)
     created_at = UTCDateTimeField()
 
 
@@ -103,6 +104,8 @@ class Product(BaseModel):
     seller = ForeignKeyField(Seller, backref="products")
     name = CharField()
     notification_email = CharField()
+    # The Reply-To of the customers' emails and the contact on their pages (R11); None: the seller's email.
+    support_email = CharField(null=True)
 
 
 class Customer(BaseModel):

@@ -99,9 +99,26 @@ SCHEMAS = {
     "Currency": _text(pattern="^[A-Z]{3}$", examples=["EUR"]),
     "Time": TIME,
     "TimeZone": _text(description="The seller's IANA time zone, for showing the UTC times", examples=["Europe/Berlin"]),
-    "Product": _object({"id": ID, "name": _text(), "notification_email": _text(format="email")}),
+    "Product": _object(
+        {
+            "id": ID,
+            "name": _text(),
+            "notification_email": _text(format="email"),
+            "support_email": _nullable(_text(format="email")),
+        }
+    ),
     "NewProduct": _object(
-        {"name": _text(maxLength=200), "notification_email": _text(format="email", maxLength=254)}, closed=False
+        {
+            "name": _text(maxLength=200),
+            "notification_email": _text(format="email", maxLength=254),
+            "support_email": _text(
+                format="email",
+                maxLength=254,
+                description="Reply-To of the customers' emails and contact on their pages; default: the seller's email",
+            ),
+        },
+        optional=("support_email",),
+        closed=False,
     ),
     "ProductList": _object({"products": {"type": "array", "items": _ref("Product")}}),
     "Customer": _object({"name": _text(), "email": _text(format="email"), "language": {"enum": ["fr", "de", "en"]}}),

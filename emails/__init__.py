@@ -101,6 +101,12 @@ def seller_news(message: Outbox, settings) -> dict:
     return {**message.context, "order_link": f"{settings.public_url}/api/v1/orders/{message.context['order_id']}"}
 
 
+def seller_payment_failed(message: Outbox, settings) -> dict:
+    """R11, a seller without Slack: a failed payment in brief, with its reason and the next attempt."""
+    news = seller_news(message, settings)
+    return {**news, "reason": failure_reason(news["code"])}
+
+
 def seller_debt_given_up(message: Outbox, settings) -> dict:
     """R6, R7, R8: the third failure, the failed renewal, the failed SEPA debit — each with every reason."""
     news = seller_news(message, settings)
@@ -112,6 +118,8 @@ CONTEXTS = {
     "payment_recovered": payment_recovered,
     "plan_change_proposed": plan_change_proposed,
     "plan_change_confirmed": plan_change_confirmed,
+    "seller_payment_failed": seller_payment_failed,
+    "seller_payment_recovered": seller_news,
     "seller_third_failure": seller_debt_given_up,
     "seller_renewal_failed": seller_debt_given_up,
     "seller_sepa_failed": seller_debt_given_up,
@@ -136,6 +144,8 @@ def render(message: Outbox, settings) -> EmailMessage:
     email["Subject"] = subject
     email["From"] = settings.mail_from
     email["To"] = message.recipient
+    if facts.get("reply_to"):  # a customer's email: answers go to the product's support address (R11)
+        email["Reply-To"] = facts["reply_to"]
     email["Date"] = format_datetime(message.created_at)
     # A stable id lets mail clients drop a copy should a crash between send and record resend it.
     email["Message-ID"] = f"<outbox-{message.id}.{message.dedupe_key.replace(':', '-')}@tranche>"
