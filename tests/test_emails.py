@@ -15,7 +15,7 @@ from billing.plans import start_due_installments
 from gateways import get_gateway
 from jobs import settings, utcnow
 from jobs.work import charge, process_event, run_due_work, send_due_messages
-from models import GatewayEvent, Outbox, SandboxCharge
+from models import GatewayEvent, Outbox, SandboxCharge, SlackLink
 from pages.tokens import CARD_UPDATE, LinkExpired, verify
 from tests import factories
 from tests.conftest import Inbox, free_port
@@ -269,3 +269,64 @@ def test_every_send_of_one_outbox_message_carries_the_same_message_id(inbox):
     assert first["Message-ID"] == second["Message-ID"]
     assert re.fullmatch(r"<outbox-\d+\.payment_failed-attempt-\d+@tranche>", first["Message-ID"])
     assert first["Date"] == second["Date"] and text(first) == text(second)
+
+
+def recovered_on_day_7(seller, **order):
+    """A card order of `seller` whose first charge fails on day 0 and whose retry succeeds on day 7."""
+    made = factories.order(seller, payment=factories.card(factories.INSUFFICIENT_FUNDS), anchor=T, **order)
+    factories.answer_due_charges(T, "insufficient_funds")
+    factories.answer_due_charges(T + 7 * DAY)
+    send_due_messages((T + 7 * DAY).isoformat())
+    return made
+
+
+def test_a_seller_without_slack_is_emailed_each_failed_payment_briefly_and_the_recovered_one(inbox):
+    """R11: no linked workspace, so the notification address hears of the failure and of the recovery."""
+    seller = factories.seller()
+    order = recovered_on_day_7(seller)
+
+    failed, recovered = inbox.to(notify_address(seller))
+    assert failed["Subject"] == f"Order {order.id}: a payment of €30.00 failed"
+    assert "Installment 1 of Claire Dubois, €30.00, failed: The bank said insufficient_funds." in text(failed)
+    assert "This was attempt 1 of 3. Tranche tries again on 8 May 2026; you need to do nothing." in text(failed)
+    assert recovered["Subject"] == f"Order {order.id}: a payment of €30.00 was recovered"
+    assert "Installment 1 of Claire Dubois is now paid: €30.00." in text(recovered)
+
+
+def test_a_seller_with_slack_hears_of_failed_and_recovered_payments_on_slack_only(inbox):
+    """R11: a linked workspace gets those two on Slack; the notification address is not emailed them."""
+    seller = factories.seller()
+    SlackLink.create(seller=seller, team_id="T1", channel_id="C1", linked_at=T)
+    recovered_on_day_7(seller)
+
+    assert inbox.to(notify_address(seller)) == []
+    slack = [m.template for m in Outbox.select().where(Outbox.channel == Outbox.SLACK).order_by(Outbox.id)]
+    assert slack == ["slack_payment_failed", "slack_payment_recovered"]
+
+
+def test_a_sellers_email_shows_dates_in_the_sellers_time_zone(inbox):
+    """R11, R13: a failure at 02:00 UTC on 1 May is on 30 April for a seller in New York."""
+    seller = factories.seller(timezone="America/New_York")
+    early = dt.datetime(2026, 5, 1, 2, 0, tzinfo=dt.UTC)
+    factories.order(seller, payment=factories.card(factories.INSUFFICIENT_FUNDS), anchor=early)
+    for day in (0, 7, 14):
+        factories.answer_due_charges(early + day * DAY, "insufficient_funds")
+    send_due_messages((early + 14 * DAY).isoformat())
+
+    *_brief, third = inbox.to(notify_address(seller))
+    for date in ("30 April 2026", "7 May 2026", "14 May 2026"):
+        assert f", {date}: The bank said insufficient_funds." in text(third)
+
+
+@pytest.mark.parametrize(
+    ("support_email", "reply_to"), [("help@courses.example", "help@courses.example"), (None, "alice@example.com")]
+)
+def test_customer_emails_carry_the_products_support_address_as_reply_to_or_else_the_sellers(
+    inbox, support_email, reply_to
+):
+    """R11: a customer who answers a failure or a recovery email writes to support; the seller's emails have none."""
+    seller = factories.seller()
+    recovered_on_day_7(seller, support_email=support_email)
+
+    assert [m["Reply-To"] for m in inbox.to(CUSTOMER)] == [reply_to, reply_to]
+    assert [m["Reply-To"] for m in inbox.to(notify_address(seller))] == [None, None]
