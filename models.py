@@ -107,6 +107,11 @@ class Product(BaseModel):
     # The Reply-To of the customers' emails and the contact on their pages (R11); None: the seller's email.
     support_email = CharField(null=True)
 
+    @property
+    def contact_email(self) -> str:
+        """Where the customers write (R11): the support address, or else the seller's own."""
+        return self.support_email or self.seller.email
+
 
 class Customer(BaseModel):
     seller = ForeignKeyField(Seller, backref="customers")

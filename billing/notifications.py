@@ -55,8 +55,8 @@ def _tell_seller_briefly(template: str, order: Order, context: dict, fact: str, 
 
 def _tell_customer(template: str, order: Order, context: dict, fact: str, now: dt.datetime) -> None:
     """An email to the customer, in their language, that they answer at the product's support address."""
-    reply_to = order.product.support_email or order.seller.email
-    _queue(template, order.customer.email, order.customer.language, {**context, "reply_to": reply_to}, fact, now)
+    facts = {**context, "reply_to": order.product.contact_email}
+    _queue(template, order.customer.email, order.customer.language, facts, fact, now)
 
 
 def _order_facts(order: Order) -> dict:
