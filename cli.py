@@ -3,11 +3,14 @@
 import datetime as dt
 import hashlib
 import secrets
+from zoneinfo import available_timezones
 
 import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from billing.values import control_character
+from i18n import DEFAULT_LANGUAGE, LANGUAGES
 from jobs import utcnow
 from jobs.work import NotReplayable, replay_event, run_due_work
 from models import GatewayEvent, Seller
@@ -21,18 +24,55 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_seller(name: str, email: str, now: dt.datetime) -> tuple[Seller, str]:
+def create_seller(
+    name: str, email: str, now: dt.datetime, language: str = DEFAULT_LANGUAGE, timezone: str = "Europe/Berlin"
+) -> tuple[Seller, str]:
     """A seller and its API key, shown once: only its hash is stored."""
     key = f"tr_{secrets.token_urlsafe(32)}"
-    return Seller.create(name=name, email=email, api_key_hash=hash_api_key(key), created_at=now), key
+    seller = Seller.create(
+        name=name,
+        email=email,
+        language=language,
+        timezone=timezone,
+        api_key_hash=hash_api_key(key),
+        created_at=now,
+    )
+    return seller, key
+
+
+def _plain_text(_ctx, param, value: str) -> str:
+    value = value.strip()
+    if not value or control_character(value) is not None:
+        raise click.BadParameter(f"{param.name} must be a non-empty line of text without control characters")
+    return value
+
+
+def _time_zone(_ctx, _param, value: str) -> str:
+    if value not in available_timezones():
+        raise click.BadParameter(f"{value!r} is not an IANA time zone, e.g. Europe/Berlin or America/New_York")
+    return value
 
 
 @sellers.command("create")
-@click.option("--name", required=True)
-@click.option("--email", required=True)
-def sellers_create(name, email):
+@click.option("--name", required=True, callback=_plain_text)
+@click.option("--email", required=True, callback=_plain_text)
+@click.option(
+    "--language",
+    type=click.Choice(LANGUAGES),
+    default=DEFAULT_LANGUAGE,
+    show_default=True,
+    help="Of the seller's emails.",
+)
+@click.option(
+    "--timezone",
+    default="Europe/Berlin",
+    show_default=True,
+    callback=_time_zone,
+    help="The seller's IANA time zone: emails and Slack show times in it.",
+)
+def sellers_create(name, email, language, timezone):
     """Create a seller and print its API key (shown only now)."""
-    seller, key = create_seller(name, email, utcnow())
+    seller, key = create_seller(name, email, utcnow(), language=language, timezone=timezone)
     click.echo(f"seller {seller.id} created\nAPI key: {key}")
 
 

@@ -91,6 +91,7 @@ class Seller(BaseModel):
     # sha256 of the API key: keys are 32 random bytes, so a fast hash is enough and the key is never stored.
     api_key_hash = CharField(unique=True)
     timezone = CharField(default="Europe/Berlin")
+    language = CharField(default="en")  # fr, de or en: of the seller's emails (R11)
     created_at = UTCDateTimeField()
 
 
@@ -98,6 +99,13 @@ class Product(BaseModel):
     seller = ForeignKeyField(Seller, backref="products")
     name = CharField()
     notification_email = CharField()
+    # The Reply-To of the customers' emails and the contact on their pages (R11); None: the seller's email.
+    support_email = CharField(null=True)
+
+    @property
+    def contact_email(self) -> str:
+        """Where the customers write (R11): the support address, or else the seller's own."""
+        return self.support_email or self.seller.email
 
 
 def folded(text: str) -> str:

@@ -115,8 +115,26 @@ SCHEMAS = {
     },
     "Time": TIME,
     "TimeZone": _text(description="The seller's IANA time zone, for showing the UTC times", examples=["Europe/Berlin"]),
-    "Product": _object({"id": ID, "name": _text(), "notification_email": _text(format="email")}),
-    "NewProduct": _object({"name": _input_text(200), "notification_email": _input_text(254, format="email")}),
+    "Product": _object(
+        {
+            "id": ID,
+            "name": _text(),
+            "notification_email": _text(format="email"),
+            "support_email": _nullable(_text(format="email")),
+        }
+    ),
+    "NewProduct": _object(
+        {
+            "name": _input_text(200),
+            "notification_email": _input_text(254, format="email"),
+            "support_email": _input_text(
+                254,
+                format="email",
+                description="Reply-To of the customers' emails and contact on their pages; default: the seller's email",
+            ),
+        },
+        optional=("support_email",),
+    ),
     "ProductList": _object({"products": {"type": "array", "items": _ref("Product")}}),
     "Customer": _object({"name": _text(), "email": _text(format="email"), "language": {"enum": ["fr", "de", "en"]}}),
     "NewCustomer": _object(

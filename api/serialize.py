@@ -20,7 +20,12 @@ def utc(value: dt.datetime | None) -> str | None:
 
 
 def product(row: Product) -> dict:
-    return {"id": row.id, "name": row.name, "notification_email": row.notification_email}
+    return {
+        "id": row.id,
+        "name": row.name,
+        "notification_email": row.notification_email,
+        "support_email": row.support_email,
+    }
 
 
 def payment_method(order: Order) -> dict:

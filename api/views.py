@@ -72,6 +72,7 @@ def create_product():
         seller=g.seller,
         name=inputs.text(body, "name"),
         notification_email=inputs.email(body, "notification_email"),
+        support_email=inputs.email(body, "support_email") if body.get("support_email") is not None else None,
     )
     return jsonify(serialize.product(product)), 201
 

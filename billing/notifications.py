@@ -2,7 +2,9 @@
 
 Each function names one fact and records it, as it is now, for whoever must hear of it: an email, and for a
 seller who linked a Slack workspace a message in its channel. A job renders and sends them later. The dedupe
-key names the fact, so the same fact never yields two messages on one channel.
+key names the fact, so the same fact never yields two messages on one channel. Customers read their emails in
+their language, with the product's support address to reply to; sellers in the seller's language, at the
+product's notification address.
 """
 
 import datetime as dt
@@ -27,11 +29,34 @@ def _queue(
     ).on_conflict_ignore().as_rowcount().execute()
 
 
+def _has_slack(order: Order) -> bool:
+    return SlackLink.select().where(SlackLink.seller == order.seller_id).exists()
+
+
 def _tell_seller_on_slack(template: str, order: Order, context: dict, fact: str, now: dt.datetime) -> None:
     """R11: a message in the seller's Slack channel, when the seller linked a workspace (the recipient is the
     seller's id: the job finds the channel, which the seller may relink meanwhile)."""
-    if SlackLink.select().where(SlackLink.seller == order.seller_id).exists():
+    if _has_slack(order):
         _queue(template, str(order.seller_id), "en", context, fact, now, channel=Outbox.SLACK)
+
+
+def _tell_seller_by_email(template: str, order: Order, context: dict, fact: str, now: dt.datetime) -> None:
+    _queue(template, order.product.notification_email, order.seller.language, context, fact, now)
+
+
+def _tell_seller_briefly(template: str, order: Order, context: dict, fact: str, now: dt.datetime) -> None:
+    """R11: news a seller hears on Slack, or by email when no workspace is linked (`template` names the email;
+    the Slack message is its slack_ twin)."""
+    if _has_slack(order):
+        _tell_seller_on_slack(template.replace("seller_", "slack_", 1), order, context, fact, now)
+    else:
+        _tell_seller_by_email(template, order, context, fact, now)
+
+
+def _tell_customer(template: str, order: Order, context: dict, fact: str, now: dt.datetime) -> None:
+    """An email to the customer, in their language, that they answer at the product's support address."""
+    facts = {**context, "reply_to": order.product.contact_email}
+    _queue(template, order.customer.email, order.customer.language, facts, fact, now)
 
 
 def _order_facts(order: Order) -> dict:
@@ -65,9 +90,9 @@ def customer_payment_failed(attempt: ChargeAttempt, next_attempt_at: dt.datetime
     buttons (seller_payment_failed_finally)."""
     order = attempt.installment.order
     facts = _failed_payment_facts(attempt, next_attempt_at)
-    _queue("payment_failed", order.customer.email, order.customer.language, facts, f"attempt-{attempt.id}", now)
+    _tell_customer("payment_failed", order, facts, f"attempt-{attempt.id}", now)
     if next_attempt_at is not None:
-        _tell_seller_on_slack("slack_payment_failed", order, facts, f"attempt-{attempt.id}", now)
+        _tell_seller_briefly("seller_payment_failed", order, facts, f"attempt-{attempt.id}", now)
 
 
 def _failed_payment_facts(attempt: ChargeAttempt, next_attempt_at: dt.datetime | None) -> dict:
@@ -86,11 +111,11 @@ def seller_customer_charge_failed(attempt: ChargeAttempt, next_at: dt.datetime |
     """R10, R11: the customer's own charge after updating the card failed: the seller hears of it briefly."""
     order = attempt.installment.order
     facts = _failed_payment_facts(attempt, next_at)
-    _tell_seller_on_slack("slack_payment_failed", order, facts, f"attempt-{attempt.id}", now)
+    _tell_seller_briefly("seller_payment_failed", order, facts, f"attempt-{attempt.id}", now)
 
 
 def customer_payment_recovered(attempt: ChargeAttempt, now: dt.datetime) -> None:
-    """A payment that failed before (or the seller's renewal) went through: the customer and, on Slack, the seller."""
+    """A payment that failed before (or the seller's renewal) went through: the customer and the seller hear."""
     installment = attempt.installment
     order = installment.order
     facts = {
@@ -101,8 +126,8 @@ def customer_payment_recovered(attempt: ChargeAttempt, now: dt.datetime) -> None
         "kind": attempt.kind,
     }
     fact = f"installment-{installment.id}"
-    _queue("payment_recovered", order.customer.email, order.customer.language, facts, fact, now)
-    _tell_seller_on_slack("slack_payment_recovered", order, facts, fact, now)
+    _tell_customer("payment_recovered", order, facts, fact, now)
+    _tell_seller_briefly("seller_payment_recovered", order, facts, fact, now)
 
 
 def seller_payment_failed_finally(installment: Installment, template: str, now: dt.datetime) -> None:
@@ -118,7 +143,7 @@ def seller_payment_failed_finally(installment: Installment, template: str, now: 
         "failures": [_failure_facts(a) for a in failures],
     }
     fact = f"installment-{installment.id}"
-    _queue(template, order.product.notification_email, "en", facts, fact, now)
+    _tell_seller_by_email(template, order, facts, fact, now)
     # seller_third_failure → slack_third_failure (R6: with the Renew and Hand-off buttons), and so on.
     _tell_seller_on_slack(template.replace("seller_", "slack_", 1), order, facts, fact, now)
 
@@ -131,7 +156,7 @@ def seller_handed_off(case: CollectionCase, now: dt.datetime) -> None:
         "amount": str(case.handed_off_amount),
         "handed_off_at": case.handed_off_at.isoformat(),
     }
-    _queue("seller_handed_off", order.product.notification_email, "en", facts, f"case-{case.id}", now)
+    _tell_seller_by_email("seller_handed_off", order, facts, f"case-{case.id}", now)
     _tell_seller_on_slack("slack_handed_off", order, facts, f"case-{case.id}", now)
 
 
@@ -149,15 +174,8 @@ def _change_facts(change: PlanChange) -> dict:
 
 def customer_plan_change_proposed(change: PlanChange, first_due_at: dt.datetime | None, now: dt.datetime) -> None:
     """R3: the customer is asked to confirm; the link (rendered later) is bound to this change."""
-    customer = change.order.customer
-    _queue(
-        "plan_change_proposed",
-        customer.email,
-        customer.language,
-        {**_change_facts(change), "first_due_at": first_due_at.isoformat() if first_due_at else None},
-        f"change-{change.id}",
-        now,
-    )
+    facts = {**_change_facts(change), "first_due_at": first_due_at.isoformat() if first_due_at else None}
+    _tell_customer("plan_change_proposed", change.order, facts, f"change-{change.id}", now)
 
 
 def plan_change_decided(change: PlanChange, now: dt.datetime, first_due_at: dt.datetime | None = None) -> None:
@@ -165,9 +183,7 @@ def plan_change_decided(change: PlanChange, now: dt.datetime, first_due_at: dt.d
     the first due date at the new amount."""
     order = change.order
     facts = {**_change_facts(change), "first_due_at": first_due_at.isoformat() if first_due_at else None}
-    _queue("seller_plan_change", order.product.notification_email, "en", facts, f"change-{change.id}", now)
+    _tell_seller_by_email("seller_plan_change", order, facts, f"change-{change.id}", now)
     _tell_seller_on_slack("slack_plan_change", order, facts, f"change-{change.id}", now)
     if change.status == PlanChange.CONFIRMED:
-        _queue(
-            "plan_change_confirmed", order.customer.email, order.customer.language, facts, f"change-{change.id}", now
-        )
+        _tell_customer("plan_change_confirmed", order, facts, f"change-{change.id}", now)

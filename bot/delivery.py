@@ -102,8 +102,10 @@ def _post(message: Outbox, link: SlackLink, settings, now: dt.datetime) -> list[
     if buttons:
         shown = [*shown, blocks.actions_block(buttons, order.id)]
     posted = _client(settings, link).chat_postMessage(channel=link.channel_id, text=text, blocks=shown)
+    # Recorded at once, on its own: Slack does not deduplicate posts, so nothing that may fail after the post
+    # may leave it unrecorded (and posted again once the claim lapses).
+    _sent(message.id, now)
     with transaction():
-        _sent(message.id, now)
         updates = outcome_known(facts["order_id"], text, now) if message.template in blocks.OUTCOMES else []
         if buttons:
             await_outcome(link.seller_id, order.id, shown, now, channel_id=posted["channel"], ts=posted["ts"])

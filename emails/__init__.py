@@ -8,6 +8,7 @@ Babel domain (translations/<lang>/LC_MESSAGES/emails.po; extract with emails/bab
 
 import datetime as dt
 import smtplib
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import format_datetime
 from functools import cache
@@ -100,6 +101,12 @@ def seller_news(message: Outbox, settings) -> dict:
     return {**message.context, "order_link": f"{settings.public_url}/api/v1/orders/{message.context['order_id']}"}
 
 
+def seller_payment_failed(message: Outbox, settings) -> dict:
+    """R11, a seller without Slack: a failed payment in brief, with its reason and the next attempt."""
+    news = seller_news(message, settings)
+    return {**news, "reason": failure_reason(news["code"])}
+
+
 def seller_debt_given_up(message: Outbox, settings) -> dict:
     """R6, R7, R8: the third failure, the failed renewal, the failed SEPA debit — each with every reason."""
     news = seller_news(message, settings)
@@ -111,6 +118,8 @@ CONTEXTS = {
     "payment_recovered": payment_recovered,
     "plan_change_proposed": plan_change_proposed,
     "plan_change_confirmed": plan_change_confirmed,
+    "seller_payment_failed": seller_payment_failed,
+    "seller_payment_recovered": seller_news,
     "seller_third_failure": seller_debt_given_up,
     "seller_renewal_failed": seller_debt_given_up,
     "seller_sepa_failed": seller_debt_given_up,
@@ -135,6 +144,8 @@ def render(message: Outbox, settings) -> EmailMessage:
     email["Subject"] = subject
     email["From"] = settings.mail_from
     email["To"] = message.recipient
+    if facts.get("reply_to"):  # a customer's email: answers go to the product's support address (R11)
+        email["Reply-To"] = facts["reply_to"]
     email["Date"] = format_datetime(message.created_at)
     # A stable id lets mail clients drop a copy should a crash between send and record resend it.
     email["Message-ID"] = f"<outbox-{message.id}.{message.dedupe_key.replace(':', '-')}@tranche>"
@@ -145,34 +156,55 @@ def render(message: Outbox, settings) -> EmailMessage:
     return email
 
 
-def _send(email: EmailMessage, settings) -> None:
+def _send(email: EmailMessage, settings, accepted: Callable[[], None]) -> None:
+    """Hand `email` to SMTP_URL (or write it to OUTBOX_DIR); `accepted` runs as soon as the peer has taken it."""
     if not settings.smtp_url:
         settings.outbox_dir.mkdir(parents=True, exist_ok=True)
         name = email["Message-ID"].strip("<>").split("@")[0]
         (settings.outbox_dir / f"{name}.eml").write_bytes(bytes(email))
+        accepted()
         return
     url = urlsplit(settings.smtp_url)
     client = smtplib.SMTP_SSL if url.scheme == "smtps" else smtplib.SMTP
-    with client(url.hostname, url.port or (465 if url.scheme == "smtps" else 25), timeout=30) as smtp:
+    smtp = client(url.hostname, url.port or (465 if url.scheme == "smtps" else 25), timeout=30)
+    try:
         if url.scheme == "smtp+starttls":
             smtp.starttls()
         if url.username:
             smtp.login(unquote(url.username), unquote(url.password or ""))
         smtp.send_message(email)
+        accepted()
+    finally:
+        _hang_up(smtp)
+
+
+def _hang_up(smtp: smtplib.SMTP) -> None:
+    """QUIT without `with smtplib.SMTP(...)`, whose exit raises when the answer to QUIT is not 221: the message
+    is accepted and recorded by then, and a server that errs or drops the line now must not make it resent."""
+    try:
+        smtp.quit()
+    except (OSError, smtplib.SMTPException):
+        smtp.close()
+
+
+def _record_sent(message_id: int, now: dt.datetime) -> None:
+    Outbox.update(sent_at=now, claimed_until=None, last_error=None).where(Outbox.id == message_id).execute()
 
 
 def deliver_message(message_id: int, settings, now: dt.datetime) -> bool:
-    """Send one outbox message unless it is sent or another worker holds it; True once sent."""
+    """Send one outbox message unless it is sent or another worker holds it; True once sent.
+
+    The send is recorded, in its own statement, the moment the SMTP server accepts the message: only a crash
+    between the two sends it again, with the same Message-ID (at-least-once delivery)."""
     if not Outbox.claim(message_id, now):
         return False
     message = Outbox.get_by_id(message_id)
     try:
-        _send(render(message, settings), settings)
+        _send(render(message, settings), settings, accepted=lambda: _record_sent(message_id, now))
     except (OSError, smtplib.SMTPException) as error:
         delay = min(dt.timedelta(minutes=1) * 2 ** min(message.attempts - 1, 10), LONGEST_RETRY)
         Outbox.update(claimed_until=None, next_try_at=now + delay, last_error=str(error)[:2000]).where(
             Outbox.id == message_id
         ).execute()
         return False
-    Outbox.update(sent_at=now, claimed_until=None, last_error=None).where(Outbox.id == message_id).execute()
     return True

@@ -17,9 +17,10 @@ IBAN_FAILS = "DE62370400440532013001"
 _gateway = SandboxGateway("http://unused", "whsec_dGVzdA==")
 
 
-def seller(name="Alice Courses", now=None):
+def seller(name="Alice Courses", now=None, **settings):
+    """A seller; `settings` as `flask sellers create` takes them (language, timezone)."""
     made, key = create_seller(
-        name, f"{name.split()[0].lower()}@example.com", now or dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+        name, f"{name.split()[0].lower()}@example.com", now or dt.datetime(2026, 1, 1, tzinfo=dt.UTC), **settings
     )
     made.api_key = key
     return made
@@ -45,8 +46,14 @@ def order(
     customer_name="Claire Dubois",
     language="fr",
     invoice=None,
+    support_email=None,
 ):
-    product = Product.create(seller=owner, name="Python course", notification_email=f"notify+{owner.id}@example.com")
+    product = Product.create(
+        seller=owner,
+        name="Python course",
+        notification_email=f"notify+{owner.id}@example.com",
+        support_email=support_email,
+    )
     customer = Customer.create(
         seller=owner, name=customer_name, email=f"{customer_name.split()[0].lower()}@example.com", language=language
     )

@@ -15,7 +15,7 @@ from openapi_spec_validator import validate
 from api.openapi import DOCUMENT
 from jobs import utcnow
 from jobs.work import run_due_work
-from models import CollectionCase, Customer, Order, Product
+from models import CollectionCase, Customer, Order, Product, Seller
 from tests import factories
 
 FIXTURES = Path(__file__).parent / "fixtures" / "api"
@@ -126,6 +126,52 @@ def test_the_key_printed_by_flask_sellers_create_opens_the_api(client, runner):
     api = Api(client, key)
     assert api.get("/products").get_json() == {"products": []}
     assert api.create_product()
+    seller = Seller.get()
+    assert (seller.name, seller.email, seller.language, seller.timezone) == (
+        "Bob Shop",
+        "bob@example.com",
+        "en",
+        "Europe/Berlin",
+    )
+
+
+def test_flask_sellers_create_keeps_the_sellers_language_and_time_zone(runner):
+    """--language and --timezone: the seller's emails speak it and show times there (R11, R13)."""
+    result = runner.invoke(
+        args=[
+            "sellers",
+            "create",
+            "--name",
+            "Zoë",
+            "--email",
+            "zoe@example.com",
+            "--language",
+            "fr",
+            "--timezone",
+            "America/New_York",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    assert (Seller.get().language, Seller.get().timezone) == ("fr", "America/New_York")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "says"),
+    [
+        ("--language", "es", "'es' is not one of 'fr', 'de', 'en'"),
+        ("--timezone", "Mars/Olympus", "'Mars/Olympus' is not an IANA time zone"),
+        ("--timezone", "../../etc/passwd", "is not an IANA time zone"),
+        ("--name", "Bob\nShop", "without control characters"),
+        ("--email", "bob\x00@example.com", "without control characters"),
+    ],
+)
+def test_flask_sellers_create_refuses_an_unknown_language_or_zone_and_creates_nothing(runner, option, value, says):
+    """A clear click error (exit 2) naming the bad option; no seller is created."""
+    options = {"--name": "Bob Shop", "--email": "bob@example.com", option: value}
+    result = runner.invoke(args=["sellers", "create", *[part for pair in options.items() for part in pair]])
+    assert result.exit_code == 2
+    assert says in result.output and option in result.output
+    assert Seller.select().count() == 0
 
 
 # --- products -----------------------------------------------------------------------------------
@@ -143,6 +189,15 @@ def test_products_are_created_and_listed_per_seller(api, client):
     assert other.get("/products").get_json() == {"products": []}
 
 
+def test_a_product_keeps_its_optional_support_address_for_the_customers(api):
+    """R11: support_email is shown as created and listed; a product without one says null."""
+    created = matches(api.post("/products", fixture("product_with_support_email.json")).get_json(), "Product")
+    without = matches(api.post("/products", fixture("product.json")).get_json(), "Product")
+
+    assert (created["support_email"], without["support_email"]) == ("help@courses.example", None)
+    assert [p["support_email"] for p in api.get("/products").get_json()["products"]] == ["help@courses.example", None]
+
+
 @pytest.mark.parametrize(
     ("path", "value", "field"),
     [
@@ -153,6 +208,8 @@ def test_products_are_created_and_listed_per_seller(api, client):
         ("name", "Python\ncourse", "name"),
         ("notification_email", "sales\x00@example.com", "notification_email"),
         ("colour", "red", "colour"),
+        ("support_email", "help", "support_email"),
+        ("support_email", 42, "support_email"),
     ],
 )
 def test_a_product_with_a_bad_field_gets_422_naming_it(api, path, value, field):

@@ -8,16 +8,17 @@ from email import message_from_bytes, policy
 
 import pytest
 import requests
+from aiosmtpd.controller import Controller
 
 from billing.collections import hand_to_collections
 from billing.plans import start_due_installments
 from gateways import get_gateway
 from jobs import settings, utcnow
 from jobs.work import charge, process_event, run_due_work, send_due_messages
-from models import GatewayEvent, Outbox, SandboxCharge
+from models import GatewayEvent, Outbox, SandboxCharge, SlackLink
 from pages.tokens import CARD_UPDATE, LinkExpired, verify
 from tests import factories
-from tests.conftest import free_port
+from tests.conftest import Inbox, free_port
 
 T = dt.datetime(2026, 5, 1, 8, 0, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)
@@ -85,15 +86,17 @@ def test_the_amount_is_formatted_in_the_customers_language(inbox):
 
 
 def test_the_seller_is_emailed_on_the_third_failure_with_every_failure_reason(inbox):
-    """R6: one email to the product's notification address, after the third failure only, with all three reasons."""
+    """R6: after two brief failure emails, one to the product's notification address with all three reasons."""
     seller, order = declined_card_order()
     run_due_work(T)
     run_due_work(T + 7 * DAY)
-    assert inbox.to(notify_address(seller)) == []
+    assert [m["Subject"] for m in inbox.to(notify_address(seller))] == [
+        f"Order {order.id}: a payment of €30.00 failed"
+    ] * 2
 
     run_due_work(T + 14 * DAY)
 
-    (mail,) = inbox.to(notify_address(seller))
+    *_brief, mail = inbox.to(notify_address(seller))
     assert mail["Subject"] == f"Order {order.id}: the third payment attempt failed — renew or hand to collections"
     body = text(mail)
     for attempt, date in ((1, "1 May 2026"), (2, "8 May 2026"), (3, "15 May 2026")):
@@ -120,7 +123,7 @@ def test_the_seller_is_emailed_on_a_hand_off_with_the_installments_and_amount(in
     mail = inbox.to(notify_address(seller))[-1]
     assert mail["Subject"] == f"Order {order.id} handed to the collection partner: €60.00"
     body = text(mail)
-    assert "Installments: 1, 2" in body and "Amount:       €60.00" in body
+    assert "Installments: 1, 2" in body and "Amount: €60.00" in body
     assert "handed to the collection partner on 5 June 2026" in body
 
 
@@ -136,7 +139,7 @@ def test_an_event_delivered_twice_and_sent_twice_and_concurrently_makes_one_emai
         assert requests.post(url, data=body, headers=gateway.signed_headers(webhook_id, body), timeout=10).ok
     for event in GatewayEvent.select().order_by(GatewayEvent.id):
         process_event(event.id, T)
-    assert inbox.messages == [] and Outbox.select().count() == 1
+    assert inbox.messages == [] and Outbox.select().count() == 2  # the customer's email and the seller's
     start = threading.Barrier(8)
 
     def sender():
@@ -152,8 +155,8 @@ def test_an_event_delivered_twice_and_sent_twice_and_concurrently_makes_one_emai
     run_due_work(T)  # the send jobs the events queued run too
 
     assert [e.status for e in GatewayEvent.select().order_by(GatewayEvent.id)] == ["processed", "ignored"]
-    assert len(inbox.messages) == 1
-    assert Outbox.get().attempts == 1
+    assert len(inbox.to(CUSTOMER)) == 1 and len(inbox.messages) == 2
+    assert [message.attempts for message in Outbox.select()] == [1, 1]
 
 
 def test_a_send_that_fails_because_the_smtp_server_is_down_is_retried_later_and_not_lost(inbox, monkeypatch):
@@ -187,12 +190,13 @@ def test_without_smtp_url_each_message_is_written_once_as_an_eml_file_in_outbox_
     run_due_work(T)
     send_due_messages()
 
-    (eml,) = tmp_path.glob("*.eml")
+    (eml,) = tmp_path.glob("*.payment_failed-*.eml")  # the seller's is seller_payment_failed
     mail = message_from_bytes(eml.read_bytes(), policy=policy.default)
     assert mail["To"] == CUSTOMER
     assert mail["Subject"] == "Payment of €30.00 for Python course failed — we will try again on 8 May 2026"
     assert "/card/" in text(mail)
-    assert Outbox.get().attempts == 1  # the second run found it sent and did not write it again
+    assert len(list(tmp_path.glob("*.eml"))) == 2
+    assert Outbox.get(Outbox.template == "payment_failed").attempts == 1  # the second run did not write it again
 
 
 def test_a_name_is_escaped_in_the_html_part_and_kept_as_written_in_the_plain_text(inbox):
@@ -219,3 +223,110 @@ def test_a_card_link_lives_30_days_from_the_failure_however_late_the_email_is_se
     assert verify(settings(), link, CARD_UPDATE, now=T + 30 * DAY)["order"] == Outbox.get().context["order_id"]
     with pytest.raises(LinkExpired):
         verify(settings(), link, CARD_UPDATE, now=T + 30 * DAY + dt.timedelta(seconds=1))
+
+
+class HangingUpInbox(Inbox):
+    """A server that accepts the message (250 after DATA), then answers QUIT with 421 and drops the line."""
+
+    async def handle_QUIT(self, server, session, envelope):
+        return "421 closing the connection"
+
+
+@pytest.fixture
+def hanging_up_inbox(monkeypatch):
+    handler = HangingUpInbox()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    monkeypatch.setenv("SMTP_URL", f"smtp://127.0.0.1:{port}")
+    yield handler
+    controller.stop()
+
+
+def test_a_message_the_server_accepted_before_dropping_the_connection_is_recorded_sent_and_not_resent(
+    hanging_up_inbox,
+):
+    """Once SMTP said 250, the send is recorded: a failure at QUIT neither marks it failed nor sends it again."""
+    now = utcnow().replace(microsecond=0)
+    declined_card_order(anchor=now)
+    run_due_work(now)
+    run_due_work(now + dt.timedelta(hours=2))  # past any retry a failed send would have been given
+
+    (mail,) = hanging_up_inbox.to(CUSTOMER)
+    message = Outbox.get()
+    assert (message.sent_at is not None, message.attempts, message.last_error) == (True, 1, None)
+
+
+def test_every_send_of_one_outbox_message_carries_the_same_message_id(inbox):
+    """A resend after a crash between acceptance and record (the claim lapsed, no sent_at) is the same email."""
+    declined_card_order()
+    run_due_work(T)
+    # What a worker killed after SMTP's 250 and before its record leaves behind, once its claim lapsed.
+    Outbox.update(sent_at=None, claimed_until=utcnow() - dt.timedelta(seconds=1)).execute()
+    send_due_messages()
+
+    first, second = inbox.to(CUSTOMER)
+    assert first["Message-ID"] == second["Message-ID"]
+    assert re.fullmatch(r"<outbox-\d+\.payment_failed-attempt-\d+@tranche>", first["Message-ID"])
+    assert first["Date"] == second["Date"] and text(first) == text(second)
+
+
+def recovered_on_day_7(seller, **order):
+    """A card order of `seller` whose first charge fails on day 0 and whose retry succeeds on day 7."""
+    made = factories.order(seller, payment=factories.card(factories.INSUFFICIENT_FUNDS), anchor=T, **order)
+    factories.answer_due_charges(T, "insufficient_funds")
+    factories.answer_due_charges(T + 7 * DAY)
+    send_due_messages((T + 7 * DAY).isoformat())
+    return made
+
+
+def test_a_seller_without_slack_is_emailed_each_failed_payment_briefly_and_the_recovered_one(inbox):
+    """R11: no linked workspace, so the notification address hears of the failure and of the recovery."""
+    seller = factories.seller()
+    order = recovered_on_day_7(seller)
+
+    failed, recovered = inbox.to(notify_address(seller))
+    assert failed["Subject"] == f"Order {order.id}: a payment of €30.00 failed"
+    assert "Installment 1 of Claire Dubois, €30.00, failed: The bank said insufficient_funds." in text(failed)
+    assert "This was attempt 1 of 3. Tranche tries again on 8 May 2026; you need to do nothing." in text(failed)
+    assert recovered["Subject"] == f"Order {order.id}: a payment of €30.00 was recovered"
+    assert "Installment 1 of Claire Dubois is now paid: €30.00." in text(recovered)
+
+
+def test_a_seller_with_slack_hears_of_failed_and_recovered_payments_on_slack_only(inbox):
+    """R11: a linked workspace gets those two on Slack; the notification address is not emailed them."""
+    seller = factories.seller()
+    SlackLink.create(seller=seller, team_id="T1", channel_id="C1", linked_at=T)
+    recovered_on_day_7(seller)
+
+    assert inbox.to(notify_address(seller)) == []
+    slack = [m.template for m in Outbox.select().where(Outbox.channel == Outbox.SLACK).order_by(Outbox.id)]
+    assert slack == ["slack_payment_failed", "slack_payment_recovered"]
+
+
+def test_a_sellers_email_shows_dates_in_the_sellers_time_zone(inbox):
+    """R11, R13: a failure at 02:00 UTC on 1 May is on 30 April for a seller in New York."""
+    seller = factories.seller(timezone="America/New_York")
+    early = dt.datetime(2026, 5, 1, 2, 0, tzinfo=dt.UTC)
+    factories.order(seller, payment=factories.card(factories.INSUFFICIENT_FUNDS), anchor=early)
+    for day in (0, 7, 14):
+        factories.answer_due_charges(early + day * DAY, "insufficient_funds")
+    send_due_messages((early + 14 * DAY).isoformat())
+
+    *_brief, third = inbox.to(notify_address(seller))
+    for date in ("30 April 2026", "7 May 2026", "14 May 2026"):
+        assert f", {date}: The bank said insufficient_funds." in text(third)
+
+
+@pytest.mark.parametrize(
+    ("support_email", "reply_to"), [("help@courses.example", "help@courses.example"), (None, "alice@example.com")]
+)
+def test_customer_emails_carry_the_products_support_address_as_reply_to_or_else_the_sellers(
+    inbox, support_email, reply_to
+):
+    """R11: a customer who answers a failure or a recovery email writes to support; the seller's emails have none."""
+    seller = factories.seller()
+    recovered_on_day_7(seller, support_email=support_email)
+
+    assert [m["Reply-To"] for m in inbox.to(CUSTOMER)] == [reply_to, reply_to]
+    assert [m["Reply-To"] for m in inbox.to(notify_address(seller))] == [None, None]

@@ -1,6 +1,7 @@
-"""Every email in French, German and English (the sellers' in English), produced by the rules and received by a
-real SMTP server: amounts, dates and links as the reader reads them, a plain-text part and an HTML part whose
-styles are inlined. Each HTML part is saved under var/email-previews/ for review in a browser."""
+"""Every email in French, German and English (the customers' in theirs, the sellers' in the seller's), produced
+by the rules and received by a real SMTP server: amounts, dates and links as the reader reads them, a plain-text
+part and an HTML part whose styles are inlined. Each HTML part is saved under var/email-previews/ for review in a
+browser."""
 
 import datetime as dt
 import html
@@ -351,13 +352,13 @@ def test_a_change_confirmed_after_the_next_charge_names_the_installment_after_it
     says(text, markup, "Claire Dubois confirmed the new amount: €40.00 instead of €30.00", "due on 1 July 2026")
 
 
-# --- the seller's emails, in English ---
+# --- the seller's emails, in the seller's language ---
 
 
-def seller_mail(inbox, seller, name: str) -> tuple[str, str, str]:
+def seller_mail(inbox, seller, name: str, language: str = "en") -> tuple[str, str, str]:
     """The seller's last email: subject, text and HTML, checked and saved like the customers'."""
     mail = inbox.to(f"notify+{seller.id}@example.com")[-1]
-    text, markup = parts(mail, name, "en")
+    text, markup = parts(mail, name, language)
     assert re.search(re.escape(settings().public_url) + r"/api/v1/orders/\d+", text)
     return subject(mail), text, markup
 
@@ -437,3 +438,62 @@ def test_the_seller_hears_of_a_hand_off_with_the_installments_and_amount(inbox):
     subject, text, markup = seller_mail(inbox, seller, "seller_handed_off")
     assert subject == f"Order {order.id} handed to the collection partner: €60.00"
     says(text, markup, "on 5 June 2026. This is final", "€60.00", "1, 2")
+
+
+@pytest.mark.parametrize(
+    ("language", "brief", "third", "phrases"),
+    [
+        (
+            "fr",
+            "Commande %(id)s\xa0: échec d’un paiement de 30,00\xa0€",
+            "Commande %(id)s\xa0: la troisième tentative de paiement a échoué — relancez ou confiez au recouvrement",
+            [
+                "La troisième et dernière tentative automatique d’encaissement auprès de Claire Dubois a échoué.",
+                "Échéance 1, 30,00\xa0€. Les tentatives et leurs motifs d’échec\xa0:",
+                "Ce que vous pouvez faire\xa0:",
+                "lancer la quatrième et dernière tentative\xa0: ",
+                "La commande dans l’API\xa0: ",
+                "Vous recevez cet e-mail à l’adresse de notification de Python course.",
+            ],
+        ),
+        (
+            "de",
+            "Bestellung %(id)s: eine Zahlung von 30,00\xa0€ ist fehlgeschlagen",
+            "Bestellung %(id)s: der dritte Zahlungsversuch ist fehlgeschlagen – erneuern oder ans Inkasso übergeben",
+            [
+                "Der dritte und letzte automatische Versuch, bei Claire Dubois einzuziehen, ist fehlgeschlagen.",
+                "Rate 1, 30,00\xa0€. Die Versuche und warum sie fehlschlugen:",
+                "Was Sie tun können:",
+                "den vierten und letzten Versuch auslösen: ",
+                "Die Bestellung in der API: ",
+                "Sie erhalten diese E-Mail an der Benachrichtigungsadresse von Python course.",
+            ],
+        ),
+        (
+            "en",
+            "Order %(id)s: a payment of €30.00 failed",
+            "Order %(id)s: the third payment attempt failed — renew or hand to collections",
+            [
+                "The third and last automatic attempt to collect from Claire Dubois failed.",
+                "Installment 1, €30.00. The attempts and why they failed:",
+                "What you can do:",
+                "trigger the fourth and final attempt: ",
+                "The order in the API: ",
+                "You receive this email at the notification address of Python course.",
+            ],
+        ),
+    ],
+)
+def test_the_seller_reads_their_emails_in_the_language_given_at_sellers_create(inbox, language, brief, third, phrases):
+    """R11: a seller created with --language fr or de gets the brief failure and the third failure in it."""
+    seller = factories.seller(language=language)
+    order = factories.order(seller, payment=factories.card(factories.INSUFFICIENT_FUNDS), language="en", anchor=T)
+    for day in (0, 7, 14):
+        run_due_work(T + day * DAY)
+
+    first, *_rest = inbox.to(f"notify+{seller.id}@example.com")
+    assert subject(first) == brief % {"id": order.id}
+    parts(first, "seller_payment_failed", language)
+    mail_subject, text, markup = seller_mail(inbox, seller, "seller_third_failure", language)
+    assert mail_subject == third % {"id": order.id}
+    says(text, markup, *(phrase % {"id": order.id} for phrase in phrases))

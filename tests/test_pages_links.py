@@ -380,3 +380,16 @@ def test_a_link_made_for_one_purpose_is_refused_for_the_other():
     mislabeled = sign(keys, CARD_UPDATE, action=PLAN_CHANGE, order=7, installment=2)
     with pytest.raises(LinkInvalid):
         verify(keys, mislabeled, CARD_UPDATE)
+
+
+def test_every_customer_page_shows_the_products_support_address_or_else_the_sellers(client):
+    """R11: the customer pages say whom to write to: the product's support_email, or the seller's email."""
+    seller = factories.seller()
+    order = factories.order(seller, count=4, anchor=utcnow() - DAY, language="de", support_email="help@courses.example")
+    run_due_work(utcnow())
+    change = propose_plan_change(seller, order.id, "40.00", utcnow())
+    page = client.get(path_of(plan_change_link(settings(), change.id, order.id, "40.00")))
+    assert 'Fragen? Schreiben Sie an <a href="mailto:help@courses.example">help@courses.example</a>.' in page.text
+
+    _change, path = change_link(factories.seller("Bob Shop"), language="en")
+    assert 'Questions? Write to <a href="mailto:bob@example.com">bob@example.com</a>.' in client.get(path).text

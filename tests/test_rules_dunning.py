@@ -86,8 +86,8 @@ def test_each_card_failure_tells_the_customer_which_attempt_failed_and_when_the_
     [first] = factories.charge_due(T)
     factories.gateway_reports(first, T, "insufficient_funds")
 
-    [message] = Outbox.select()
-    assert (message.template, message.recipient) == ("payment_failed", "claire@example.com")
+    message = Outbox.get(Outbox.template == "payment_failed")
+    assert message.recipient == "claire@example.com"
     assert message.context["attempt"] == 1
     assert message.context["attempts_total"] == 3
     assert message.context["amount"] == "30.00"
@@ -104,7 +104,11 @@ def test_the_third_failure_interrupts_the_plan_and_no_later_installment_is_charg
     assert [a[:3] for a in attempts(order)] == [("automatic", n, "failed") for n in (1, 2, 3)]
     assert factories.charge_due(T + 400 * DAY) == []
     assert [i.status for i in order.installments.order_by(Installment.number)] == ["open", "scheduled", "scheduled"]
-    assert outbox_templates() == ["payment_failed", "payment_failed", "payment_failed", "seller_third_failure"]
+    assert outbox_templates() == [
+        *["payment_failed", "seller_payment_failed"] * 2,
+        "payment_failed",
+        "seller_third_failure",
+    ]
     seller_message = Outbox.get(Outbox.template == "seller_third_failure")
     assert seller_message.recipient == f"notify+{seller.id}@example.com"
     assert [f["code"] for f in seller_message.context["failures"]] == ["insufficient_funds"] * 3
@@ -229,7 +233,7 @@ def test_a_failed_renewal_lists_the_order_in_collections():
 
 
 def test_a_failed_customer_initiated_charge_leaves_the_automatic_schedule_as_it_was():
-    """R10: the customer's own charge on day 2 fails; attempt 2 is still due at T+7 d and nothing else moves."""
+    """R10: the customer's own charge on day 2 fails; attempt 2 is still due at T+7 d, only the seller hears."""
     order = factories.order(factories.seller(), anchor=T)
     [first] = factories.charge_due(T)
     factories.gateway_reports(first, T, "insufficient_funds")
@@ -242,7 +246,7 @@ def test_a_failed_customer_initiated_charge_leaves_the_automatic_schedule_as_it_
 
     assert attempts(order) == [*schedule, ("customer", 1, "failed", T + 2 * DAY)]
     assert Order.get_by_id(order.id).status == Order.ACTIVE
-    assert outbox_templates() == messages
+    assert outbox_templates() == [*messages, "seller_payment_failed"]
     [second] = factories.charge_due(T + 7 * DAY)
     assert second.idempotency_key == f"tranche-{order.id}-1-automatic-2"
 

@@ -83,7 +83,7 @@ def test_a_duplicate_failure_is_ignored_and_schedules_one_retry():
 
     assert note == "ignored: failure already recorded"
     assert statuses() == [(1, ChargeAttempt.FAILED), (2, ChargeAttempt.SCHEDULED)]
-    assert [m.template for m in Outbox.select()] == ["payment_failed"]
+    assert [m.template for m in Outbox.select()] == ["payment_failed", "seller_payment_failed"]
 
 
 def test_a_duplicate_success_is_ignored():
@@ -111,7 +111,9 @@ def test_one_notification_per_fact_even_when_every_report_comes_twice():
     attempts = [a.id for a in ChargeAttempt.select().order_by(ChargeAttempt.number)]
     installment = Installment.get(number=1)
     assert outbox_facts() == sorted(
-        [f"payment_failed:attempt-{a}" for a in attempts] + [f"seller_third_failure:installment-{installment.id}"]
+        [f"payment_failed:attempt-{a}" for a in attempts]
+        + [f"seller_payment_failed:attempt-{a}" for a in attempts[:2]]
+        + [f"seller_third_failure:installment-{installment.id}"]
     )
 
 

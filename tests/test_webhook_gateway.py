@@ -192,7 +192,12 @@ def test_a_success_arriving_after_a_failure_of_the_same_attempt_pays_the_install
         "paid",
         [(1, "succeeded", T), (2, "cancelled", T + dt.timedelta(days=7))],
     )
-    assert [m.template for m in Outbox.select().order_by(Outbox.id)] == ["payment_failed", "payment_recovered"]
+    assert [m.template for m in Outbox.select().order_by(Outbox.id)] == [
+        "payment_failed",
+        "seller_payment_failed",
+        "payment_recovered",
+        "seller_payment_recovered",
+    ]
 
 
 def test_a_failure_arriving_after_a_success_of_the_same_attempt_is_ignored(client):
