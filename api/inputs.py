@@ -60,17 +60,18 @@ def _value(data: dict, field: str, default=_MISSING):
 
 
 def text(data: dict, field: str, max_length: int = 200, default=_MISSING):
-    """A non-empty string, stripped, without control characters (NUL, line breaks, …)."""
+    """A non-empty string, stripped of spaces, without control characters (NUL, line breaks, …) anywhere."""
     value = _value(data, field, default)
     if value is default:
         return value
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput(field, f"{field} must be a non-empty string")
+    # Before stripping: a line break around a name is no more a typing slip than one inside it.
+    if (char := values.control_character(value)) is not None:
+        raise InvalidInput(field, f"{field} must not contain control characters (found U+{ord(char):04X})")
     value = value.strip()
     if len(value) > max_length:
         raise InvalidInput(field, f"{field} must be at most {max_length} characters")
-    if (char := values.control_character(value)) is not None:
-        raise InvalidInput(field, f"{field} must not contain control characters (found U+{ord(char):04X})")
     return value
 
 

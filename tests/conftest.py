@@ -101,12 +101,16 @@ class Inbox:
         return [m for m in self.messages if m["To"] == address]
 
 
-@pytest.fixture
-def inbox(monkeypatch):
-    handler = Inbox()
+def serve_smtp(handler: Inbox, monkeypatch):
+    """Run `handler` as a real SMTP server on a free port, with SMTP_URL pointing at it, for one test."""
     port = free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
     monkeypatch.setenv("SMTP_URL", f"smtp://127.0.0.1:{port}")
     yield handler
     controller.stop()
+
+
+@pytest.fixture
+def inbox(monkeypatch):
+    yield from serve_smtp(Inbox(), monkeypatch)

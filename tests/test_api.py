@@ -484,6 +484,7 @@ def test_orders_are_found_by_id_partial_name_and_invoice_only_among_ones_own(cli
         ({"q": " "}, "q"),
         ({"q": "#"}, "q"),
         ({"q": "Claire\x00"}, "q"),
+        ({"q": "\n0"}, "q"),
         ({"limit": "0"}, "limit"),
         ({"limit": "101"}, "limit"),
         ({"limit": "ten"}, "limit"),

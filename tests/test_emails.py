@@ -8,7 +8,6 @@ from email import message_from_bytes, policy
 
 import pytest
 import requests
-from aiosmtpd.controller import Controller
 
 from billing.collections import hand_to_collections
 from billing.plans import start_due_installments
@@ -18,7 +17,7 @@ from jobs.work import charge, process_event, run_due_work, send_due_messages
 from models import GatewayEvent, Outbox, SandboxCharge, SlackLink
 from pages.tokens import CARD_UPDATE, LinkExpired, verify
 from tests import factories
-from tests.conftest import Inbox, free_port
+from tests.conftest import Inbox, free_port, serve_smtp
 
 T = dt.datetime(2026, 5, 1, 8, 0, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)
@@ -234,13 +233,7 @@ class HangingUpInbox(Inbox):
 
 @pytest.fixture
 def hanging_up_inbox(monkeypatch):
-    handler = HangingUpInbox()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    monkeypatch.setenv("SMTP_URL", f"smtp://127.0.0.1:{port}")
-    yield handler
-    controller.stop()
+    yield from serve_smtp(HangingUpInbox(), monkeypatch)
 
 
 def test_a_message_the_server_accepted_before_dropping_the_connection_is_recorded_sent_and_not_resent(
