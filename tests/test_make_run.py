@@ -48,11 +48,12 @@ def refused_run(env: dict) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "run.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=20)
 
 
-def test_run_py_loads_the_demo_serves_the_app_and_stops_everything_on_ctrl_c():
+def test_run_py_loads_the_demo_serves_the_app_and_stops_everything_on_ctrl_c(tmp_path):
     """`make run`'s launcher: first start loads the demo, the Procfile's processes serve, Ctrl-C stops them all."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with launched(run_env(port)) as (_, lines):
+    # A folder of its own: a developer's `make run` in var/ holds var/run.lock, and this run would be refused.
+    with launched(run_env(port, TRANCHE_VAR=str(tmp_path))) as (_, lines):
         health = requests.get(f"{url}/healthz", timeout=5)
     output = "".join(lines)
 
