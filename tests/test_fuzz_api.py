@@ -5,6 +5,7 @@ an unknown field) gets a 4xx; a 4xx changes no row of any table.
 """
 
 import datetime as dt
+from decimal import Decimal
 from urllib.parse import quote, urlencode
 
 from hypothesis import example, given
@@ -195,7 +196,7 @@ def orders(draw):
         body,
         "amount",
         st.just("30.00"),
-        odd=st.from_regex(AMOUNT_PATTERN).filter(lambda a: float(a) > 0),
+        odd=st.from_regex(AMOUNT_PATTERN).filter(lambda a: Decimal(a) > 0),
         bad=BAD_ORDER_AMOUNTS | st.just(MISSING),
     )
     draft.put(body, "currency", st.just(MISSING), odd=st.sampled_from(["EUR", "USD", "GBP", "CHF"]), bad=BAD_CURRENCIES)
@@ -332,8 +333,9 @@ def plan_changes(draw):
         body,
         "amount",
         st.just("40.00"),
-        odd=st.from_regex(AMOUNT_PATTERN).filter(lambda a: 2 <= float(a) and float(a) != 30) | st.just(40),
-        bad=BAD_ORDER_AMOUNTS | st.sampled_from(["30.00", "30", "1.99", "2", MISSING]),
+        # 2.00 is the least a plan change may set (R3): "2" is allowed, "1.99" is not.
+        odd=st.from_regex(AMOUNT_PATTERN).filter(lambda a: Decimal(a) >= 2 and Decimal(a) != 30) | st.just(40),
+        bad=BAD_ORDER_AMOUNTS | st.sampled_from(["30.00", "30", "1.99", "1", MISSING]),
     )
     # The order has 3 monthly installments: the same values are odd, other ones are refused saying so.
     draft.put(
