@@ -3,10 +3,10 @@
 from flask import Flask, Response, g, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from jobs import database, redis_connection
 from models import db
 from pages.rendering import render
 from pages.tokens import HIDE_LINK_TOKENS
+from runtime import database, redis_connection
 
 ABOUT = (
     "Tranche keeps the installment plans and subscriptions of digital-product sellers paid: it charges each "

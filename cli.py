@@ -1,43 +1,24 @@
 """The `flask …` commands for operators: sellers, the tick, demo data, migrations, unmatched events."""
 
 import datetime as dt
-import hashlib
-import secrets
 from zoneinfo import available_timezones
 
 import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from billing.sellers import DEFAULT_TIMEZONE, create_seller
 from billing.values import control_character
+from bot.cli import slack
+from demo import demo_command
 from i18n import DEFAULT_LANGUAGE, LANGUAGES
-from jobs import utcnow
 from jobs.work import NotReplayable, replay_event, run_due_work
-from models import GatewayEvent, Seller
+from models import GatewayEvent
+from runtime import utcnow
 
 sellers = AppGroup("sellers", help="Manage sellers.")
 events = AppGroup("events", help="Inspect gateway events.")
 db_group = AppGroup("db", help="Database schema.")
-
-
-def hash_api_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def create_seller(
-    name: str, email: str, now: dt.datetime, language: str = DEFAULT_LANGUAGE, timezone: str = "Europe/Berlin"
-) -> tuple[Seller, str]:
-    """A seller and its API key, shown once: only its hash is stored."""
-    key = f"tr_{secrets.token_urlsafe(32)}"
-    seller = Seller.create(
-        name=name,
-        email=email,
-        language=language,
-        timezone=timezone,
-        api_key_hash=hash_api_key(key),
-        created_at=now,
-    )
-    return seller, key
 
 
 def _plain_text(_ctx, param, value: str) -> str:
@@ -65,7 +46,7 @@ def _time_zone(_ctx, _param, value: str) -> str:
 )
 @click.option(
     "--timezone",
-    default="Europe/Berlin",
+    default=DEFAULT_TIMEZONE,
     show_default=True,
     callback=_time_zone,
     help="The seller's IANA time zone: emails and Slack show times in it.",
@@ -140,8 +121,5 @@ def db_upgrade():
 
 
 def register_commands(app: Flask) -> None:
-    from bot.cli import slack
-    from demo import demo_command  # imported here: demo.py builds on create_seller above
-
     for command in (sellers, events, db_group, tick_command, demo_command, slack):
         app.cli.add_command(command)

@@ -22,11 +22,11 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from billing.collections import hand_to_collections
 from billing.plans import create_order
-from cli import create_seller
+from billing.sellers import create_seller
 from gateways import get_gateway
-from jobs import queue, redis_connection, settings, utcnow
 from jobs.work import run_due_work
 from models import ChargeAttempt, Customer, Installment, Order, Product, Seller
+from runtime import queue, redis_connection, settings, utcnow
 
 DEMO_EMAIL = "demo@example.com"
 DAY = dt.timedelta(days=1)

@@ -133,9 +133,9 @@ def prepare() -> str | None:
     """Upgrade the schema; on the first start (no seller yet), load and show the demo, and return its API key."""
     from app import create_app
     from demo import load_demo
-    from jobs import utcnow
     from migrations import upgrade
     from models import Seller, db
+    from runtime import utcnow
 
     app = create_app()
     with db.connection_context():

@@ -7,11 +7,12 @@ from flask import g, jsonify, request
 from api import bp, inputs, serialize
 from billing import collections, dunning, plan_changes, plans, search
 from billing.errors import InvalidInput, NotYourOrder, OrderNotFound, Refused
+from billing.sellers import seller_by_api_key
 from bot.linking import install_link, oauth_enabled
-from cli import hash_api_key
 from gateways import PaymentMethodRejected, get_gateway
-from jobs import enqueue_after_commit, settings, utcnow, work
-from models import Customer, Product, Seller, transaction
+from jobs import work
+from models import Customer, Product, transaction
+from runtime import enqueue_after_commit, settings, utcnow
 
 LANGUAGES = ("fr", "de", "en")
 PUBLIC_ENDPOINTS = {"api.openapi_document"}
@@ -28,7 +29,7 @@ def authenticate():
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
     seller = None
     if scheme.lower() == "bearer" and key.strip():
-        seller = Seller.get_or_none(Seller.api_key_hash == hash_api_key(key.strip()))
+        seller = seller_by_api_key(key.strip())
     if seller is None:
         response, status = _error(401, "unauthorized", "Send your API key as 'Authorization: Bearer <key>'.")
         response.headers["WWW-Authenticate"] = 'Bearer realm="tranche"'

@@ -32,8 +32,8 @@ def prepare(orders: int) -> list[tuple[str, str]]:
     """A seller linked to the workspace, `orders` active card orders and as many interrupted ones; the commands
     to send, as (command, text)."""
     from bot.linking import link_workspace
-    from jobs import utcnow
     from models import db
+    from runtime import utcnow
     from tests import factories
 
     start_at = utcnow() - dt.timedelta(days=20)

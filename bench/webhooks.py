@@ -171,10 +171,10 @@ class Inbox:
 def prepare(batches: int, size: int) -> list[list[dict]]:
     """`batches` × `size` orders whose first attempt is in flight; for each, its event and its customer."""
     from billing import charging, plans
-    from cli import create_seller
+    from billing.sellers import create_seller
     from gateways.sandbox import SandboxGateway
-    from jobs import settings, utcnow
     from models import Customer, Order, Product, db
+    from runtime import settings, utcnow
 
     now = utcnow()
     declined = SandboxGateway(settings().public_url, settings().gateway_webhook_secret).tokenize_card(
@@ -237,7 +237,7 @@ def signed(events: list[dict]) -> list[tuple]:
     """Requests for POST /webhooks/gateway, signed now (the webhook refuses signatures older than 5 minutes)."""
     from standardwebhooks import Webhook
 
-    from jobs import settings
+    from runtime import settings
 
     signer, now = Webhook(settings().gateway_webhook_secret), dt.datetime.now(dt.UTC)
     return [
@@ -346,9 +346,9 @@ class CpuMeter:
 
 def reset() -> None:
     """Migrate, then empty the tables and the bench's Redis database."""
-    from jobs import database, redis_connection
     from migrations import upgrade
     from models import MODELS, db
+    from runtime import database, redis_connection
 
     database()
     with db.connection_context():

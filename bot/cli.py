@@ -4,8 +4,8 @@ import click
 from flask.cli import AppGroup
 
 from bot.linking import WorkspaceTaken, install_link, link_workspace, oauth_enabled
-from jobs import settings, utcnow
 from models import Seller
+from runtime import settings, utcnow
 
 slack = AppGroup("slack", help="Link sellers to Slack workspaces.")
 

@@ -20,8 +20,8 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.oauth.installation_store import Bot, Installation, InstallationStore
 from slack_sdk.oauth.state_store import OAuthStateStore
 
-from jobs import utcnow
 from models import Seller, SlackInstallation, SlackInstallGrant, SlackLink, db, transaction
+from runtime import utcnow
 
 INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"

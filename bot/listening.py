@@ -12,8 +12,8 @@ from billing.values import identifier
 from bot.blocks import usage
 from bot.once import first_time
 from bot.parsing import Malformed
-from jobs import utcnow
 from models import Order, Seller, db
+from runtime import utcnow
 
 logger = logging.getLogger(__name__)
 SOMETHING_WENT_WRONG = (

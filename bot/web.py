@@ -6,7 +6,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.bolt import bolt_app
 from bot.linking import INSTALL_PATH, REDIRECT_PATH
-from jobs import settings
+from runtime import settings
 
 bp = Blueprint("slack", __name__)
 

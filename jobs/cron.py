@@ -6,7 +6,7 @@ what the database says is due into jobs, and every job claims its row before it 
 
 from rq import cron
 
-from jobs import QUEUE
 from jobs.work import tick
+from runtime import QUEUE
 
 cron.register(tick, QUEUE, interval=60, result_ttl=0)

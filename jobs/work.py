@@ -14,9 +14,9 @@ from bot.delivery import deliver_slack_message
 from bot.once import forget_old_requests
 from emails import deliver_message
 from gateways import get_gateway
-from jobs import database, enqueue_after_commit, queue, redis_connection, settings, utcnow
 from jobs.partner import post_to_partner
 from models import CollectionCase, GatewayEvent, Outbox, lock, transaction
+from runtime import database, enqueue_after_commit, queue, redis_connection, settings, utcnow
 from webhooks.events import parse_outcome
 
 CLAIM = dt.timedelta(minutes=5)

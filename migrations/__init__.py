@@ -4,7 +4,7 @@ from pathlib import Path
 
 from playhouse.migrations import Runner
 
-from jobs import database
+from runtime import database
 
 DIRECTORY = Path(__file__).parent
 

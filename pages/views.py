@@ -19,19 +19,19 @@ from billing.plan_changes import (
     first_due_at,
 )
 from billing.plans import PaymentMethod
+from billing.sellers import DEFAULT_TIMEZONE
 from billing.values import identifier
 from gateways import PaymentMethodRejected, get_gateway
 from i18n import DEFAULT_LANGUAGE, LANGUAGES, Formats, language_of
-from jobs import enqueue_after_commit, settings, utcnow
 from jobs.work import charge, send_due_messages
 from models import ChargeAttempt, Installment, Order, PlanChange
 from pages import forms
 from pages.rendering import N_, render
 from pages.tokens import CARD_UPDATE, PLAN_CHANGE, LinkExpired, LinkInvalid, form_token, form_token_valid, verify
+from runtime import enqueue_after_commit, settings, utcnow
 
 bp = Blueprint("pages", __name__, static_folder="static", static_url_path="/pages/static")
 
-DEFAULT_TIMEZONE = "Europe/Berlin"
 # A page waiting for the gateway's answer reloads itself this often (seconds).
 REFRESH_EVERY = 3
 FAILURE_REASONS = {

@@ -39,9 +39,9 @@ from aiosmtpd.controller import Controller  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
 from app import create_app  # noqa: E402
-from jobs import redis_connection  # noqa: E402
 from migrations import upgrade  # noqa: E402
 from models import MODELS, db  # noqa: E402
+from runtime import redis_connection  # noqa: E402
 from tests.slack_api import slack, slack_api_server  # noqa: E402, F401 (the Slack tests' fixtures)
 
 UTC = dt.UTC

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from billing.charging import Outcome, apply_outcome, claim_attempt, due_attempts
 from billing.plans import PaymentMethod, create_order, start_due_installments
-from cli import create_seller
+from billing.sellers import create_seller
 from gateways.sandbox import SandboxGateway
 from models import Customer, Product
 

@@ -19,8 +19,8 @@ from decimal import Decimal
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
-from jobs import redis_connection
 from models import MODELS, db
+from runtime import redis_connection
 from tests.test_pages_links import snapshot
 
 settings.register_profile(

@@ -13,9 +13,9 @@ from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 
 from api.openapi import DOCUMENT
-from jobs import utcnow
 from jobs.work import run_due_work
 from models import CollectionCase, Customer, Order, Product, Seller
+from runtime import utcnow
 from tests import factories
 
 FIXTURES = Path(__file__).parent / "fixtures" / "api"

@@ -10,9 +10,9 @@ from rq import SimpleWorker
 from standardwebhooks import Webhook
 
 from billing.collections import hand_to_collections
-from jobs import queue, redis_connection, settings
 from jobs.work import deliver_handoff, run_due_work, tick
 from models import CollectionCase
+from runtime import queue, redis_connection, settings
 from tests import factories
 
 T = dt.datetime(2026, 5, 1, 8, 0, tzinfo=dt.UTC)

@@ -1,6 +1,6 @@
 import re
 
-from cli import hash_api_key
+from billing.sellers import hash_api_key
 from models import ChargeAttempt, CollectionCase, Installment, Order, Seller
 
 

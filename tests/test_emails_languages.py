@@ -14,9 +14,9 @@ import pytest
 from billing.collections import hand_to_collections
 from billing.dunning import renew_plan
 from billing.plan_changes import confirm_plan_change, decline_plan_change, propose_plan_change
-from jobs import settings
 from jobs.work import run_due_work, send_due_messages
 from pages.tokens import CARD_UPDATE, PLAN_CHANGE, verify
+from runtime import settings
 from tests import factories
 
 ROOT = Path(__file__).resolve().parents[1]

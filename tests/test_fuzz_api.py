@@ -12,7 +12,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from billing.plans import MAX_INSTALLMENTS
-from jobs import utcnow
+from runtime import utcnow
 from tests import factories
 from tests.fuzzing import (
     BAD_AMOUNTS,

@@ -10,8 +10,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from billing.plan_changes import propose_plan_change
-from jobs import settings, utcnow
 from pages.tokens import FORM, form_token, plan_change_link, sign
+from runtime import settings, utcnow
 from tests import factories
 from tests.fuzzing import (
     CONTROL,

@@ -13,9 +13,9 @@ import json
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from jobs import settings
 from jobs.work import process_received_events
 from models import GatewayEvent
+from runtime import settings
 from tests import factories
 from tests.fuzzing import (
     BAD_AMOUNTS,

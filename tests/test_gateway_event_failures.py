@@ -2,9 +2,9 @@
 
 import datetime as dt
 
-from jobs import utcnow
 from jobs.work import EVENT_RETRIES, run_due_work
 from models import GatewayEvent, Outbox
+from runtime import utcnow
 from tests.test_webhook_gateway import (
     EXPECTED_AFTER_FIXTURE,
     MALFORMED,

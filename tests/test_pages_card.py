@@ -6,9 +6,9 @@ import re
 import pytest
 
 from i18n import Formats
-from jobs import utcnow
 from jobs.work import run_due_work
 from models import ChargeAttempt, Installment, Order, Outbox, SlackLink
+from runtime import utcnow
 from tests import factories
 from tests.test_pages_confirm import form_token_in, work_the_queue
 from tests.test_pages_links import card_link, failed_card_order, interrupted_order, listed_order, snapshot

@@ -8,8 +8,8 @@ from rq import SimpleWorker
 
 from billing.plan_changes import first_due_at
 from i18n import Formats
-from jobs import queue, redis_connection
 from models import Installment, Order, Outbox, PlanChange
+from runtime import queue, redis_connection
 from tests import factories
 from tests.test_pages_links import change_link, snapshot
 

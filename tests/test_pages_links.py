@@ -10,7 +10,6 @@ import pytest
 from billing.card_updates import update_card_and_charge
 from billing.collections import hand_to_collections
 from billing.plan_changes import confirm_plan_change, decline_plan_change, expire_plan_changes, propose_plan_change
-from jobs import settings, utcnow
 from jobs.work import run_due_work
 from models import MODELS, Order
 from pages.tokens import (
@@ -23,6 +22,7 @@ from pages.tokens import (
     sign,
     verify,
 )
+from runtime import settings, utcnow
 from tests import factories
 
 DAY = dt.timedelta(days=1)

@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 
 from bot.linking import link_workspace
-from jobs import queue, redis_connection, utcnow
 from jobs.work import run_due_work
 from models import ChargeAttempt, CollectionCase, Order, Outbox, PlanChange
+from runtime import queue, redis_connection, utcnow
 from tests import factories
 from tests.slack_api import (
     CHANNEL,
@@ -22,7 +22,7 @@ from tests.slack_api import (
     wait_until,
 )
 
-# The adapter takes the time from the clock (jobs.utcnow): orders start 20 days ago, so the first installment is
+# The adapter takes the time from the clock (runtime.utcnow): orders start 20 days ago, so the first installment is
 # due and the second is not, whatever the day the suite runs.
 T = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=20)
 RETRY = {"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}

@@ -9,9 +9,9 @@ import pytest
 from billing import plan_changes
 from billing.card_updates import update_card_and_charge
 from bot.linking import link_workspace
-from jobs import queue, utcnow
 from jobs.work import charge, run_due_work, send_due_messages
 from models import Order, Outbox, SlackLink
+from runtime import queue, utcnow
 from tests import factories
 from tests.slack_api import (
     BOT_TOKEN,

@@ -10,9 +10,9 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.linking import link_workspace
 from bot.once import first_time
-from jobs import queue
 from jobs.work import tick
 from models import ChargeAttempt, PlanChange, SlackRequest
+from runtime import queue
 from tests import factories
 from tests.slack_api import CHANNEL, SIGNING_SECRET, TEAM, click, command, fixture, signed_post, wait_until
 

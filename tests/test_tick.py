@@ -11,9 +11,9 @@ from rq import SimpleWorker
 
 from billing import charging, plans
 from gateways.sandbox import SandboxGateway
-from jobs import queue, redis_connection, settings
 from jobs.work import EVENTS_WAITING, charge, run_due_work, tick
 from models import ChargeAttempt, GatewayEvent, SandboxCharge, lock, transaction
+from runtime import queue, redis_connection, settings
 from tests import factories
 from tests.conftest import ROOT, free_port
 

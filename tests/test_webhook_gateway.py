@@ -13,9 +13,9 @@ import requests
 from standardwebhooks import Webhook
 
 from billing import charging, plans
-from jobs import queue, redis_connection, settings
 from jobs.work import run_due_work
 from models import ChargeAttempt, CollectionCase, GatewayEvent, Installment, Order, Outbox
+from runtime import queue, redis_connection, settings
 from tests import factories
 from tests.conftest import free_port
 

@@ -8,9 +8,9 @@ from redis.exceptions import RedisError
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from jobs import database, settings, utcnow
 from jobs.work import wake_event_processor
 from models import GatewayEvent, transaction
+from runtime import database, settings, utcnow
 from webhooks.events import InvalidEvent, checked_text, event_text, parse_outcome
 
 bp = Blueprint("webhooks", __name__)

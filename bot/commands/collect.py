@@ -6,7 +6,8 @@ The command only shows what would be handed off; the button, behind Slack's conf
 from billing import collections
 from bot import blocks, parsing
 from bot.listening import check_may_act, find_order, register_button, register_command, say, seller
-from jobs import enqueue_after_commit, utcnow, work
+from jobs import work
+from runtime import enqueue_after_commit, utcnow
 
 
 def register(app) -> None:

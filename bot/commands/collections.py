@@ -4,7 +4,7 @@ from billing.collections import collections_list
 from bot import blocks
 from bot.listening import register_command, say, seller
 from bot.parsing import Malformed
-from jobs import utcnow
+from runtime import utcnow
 
 
 def register(app) -> None:

@@ -6,7 +6,7 @@ from billing import search
 from bot import blocks
 from bot.listening import register_command, say, seller
 from bot.parsing import Malformed
-from jobs import utcnow
+from runtime import utcnow
 
 # Each order is a card of a few blocks; Slack takes 50 blocks per message.
 SHOWN = 5

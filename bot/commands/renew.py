@@ -8,8 +8,9 @@ from billing import dunning
 from bot import blocks, parsing
 from bot.delivery import await_outcome
 from bot.listening import check_may_act, find_order, register_button, register_command, say, seller
-from jobs import enqueue_after_commit, utcnow, work
+from jobs import work
 from models import ChargeAttempt, Order
+from runtime import enqueue_after_commit, utcnow
 
 
 def register(app) -> None:

@@ -15,8 +15,9 @@ from billing.errors import BillingError, NotYourOrder, OrderNotFound, Refused
 from bot import blocks, parsing
 from bot.listening import find_order, in_background, register_button, register_command, say, seller
 from bot.once import first_time, forget
-from jobs import enqueue_after_commit, utcnow, work
+from jobs import work
 from models import Order, PlanChange, Seller, db
+from runtime import enqueue_after_commit, utcnow
 
 
 def register(app) -> None:
