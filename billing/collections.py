@@ -7,11 +7,8 @@ from decimal import Decimal
 from billing import notifications
 from billing.errors import Refused
 from billing.plans import seller_order
+from billing.retries import DELIVERY_RETRIES
 from models import ChargeAttempt, CollectionCase, Installment, Order, Seller, transaction
-
-# Partner deliveries back off 1, 2, 4 … minutes, at most an hour apart, and never give up.
-FIRST_DELIVERY_RETRY = dt.timedelta(minutes=1)
-LONGEST_DELIVERY_RETRY = dt.timedelta(hours=1)
 
 
 def list_in_collections(order: Order, reason: str, now: dt.datetime) -> None:
@@ -142,9 +139,8 @@ def record_handoff_delivery(case: CollectionCase, error: str | None, now: dt.dat
             CollectionCase.id == case.id
         ).execute()
         return
-    delay = min(FIRST_DELIVERY_RETRY * 2 ** min(case.delivery_attempts, 10), LONGEST_DELIVERY_RETRY)
     CollectionCase.update(
         delivery_attempts=CollectionCase.delivery_attempts + 1,
-        next_delivery_at=now + delay,
+        next_delivery_at=DELIVERY_RETRIES.next_try(case.delivery_attempts + 1, now),
         last_delivery_error=error[:2000],
     ).where(CollectionCase.id == case.id).execute()

@@ -10,12 +10,11 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.webhook import WebhookClient
 
+from billing.retries import DELIVERY_RETRIES
 from bot import blocks
 from bot.linking import api_url, bot_token, installation_store, slack_enabled
 from models import Order, Outbox, SlackLink, SlackMessage, transaction
 
-FIRST_RETRY = dt.timedelta(minutes=1)
-LONGEST_RETRY = dt.timedelta(hours=1)
 SETTLE = "slack_update"  # the outbox template that updates an earlier message in place
 # Messages whose buttons (renew, hand off) stay useful until the order's outcome is known.
 ACTIONABLE = ("slack_third_failure", "slack_sepa_failed", "slack_renewal_failed")
@@ -157,10 +156,11 @@ def deliver_slack_message(message_id: int, settings, now: dt.datetime) -> bool:
         delay = getattr(error, "delay", None)
         if isinstance(error, SlackApiError) and error.response.status_code == 429:
             delay = _retry_after(error.response.headers)
-        backoff = min(FIRST_RETRY * 2 ** min(message.attempts - 1, 10), LONGEST_RETRY)
-        Outbox.update(claimed_until=None, next_try_at=now + (delay or backoff), last_error=str(error)[:2000]).where(
-            Outbox.id == message_id
-        ).execute()
+        Outbox.update(
+            claimed_until=None,
+            next_try_at=now + delay if delay else DELIVERY_RETRIES.next_try(message.attempts, now),
+            last_error=str(error)[:2000],
+        ).where(Outbox.id == message_id).execute()
         return False
     # Updated at once, not at the next tick: the outcome is known now, so no stale button should stay.
     for update in updates:

@@ -18,14 +18,13 @@ from urllib.parse import unquote, urlsplit
 import css_inline
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from billing.retries import DELIVERY_RETRIES
 from i18n import Formats, language_of, translations
 from models import Outbox
 from pages.tokens import card_update_link, plan_change_link
 
 TEMPLATES = Path(__file__).parent / "templates"
 DOMAIN = "emails"
-# A failed send is tried again 1, 2, 4 … minutes later, at most an hour apart.
-LONGEST_RETRY = dt.timedelta(hours=1)
 # Mail clients drop <style> blocks or ignore them: every rule is written into the elements' style attributes.
 # Nothing is fetched from the network while rendering.
 _inliner = css_inline.CSSInliner(load_remote_stylesheets=False)
@@ -202,9 +201,10 @@ def deliver_message(message_id: int, settings, now: dt.datetime) -> bool:
     try:
         _send(render(message, settings), settings, accepted=lambda: _record_sent(message_id, now))
     except (OSError, smtplib.SMTPException) as error:
-        delay = min(dt.timedelta(minutes=1) * 2 ** min(message.attempts - 1, 10), LONGEST_RETRY)
-        Outbox.update(claimed_until=None, next_try_at=now + delay, last_error=str(error)[:2000]).where(
-            Outbox.id == message_id
-        ).execute()
+        Outbox.update(
+            claimed_until=None,
+            next_try_at=DELIVERY_RETRIES.next_try(message.attempts, now),
+            last_error=str(error)[:2000],
+        ).where(Outbox.id == message_id).execute()
         return False
     return True

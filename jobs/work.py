@@ -4,12 +4,12 @@ import datetime as dt
 import os
 import socket
 import time
-from dataclasses import dataclass
 
 from rq import SimpleWorker, Worker
 from rq.executions import Execution
 
 from billing import charging, collections, plan_changes, plans
+from billing.retries import Backoff
 from bot.delivery import deliver_slack_message
 from bot.once import forget_old_requests
 from emails import deliver_message
@@ -27,23 +27,9 @@ EVENTS_WAITING = "tranche:events-waiting"
 BATCH = 500
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How many times a failing piece of work is tried in all, and how long the first wait is (then doubled)."""
-
-    tries: int
-    first_delay: dt.timedelta
-
-    def next_try(self, failures: int, now: dt.datetime) -> dt.datetime | None:
-        """When to try again after `failures` failed tries; None once the bound is reached."""
-        if failures >= self.tries:
-            return None
-        return now + self.first_delay * 2 ** (failures - 1)
-
-
 # A failing event is tried five times, 1, 2, 4 and 8 minutes apart: long enough to outlast a database
 # restart or a deploy, short enough that a payment is not left unapplied for long; then an operator decides.
-EVENT_RETRIES = RetryPolicy(tries=5, first_delay=dt.timedelta(minutes=1))
+EVENT_RETRIES = Backoff(first=dt.timedelta(minutes=1), tries=5)
 
 
 def tick(at: str | None = None) -> None:

@@ -43,7 +43,7 @@ def test_a_poison_event_ahead_of_a_valid_one_fails_alone_and_is_retried_with_bac
     assert (poison.status, poison.tries) == ("failed", 1)
     assert poison.note.startswith("InvalidEvent: data.occurred_at must lie from 2000")
     for failures in range(2, EVENT_RETRIES.tries + 1):
-        delay = EVENT_RETRIES.first_delay * 2 ** (failures - 2)
+        delay = EVENT_RETRIES.first * 2 ** (failures - 2)
         assert before + delay <= poison.next_try_at <= after + delay
         run_due_work(poison.next_try_at - dt.timedelta(seconds=1))
         assert GatewayEvent.get_by_id(poison.id).tries == failures - 1  # not before its time
