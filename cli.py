@@ -8,7 +8,7 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from billing.sellers import DEFAULT_TIMEZONE, create_seller
-from billing.values import control_character
+from billing.values import EARLIEST, LATEST, control_character, identifier, time_in_range
 from bot.cli import slack
 from demo import demo_command
 from i18n import DEFAULT_LANGUAGE, LANGUAGES
@@ -64,7 +64,17 @@ def _parse_at(_ctx, _param, value):
         at = dt.datetime.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not an ISO 8601 time, e.g. 2026-12-01T09:00:00+01:00") from None
-    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+    at = at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+    if not time_in_range(at):
+        raise click.BadParameter(f"{value!r} lies outside {EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d}, the rules' range")
+    return at
+
+
+def _event_id(_ctx, _param, value: str) -> int:
+    number = identifier(value)
+    if number is None:
+        raise click.BadParameter(f"{value!r} is not an event id (a positive whole number, as `events failed` shows)")
+    return number
 
 
 @click.command("tick")
@@ -99,7 +109,7 @@ def events_failed():
 
 
 @events.command("replay")
-@click.argument("event_id", type=click.IntRange(min=1))
+@click.argument("event_id", callback=_event_id)
 def events_replay(event_id):
     """Apply a failed gateway event now, once."""
     try:

@@ -2,6 +2,8 @@
 
 import datetime as dt
 
+import pytest
+
 from jobs.work import EVENT_RETRIES, run_due_work
 from models import GatewayEvent, Outbox
 from runtime import utcnow
@@ -94,3 +96,10 @@ def test_replaying_an_unknown_event_says_so(runner):
     """An id no event has gets a clear message and changes nothing."""
     result = runner.invoke(args=["events", "replay", "987654"])
     assert result.exit_code == 1 and "no gateway event 987654" in result.output
+
+
+@pytest.mark.parametrize("event_id", ["99999999999999999999", "٣", "²", "0"])
+def test_replaying_an_id_no_event_could_have_is_a_usage_error(runner, event_id):
+    """Past a 64-bit id (an overflow on SQLite before) or in other digits: click's usage error, nothing run."""
+    result = runner.invoke(args=["events", "replay", event_id])
+    assert result.exit_code == 2 and "is not an event id" in result.output

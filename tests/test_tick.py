@@ -202,3 +202,10 @@ def test_a_worker_killed_mid_job_holds_the_tick_back_seconds_at_most_and_its_wor
     assert time.monotonic() - started < 10
     assert GatewayEvent.get().status == "processed"
     assert attempts() == [(1, "failed", T), (2, "scheduled", T + 7 * DAY)]
+
+
+@pytest.mark.parametrize("at", ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00", "2200-01-01T00:00:00"])
+def test_flask_tick_refuses_a_time_the_rules_cannot_add_days_to(runner, at):
+    """A usage error naming the range, instead of an overflow halfway through the tick."""
+    result = runner.invoke(args=["tick", "--at", at])
+    assert result.exit_code == 2 and "the rules' range" in result.output
