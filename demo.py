@@ -136,7 +136,7 @@ def load_demo(app: Flask, now: dt.datetime) -> Demo:
         _replay(seller, until=now)
         for order, spec in orders:
             if spec.hand_off:
-                hand_to_collections(seller, order.id, now)
+                hand_to_collections(order, now)
         run_due_work(now)
     return Demo(seller, api_key, [(order, spec.story) for order, spec in orders])
 

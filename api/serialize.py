@@ -5,14 +5,11 @@ answer that carries times names the seller's time zone so clients can show local
 """
 
 import datetime as dt
-from collections import defaultdict
 
-from billing.collections import case_debt
-from billing.plan_changes import first_due_at, pending_change
-from billing.plans import SUBSCRIPTION, coming_due_dates
-from models import ChargeAttempt, CollectionCase, Installment, Order, PlanChange, Product
-
-COMING_INSTALLMENTS = 3
+from billing.collections import Debt, case_debt
+from billing.orders import OrderView
+from billing.plan_changes import first_due_at
+from models import ChargeAttempt, CollectionCase, Order, PlanChange, Product
 
 
 def utc(value: dt.datetime | None) -> str | None:
@@ -70,12 +67,8 @@ def attempt(row: ChargeAttempt) -> dict:
     }
 
 
-def collection_state(case: CollectionCase | None, now: dt.datetime) -> dict | None:
-    """None while Tranche still collects by itself; else listed with its open debt now, or handed off (when,
-    what, how much)."""
-    if case is None:
-        return None
-    debt = case_debt(case, now)
+def collection_state(case: CollectionCase, debt: Debt) -> dict:
+    """Listed with its open debt now, or handed off (when, what, how much)."""
     return {
         "state": "listed" if case.handed_off_at is None else "handed_off",
         "reason": case.reason,
@@ -88,7 +81,7 @@ def collection_state(case: CollectionCase | None, now: dt.datetime) -> dict | No
 
 
 def collection_entry(case: CollectionCase, now: dt.datetime) -> dict:
-    return {"order": order_summary(case.order), "collection": collection_state(case, now)}
+    return {"order": order_summary(case.order), "collection": collection_state(case, case_debt(case, now))}
 
 
 def renewal(row: ChargeAttempt, timezone: str) -> dict:
@@ -98,36 +91,6 @@ def renewal(row: ChargeAttempt, timezone: str) -> dict:
         "attempt": attempt(row),
         "timezone": timezone,
     }
-
-
-def _next_attempt(order: Order, installments: list[Installment], attempts: dict) -> dict | None:
-    """The earliest scheduled attempt; while nothing is being charged, an active plan's next installment."""
-    scheduled = [
-        (a.due_at, i.number, a.number, a.kind)
-        for i in installments
-        for a in attempts[i.id]
-        if a.status == ChargeAttempt.SCHEDULED
-    ]
-    if not scheduled and order.status == Order.ACTIVE and all(i.status != Installment.OPEN for i in installments):
-        # Its first attempt is written only when the installment falls due (R2), but it is known now.
-        scheduled = [
-            (i.due_at, i.number, 1, ChargeAttempt.AUTOMATIC) for i in installments if i.status == Installment.SCHEDULED
-        ]
-    if not scheduled:
-        return None
-    due_at, installment, number, kind = min(scheduled)
-    return {"installment": installment, "number": number, "kind": kind, "due_at": utc(due_at)}
-
-
-def _coming_installments(order: Order, installments: list[Installment]) -> list[dict] | None:
-    """A subscription's next due dates past the installments it already has (none once it stopped)."""
-    if order.plan != SUBSCRIPTION:
-        return None
-    if order.status != Order.ACTIVE:
-        return []
-    last = installments[-1].number if installments else 0
-    dates = coming_due_dates(order, last, COMING_INSTALLMENTS)
-    return [{"number": last + n, "due_at": utc(due)} for n, due in enumerate(dates, start=1)]
 
 
 def plan_change(change: PlanChange) -> dict:
@@ -143,42 +106,38 @@ def plan_change(change: PlanChange) -> dict:
     }
 
 
-def _change_or_none(change: PlanChange | None) -> dict | None:
-    return plan_change(change) if change else None
-
-
-def order(row: Order, now: dt.datetime) -> dict:
-    """The whole order: its schedule with every attempt, what comes next, and where its debt stands."""
-    installments = list(row.installments.order_by(Installment.number))
-    attempts = defaultdict(list)
-    query = (
-        ChargeAttempt.select()
-        .join(Installment)
-        .where(Installment.order == row)
-        .order_by(ChargeAttempt.due_at, ChargeAttempt.id)
-    )
-    for each in query:
-        attempts[each.installment_id].append(each)
-    schedule = [
-        {
-            "number": i.number,
-            "due_at": utc(i.due_at),
-            "amount": str(i.amount),
-            "status": i.status,
-            "paid_at": utc(i.paid_at),
-            "attempts": [attempt(a) for a in attempts[i.id]],
-        }
-        for i in installments
-    ]
+def order(view: OrderView) -> dict:
+    """The whole order (billing.orders.order_view)."""
+    row = view.order
+    upcoming = view.next_attempt
     return {
         **order_summary(row),
         "timezone": row.seller.timezone,
         "first_due_at": utc(row.anchor_at),
         "product": {"id": row.product.id, "name": row.product.name},
         "payment_method": payment_method(row),
-        "installments": schedule,
-        "next_attempt": _next_attempt(row, installments, attempts),
-        "pending_change": _change_or_none(pending_change(row)),
-        "collections": collection_state(CollectionCase.get_or_none(CollectionCase.order == row), now),
-        "coming_installments": _coming_installments(row, installments),
+        "installments": [
+            {
+                "number": i.row.number,
+                "due_at": utc(i.row.due_at),
+                "amount": str(i.row.amount),
+                "status": i.row.status,
+                "paid_at": utc(i.row.paid_at),
+                "attempts": [attempt(a) for a in i.attempts],
+            }
+            for i in view.installments
+        ],
+        "next_attempt": {
+            "installment": upcoming.installment,
+            "number": upcoming.number,
+            "kind": upcoming.kind,
+            "due_at": utc(upcoming.due_at),
+        }
+        if upcoming
+        else None,
+        "pending_change": plan_change(view.pending_change) if view.pending_change else None,
+        "collections": collection_state(view.collection.case, view.collection.debt) if view.collection else None,
+        "coming_installments": None
+        if view.coming_installments is None
+        else [{"number": number, "due_at": utc(due)} for number, due in view.coming_installments],
     }

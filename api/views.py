@@ -6,7 +6,8 @@ from flask import g, jsonify, request
 
 from api import bp, inputs, serialize
 from billing import collections, dunning, plan_changes, plans, search
-from billing.errors import InvalidInput, NotYourOrder, OrderNotFound, Refused
+from billing.errors import InvalidInput, OrderNotFound, Refused
+from billing.orders import find_order, order_view
 from billing.sellers import seller_by_api_key
 from bot.linking import install_link, oauth_enabled
 from gateways import PaymentMethodRejected, get_gateway
@@ -53,10 +54,8 @@ def refused(error: Refused):
 
 
 @bp.errorhandler(OrderNotFound)
-@bp.errorhandler(NotYourOrder)
-def order_not_found(_error_):
-    # Another seller's order gets exactly the answer of an unknown one: its existence is not ours to reveal.
-    return _error(404, "not_found", f"There is no order {request.view_args.get('order_id')}.")
+def order_not_found(error: OrderNotFound):
+    return _error(404, "not_found", error.message)
 
 
 @bp.get("/products")
@@ -135,7 +134,7 @@ def create_order():
             payment=payment,
             now=now,
         )
-    return jsonify(serialize.order(order, now)), 201
+    return jsonify(serialize.order(order_view(order, now))), 201
 
 
 @bp.get("/orders")
@@ -156,12 +155,12 @@ def list_orders():
 
 @bp.get("/orders/<order_id>")
 def show_order(order_id):
-    return jsonify(serialize.order(plans.seller_order(g.seller, order_id), utcnow()))
+    return jsonify(serialize.order(order_view(find_order(g.seller, order_id), utcnow())))
 
 
 @bp.post("/orders/<order_id>/renew")
 def renew_order(order_id):
-    attempt = dunning.renew_plan(g.seller, order_id, utcnow())
+    attempt = dunning.renew_plan(find_order(g.seller, order_id), utcnow())
     return jsonify(serialize.renewal(attempt, g.seller.timezone)), 202
 
 
@@ -169,8 +168,7 @@ def renew_order(order_id):
 def propose_plan_change(order_id):
     body = inputs.json_object("NewPlanChange")
     change = plan_changes.propose_plan_change(
-        g.seller,
-        order_id,
+        find_order(g.seller, order_id),
         body.get("amount"),
         utcnow(),
         installment_count=body.get("installment_count"),
@@ -188,7 +186,7 @@ def list_collections():
 @bp.post("/orders/<order_id>/collection")
 def hand_off_order(order_id):
     now = utcnow()
-    case = collections.hand_to_collections(g.seller, order_id, now)
+    case = collections.hand_to_collections(find_order(g.seller, order_id), now)
     return jsonify(serialize.collection_entry(case, now) | {"timezone": g.seller.timezone}), 201
 
 

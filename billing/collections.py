@@ -7,7 +7,7 @@ from decimal import Decimal
 from billing import notifications
 from billing.errors import Refused
 from billing.followups import DELIVER_HANDOFF, FollowUp, follow_up
-from billing.plans import seller_order
+from billing.plans import locked
 from billing.retries import DELIVERY_RETRIES
 from models import ChargeAttempt, CollectionCase, Installment, Order, Seller, transaction
 
@@ -57,13 +57,12 @@ def case_debt(case: CollectionCase, now: dt.datetime) -> Debt:
     return open_debt(case.order, now)
 
 
-def hand_to_collections(seller: Seller, order_id, now: dt.datetime) -> CollectionCase:
-    """R9: record the hand-off (when, which installments, how much) and make it final."""
-    order = seller_order(seller, order_id)
+def handoff_refusal(order: Order, now: dt.datetime) -> Refused | None:
+    """R9: why the seller cannot hand `order` off now, or None when its open debt may go to the partner."""
     if order.status == Order.HANDED_OFF:
-        raise Refused(f"Order {order.id} was already handed to the collection partner.", "already_handed_off")
+        return Refused(f"Order {order.id} was already handed to the collection partner.", "already_handed_off")
     if order.status not in (Order.COLLECTIONS, Order.INTERRUPTED):
-        raise Refused(
+        return Refused(
             f"Order {order.id} has no debt Tranche has given up on: only orders in collections or waiting "
             "for a renewal can be handed off.",
             "not_in_collections",
@@ -77,21 +76,28 @@ def hand_to_collections(seller: Seller, order_id, now: dt.datetime) -> Collectio
         )
     )
     if pending.exists():
-        raise Refused(f"Order {order.id} has a charge under way: wait for its outcome.", "charge_in_flight")
-    debt = open_debt(order, now)
-    if not debt.installments:
-        raise Refused(
+        return Refused(f"Order {order.id} has a charge under way: wait for its outcome.", "charge_in_flight")
+    if not open_debt(order, now).installments:
+        return Refused(
             f"Order {order.id} has no open debt: nothing due is unpaid, so there is nothing to hand off.",
             "no_open_debt",
         )
+    return None
+
+
+def can_hand_off(order: Order, now: dt.datetime) -> bool:
+    return handoff_refusal(order, now) is None
+
+
+def hand_to_collections(order: Order, now: dt.datetime) -> CollectionCase:
+    """R9: record the hand-off (when, which installments, how much) and make it final."""
     with transaction():
-        moved = (
-            Order.update(status=Order.HANDED_OFF)
-            .where(Order.id == order.id, Order.status.in_((Order.COLLECTIONS, Order.INTERRUPTED)))
-            .execute()
-        )
-        if not moved:
-            raise Refused(f"Order {order.id} was already handed to the collection partner.", "already_handed_off")
+        order = locked(order)
+        refusal = handoff_refusal(order, now)
+        if refusal:
+            raise refusal
+        debt = open_debt(order, now)
+        Order.update(status=Order.HANDED_OFF).where(Order.id == order.id).execute()
         # An interrupted card order has no case yet: the seller chose not to renew.
         CollectionCase.insert(
             order=order, reason="the seller chose not to renew", opened_at=now

@@ -7,8 +7,8 @@ from peewee import IntegrityError
 from billing import collections, notifications
 from billing.errors import Refused
 from billing.followups import CHARGE, FollowUp, follow_up
-from billing.plans import add_attempt, open_installment, seller_order
-from models import ChargeAttempt, Order, Seller, transaction
+from billing.plans import add_attempt, locked, open_installment
+from models import ChargeAttempt, Order, transaction
 
 RETRY_INTERVAL = dt.timedelta(days=7)
 AUTOMATIC_ATTEMPTS = notifications.AUTOMATIC_ATTEMPTS
@@ -66,17 +66,15 @@ def interrupt_plan(order: Order) -> None:
     Order.update(status=Order.INTERRUPTED).where(Order.id == order.id, Order.status == Order.ACTIVE).execute()
 
 
-def renew_plan(seller: Seller, order_id, now: dt.datetime) -> ChargeAttempt:
-    """R7: the fourth and final attempt, due at once. Every refusal says why."""
-    order = seller_order(seller, order_id)
+def renewal_refusal(order: Order) -> Refused | None:
+    """R7: why the seller cannot renew `order` now, or None when the fourth and final attempt may be made."""
     if order.method != "card":
-        raise Refused(f"Order {order.id} is paid by SEPA: a failed SEPA debit is never retried.", "sepa")
+        return Refused(f"Order {order.id} is paid by SEPA: a failed SEPA debit is never retried.", "sepa")
     installment = open_installment(order)
-    renewals = installment.attempts.where(ChargeAttempt.kind == ChargeAttempt.RENEWAL) if installment else None
-    if renewals is not None and renewals.exists():
-        raise Refused(f"Order {order.id} was already renewed once: the fourth attempt is the last.", "already_renewed")
+    if installment and installment.attempts.where(ChargeAttempt.kind == ChargeAttempt.RENEWAL).exists():
+        return _already_renewed(order)
     if order.status in (Order.COLLECTIONS, Order.HANDED_OFF):
-        raise Refused(f"Order {order.id} is in collections: it can no longer be renewed.", "in_collections")
+        return Refused(f"Order {order.id} is in collections: it can no longer be renewed.", "in_collections")
     failed = (
         installment.attempts.where(
             ChargeAttempt.kind == ChargeAttempt.AUTOMATIC, ChargeAttempt.status == ChargeAttempt.FAILED
@@ -85,17 +83,32 @@ def renew_plan(seller: Seller, order_id, now: dt.datetime) -> ChargeAttempt:
         else 0
     )
     if order.status != Order.INTERRUPTED or failed < AUTOMATIC_ATTEMPTS:
-        raise Refused(
+        return Refused(
             f"Order {order.id} has had {failed} of {AUTOMATIC_ATTEMPTS} automatic attempts: "
             "renewing is possible only after the third one failed.",
             "too_early",
         )
+    return None
+
+
+def can_renew(order: Order) -> bool:
+    return renewal_refusal(order) is None
+
+
+def _already_renewed(order: Order) -> Refused:
+    return Refused(f"Order {order.id} was already renewed once: the fourth attempt is the last.", "already_renewed")
+
+
+def renew_plan(order: Order, now: dt.datetime) -> ChargeAttempt:
+    """R7: the fourth and final attempt, due at once. Every refusal says why."""
     try:
         with transaction():
-            renewal = add_attempt(installment, ChargeAttempt.RENEWAL, RENEWAL_NUMBER, now)
+            order = locked(order)
+            refusal = renewal_refusal(order)
+            if refusal:
+                raise refusal
+            renewal = add_attempt(open_installment(order), ChargeAttempt.RENEWAL, RENEWAL_NUMBER, now)
             follow_up(FollowUp(CHARGE, renewal.id, now))
             return renewal
     except IntegrityError:
-        raise Refused(
-            f"Order {order.id} was already renewed once: the fourth attempt is the last.", "already_renewed"
-        ) from None
+        raise _already_renewed(order) from None

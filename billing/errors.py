@@ -29,7 +29,3 @@ class InvalidInput(BillingError):
 
 class OrderNotFound(BillingError):
     code = "unknown_order"
-
-
-class NotYourOrder(BillingError):
-    code = "not_your_order"

@@ -5,8 +5,8 @@ import datetime as dt
 from billing import notifications
 from billing.errors import BillingError, Refused
 from billing.money import MINIMUM_INSTALLMENT, parse_amount
-from billing.plans import seller_order
-from models import Installment, Order, PlanChange, Seller, lock, transaction
+from billing.plans import locked
+from models import Installment, Order, PlanChange, transaction
 
 CONFIRMATION_WINDOW = dt.timedelta(hours=240)
 # A plan the seller may still change: not completed, and not given up to collections.
@@ -22,30 +22,41 @@ class ChangeNotOpen(BillingError):
         self.change = change
 
 
+def change_refusal(order: Order) -> Refused | None:
+    """R3: why the seller cannot change the plan of `order`, or None when a new amount may be proposed."""
+    if order.status not in CHANGEABLE:
+        status = order.status.replace("_", " ")
+        return Refused(f"Order {order.id} is {status}: its plan can no longer change.", "closed")
+    return None
+
+
+def can_change_plan(order: Order) -> bool:
+    return change_refusal(order) is None
+
+
 def propose_plan_change(
-    seller: Seller,
-    order_id,
+    order: Order,
     amount,
     now: dt.datetime,
     installment_count=None,
     interval=None,
 ) -> PlanChange:
     """R3: a pending change to `amount`, replacing any pending one; the customer is emailed to confirm."""
-    order = seller_order(seller, order_id)
-    if installment_count is not None and installment_count != order.installment_count:
-        raise Refused("The number of installments cannot change: only the amount can.", "count_fixed")
-    if interval is not None and interval != order.interval:
-        raise Refused("The payment interval cannot change: only the amount can.", "interval_fixed")
-    if order.status not in CHANGEABLE:
-        raise Refused(f"Order {order.id} is {order.status.replace('_', ' ')}: its plan can no longer change.", "closed")
-    new_amount = parse_amount(amount)
-    if new_amount < MINIMUM_INSTALLMENT:
-        raise Refused(f"The new amount must be at least {MINIMUM_INSTALLMENT}.", "below_minimum")
-    if new_amount == order.amount:
-        raise Refused(f"The new amount must differ from the current {order.amount}.", "unchanged")
     with transaction():
         # Two proposals at once must not both stay pending: the second waits, then supersedes the first.
-        lock(Order, order.id)
+        order = locked(order)
+        if installment_count is not None and installment_count != order.installment_count:
+            raise Refused("The number of installments cannot change: only the amount can.", "count_fixed")
+        if interval is not None and interval != order.interval:
+            raise Refused("The payment interval cannot change: only the amount can.", "interval_fixed")
+        refusal = change_refusal(order)
+        if refusal:
+            raise refusal
+        new_amount = parse_amount(amount)
+        if new_amount < MINIMUM_INSTALLMENT:
+            raise Refused(f"The new amount must be at least {MINIMUM_INSTALLMENT}.", "below_minimum")
+        if new_amount == order.amount:
+            raise Refused(f"The new amount must differ from the current {order.amount}.", "unchanged")
         PlanChange.update(status=PlanChange.SUPERSEDED, decided_at=now).where(
             PlanChange.order == order, PlanChange.status == PlanChange.PENDING
         ).execute()

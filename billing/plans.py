@@ -8,9 +8,8 @@ from zoneinfo import ZoneInfo
 
 from peewee import IntegrityError, fn
 
-from billing.errors import InvalidInput, NotYourOrder, OrderNotFound
-from billing.values import identifier
-from models import ChargeAttempt, Customer, Installment, Order, Product, Seller, transaction
+from billing.errors import InvalidInput
+from models import ChargeAttempt, Customer, Installment, Order, Product, Seller, lock, transaction
 
 INSTALLMENTS = "installments"
 SUBSCRIPTION = "subscription"
@@ -150,15 +149,11 @@ def coming_due_dates(order: Order, after_number: int, count: int) -> list[dt.dat
     ]
 
 
-def seller_order(seller: Seller, order_id) -> Order:
-    """The seller's order `order_id`, or OrderNotFound / NotYourOrder."""
-    number = identifier(str(order_id).lstrip("#"))
-    order = Order.get_or_none(Order.id == number) if number is not None else None
-    if order is None:
-        raise OrderNotFound(f"There is no order {order_id}.")
-    if order.seller_id != seller.id:
-        raise NotYourOrder(f"Order {order_id} is not one of your orders.")
-    return order
+def locked(order: Order) -> Order:
+    """Inside a transaction: the order as it stands now, held until the transaction ends, so that a rule decides
+    on what another writer may just have changed (a renewal and a hand-off clicked at once take turns)."""
+    lock(Order, order.id)
+    return Order.get_by_id(order.id)
 
 
 def open_installment(order: Order) -> Installment | None:

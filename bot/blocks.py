@@ -10,8 +10,11 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_datetime
 from babel.numbers import format_currency
 
-from billing.collections import case_debt
-from models import CollectionCase, Order
+from billing.collections import can_hand_off, case_debt
+from billing.dunning import can_renew
+from billing.orders import OrderView
+from billing.plan_changes import can_change_plan
+from models import ChargeAttempt, CollectionCase, Installment, Order
 
 LOCALE = "en_IE"
 RENEW = "renew"
@@ -114,14 +117,14 @@ def update_plan_button(order_id: int) -> dict:
     }
 
 
-def order_actions(order: Order, plan_change: bool = False) -> list[dict]:
-    """The buttons for what the seller may do next with `order`; the rules check again at the click."""
+def order_actions(order: Order, now: dt.datetime, plan_change: bool = False) -> list[dict]:
+    """The buttons for what the rules let the seller do next with `order`; they ask again at the click."""
     buttons = []
-    if order.status == Order.INTERRUPTED and order.method == "card":
+    if can_renew(order):
         buttons.append(renew_button(order.id))
-    if order.status in (Order.INTERRUPTED, Order.COLLECTIONS):
+    if can_hand_off(order, now):
         buttons.append(hand_off_button(order.id))
-    if plan_change and order.status in (Order.ACTIVE, Order.INTERRUPTED):
+    if plan_change and can_change_plan(order):
         buttons.append(update_plan_button(order.id))
     return buttons
 
@@ -247,39 +250,38 @@ OUTCOMES = ("slack_payment_recovered", "slack_renewal_failed", "slack_handed_off
 # --- answers to commands
 
 
-def order_card(order: dict) -> list[dict]:
-    """One order as /order shows it, from its API form (api.serialize.order): status, paid and open installments,
-    the next date and any pending change."""
-    zone = order["timezone"]
-    currency = order["currency"]
-    schedule = order["installments"]
-    paid = [i for i in schedule if i["status"] == "paid"]
-    unpaid = [i for i in schedule if i["status"] in ("open", "handed_off")]
-    if order["plan"] == "installments":
-        plan = f"{order['installment_count']} × {money(order['amount'], currency)} {order['interval']}"
+def order_card(view: OrderView) -> list[dict]:
+    """One order as /order shows it (billing.orders.order_view): status, paid and open installments, the next
+    date and any pending change."""
+    order = view.order
+    zone = order.seller.timezone
+    currency = order.currency
+    paid = [i.row for i in view.installments if i.row.status == Installment.PAID]
+    unpaid = [i for i in view.installments if i.row.status in (Installment.OPEN, Installment.HANDED_OFF)]
+    if order.plan == "installments":
+        plan = f"{order.installment_count} × {money(order.amount, currency)} {order.interval}"
     else:
-        plan = f"subscription, {money(order['amount'], currency)} {order['interval']}"
-    method = order["payment_method"]
-    paying = f"card •••• {method['last4']}" if method["type"] == "card" else f"SEPA {method['iban']}"
+        plan = f"subscription, {money(order.amount, currency)} {order.interval}"
+    paying = f"card •••• {order.card_last4}" if order.method == "card" else f"SEPA {order.iban_masked}"
     lines = [
-        f"*Order {order['id']}* · {order['invoice_number']} · {order['customer']['name']} · {order['product']['name']}",
-        f"Status: *{order['status'].replace('_', ' ')}* · {plan} · {paying}",
-        f"Paid: {len(paid)} installment(s), {money(sum((Decimal(i['amount']) for i in paid), Decimal(0)), currency)}",
+        f"*Order {order.id}* · {order.invoice_number} · {order.customer.name} · {order.product.name}",
+        f"Status: *{order.status.replace('_', ' ')}* · {plan} · {paying}",
+        f"Paid: {len(paid)} installment(s), {money(sum((i.amount for i in paid), Decimal(0)), currency)}",
     ]
     for installment in unpaid:
-        failed = sum(1 for a in installment["attempts"] if a["status"] == "failed")
+        failed = sum(1 for a in installment.attempts if a.status == ChargeAttempt.FAILED)
         lines.append(
-            f"Open: installment {installment['number']}, {money(installment['amount'], currency)}, "
-            f"due {when(installment['due_at'], zone)}, {failed} failed attempt(s)"
+            f"Open: installment {installment.row.number}, {money(installment.row.amount, currency)}, "
+            f"due {when(installment.row.due_at, zone)}, {failed} failed attempt(s)"
         )
-    upcoming = order["next_attempt"]
+    upcoming = view.next_attempt
     if upcoming:
-        lines.append(f"Next: installment {upcoming['installment']}, {when(upcoming['due_at'], zone)}")
-    change = order["pending_change"]
+        lines.append(f"Next: installment {upcoming.installment}, {when(upcoming.due_at, zone)}")
+    change = view.pending_change
     if change:
         lines.append(
-            f"Pending change: {money(change['old_amount'], currency)} → {money(change['new_amount'], currency)}, "
-            f"waiting for the customer until {when(change['expires_at'], zone)}"
+            f"Pending change: {money(change.old_amount, currency)} → {money(change.new_amount, currency)}, "
+            f"waiting for the customer until {when(change.expires_at, zone)}"
         )
     return [section("\n".join(lines))]
 
@@ -334,7 +336,7 @@ def collect_prompt(order: Order) -> tuple[str, list[dict]]:
     return text, [section(text), actions_block([hand_off_button(order.id)], order.id)]
 
 
-def plan_modal(order: dict | None, metadata: str) -> dict:
+def plan_modal(order: OrderView | None, metadata: str) -> dict:
     """The /update-plan form: the order's current plan when known (else a field for the order), and the amount."""
     blocks = []
     if order is None:

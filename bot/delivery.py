@@ -97,7 +97,7 @@ def _post(message: Outbox, link: SlackLink, settings, now: dt.datetime) -> list[
     text, shown = blocks.NOTIFICATIONS[message.template](facts)
     order = Order.get_or_none(Order.id == facts["order_id"])
     # The buttons reflect the order as it is now: a message sent late offers no spent action.
-    buttons = blocks.order_actions(order) if order and message.template in ACTIONABLE else []
+    buttons = blocks.order_actions(order, now) if order and message.template in ACTIONABLE else []
     if buttons:
         shown = [*shown, blocks.actions_block(buttons, order.id)]
     posted = _client(settings, link).chat_postMessage(channel=link.channel_id, text=text, blocks=shown)

@@ -1,18 +1,16 @@
-"""What every listener shares: the seller behind a Slack request, its permission to act, the order it names,
-running slow work after the ack, and never acting twice on one Slack request."""
+"""What every listener shares: the seller behind a Slack request, its permission to act, running slow work
+after the ack, and never acting twice on one Slack request."""
 
 import functools
 import logging
 
 from slack_bolt.response import BoltResponse
 
-from billing.errors import BillingError, NotYourOrder, OrderNotFound, Refused
-from billing.plans import seller_order
-from billing.values import identifier
+from billing.errors import BillingError, Refused
 from bot.blocks import usage
 from bot.once import first_time
 from bot.parsing import Malformed
-from models import Order, Seller, db
+from models import Seller, db
 from runtime import utcnow
 
 logger = logging.getLogger(__name__)
@@ -31,21 +29,6 @@ def check_may_act(context, user_id: str) -> None:
     allowed = context.get("allowed_user_ids")
     if allowed and user_id not in allowed:
         raise Refused("Only the Slack users your seller account lists may renew or hand off orders.", "not_allowed")
-
-
-def find_order(owner: Seller, ref: str) -> Order:
-    """The seller's order by number (`12`, `#12`), else by invoice number. Another seller's order gets the answer
-    of an unknown one: its existence is not ours to reveal (as in the API)."""
-    ref = ref.strip()
-    if identifier(ref.lstrip("#")) is not None:
-        try:
-            return seller_order(owner, ref)
-        except NotYourOrder:
-            raise OrderNotFound(f"There is no order {ref}.") from None
-    order = Order.get_or_none(Order.seller == owner, Order.invoice_number == ref)
-    if order is None:
-        raise OrderNotFound(f"There is no order {ref}.")
-    return order
 
 
 def say(respond, text: str, blocks: list[dict] | None = None, replace: bool = False) -> None:

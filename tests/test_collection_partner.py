@@ -65,7 +65,7 @@ def handed_off_sepa_order():
     seller = factories.seller()
     order = factories.order(seller, payment=factories.sepa(factories.IBAN_FAILS), invoice="INV-2026-042")
     run_due_work(T)
-    return order, hand_to_collections(seller, order.id, HANDED_OFF)
+    return order, hand_to_collections(order, HANDED_OFF)
 
 
 def test_a_handoff_is_posted_signed_with_which_installments_and_how_much(partner):

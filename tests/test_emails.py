@@ -116,7 +116,7 @@ def test_the_seller_is_emailed_on_a_sepa_failure_with_the_reason(inbox):
 def test_the_seller_is_emailed_on_a_hand_off_with_the_installments_and_amount(inbox):
     """R9: the hand-off email names the installments handed over and their total."""
     seller, order = failed_sepa_order()
-    hand_to_collections(seller, order.id, T + 35 * DAY)
+    hand_to_collections(order, T + 35 * DAY)
     send_due_messages((T + 35 * DAY).isoformat())
 
     mail = inbox.to(notify_address(seller))[-1]

@@ -281,7 +281,7 @@ def test_a_proposed_plan_change_shows_both_amounts_the_first_new_due_date_the_de
 ):
     """R3, R4, the SPEC's example: 30.00 paid on 1 May, 40.00 proposed on 15 May, from 1 June if confirmed by 25 May."""
     seller, order = paying_order(language)
-    change = propose_plan_change(seller, order.id, "40.00", T + 14 * DAY)
+    change = propose_plan_change(order, "40.00", T + 14 * DAY)
     send_due_messages((T + 14 * DAY).isoformat())
 
     (mail,) = inbox.to(CUSTOMER)
@@ -326,7 +326,7 @@ def test_a_confirmed_plan_change_is_acknowledged_to_the_customer_with_the_first_
 ):
     """R4: confirmed on 16 May, the customer is told 40.00 applies from 1 June."""
     seller, order = paying_order(language)
-    change = propose_plan_change(seller, order.id, "40.00", T + 14 * DAY)
+    change = propose_plan_change(order, "40.00", T + 14 * DAY)
     confirm_plan_change(change.id, T + 15 * DAY)
     send_due_messages((T + 15 * DAY).isoformat())
 
@@ -339,7 +339,7 @@ def test_a_confirmed_plan_change_is_acknowledged_to_the_customer_with_the_first_
 def test_a_change_confirmed_after_the_next_charge_names_the_installment_after_it(inbox):
     """R4's late case: proposed 28 May, 30.00 charged on 1 June, confirmed 3 June: 40.00 from 1 July."""
     seller, order = paying_order("en")
-    change = propose_plan_change(seller, order.id, "40.00", T + 27 * DAY)
+    change = propose_plan_change(order, "40.00", T + 27 * DAY)
     run_due_work(T + 31 * DAY)
     confirm_plan_change(change.id, T + 33 * DAY)
     send_due_messages((T + 33 * DAY).isoformat())
@@ -390,7 +390,7 @@ def test_the_seller_hears_of_a_failed_sepa_debit_and_of_a_failed_renewal(inbox):
     card_seller = card.seller
     for day in (0, 7, 14):
         run_due_work(T + day * DAY)
-    renew_plan(card_seller, card.id, T + 16 * DAY)
+    renew_plan(card, T + 16 * DAY)
     run_due_work(T + 16 * DAY)
     subject, text, markup = seller_mail(inbox, card_seller, "seller_renewal_failed")
     assert subject == f"Order {card.id}: the final payment attempt failed — listed in collections"
@@ -417,7 +417,7 @@ def test_the_seller_hears_when_the_customer_declines_or_lets_the_change_expire(
 ):
     """R4, R11: declined on 16 May, or expired by the tick on 25 May."""
     seller, order = paying_order("fr")
-    change = propose_plan_change(seller, order.id, "40.00", T + 14 * DAY)
+    change = propose_plan_change(order, "40.00", T + 14 * DAY)
     if decide:
         decide(change.id, T + 15 * DAY)
     run_due_work(T + 24 * DAY)
@@ -432,7 +432,7 @@ def test_the_seller_hears_of_a_hand_off_with_the_installments_and_amount(inbox):
     seller = factories.seller()
     order = factories.order(seller, payment=factories.sepa(factories.IBAN_FAILS), anchor=T)
     run_due_work(T)
-    hand_to_collections(seller, order.id, T + 35 * DAY)
+    hand_to_collections(order, T + 35 * DAY)
     send_due_messages((T + 35 * DAY).isoformat())
 
     subject, text, markup = seller_mail(inbox, seller, "seller_handed_off")

@@ -164,7 +164,7 @@ def confirm_page():
     with fresh_example():
         seller = factories.seller()
         order = factories.order(seller, anchor=utcnow() + 2 * DAY)
-        change = propose_plan_change(seller, order.id, "40.00", utcnow())
+        change = propose_plan_change(order, "40.00", utcnow())
     return path_of(plan_change_link(settings(), change.id, order.id, "40.00"))
 
 

@@ -48,7 +48,7 @@ def paying_order(seller, language="fr"):
 def change_link(seller, language="fr", proposed_at=None, signed_at=None):
     """A pending change to 40.00 on a 30.00 plan, and the link the customer was emailed."""
     order = paying_order(seller, language)
-    change = propose_plan_change(seller, order.id, "40.00", proposed_at or utcnow())
+    change = propose_plan_change(order, "40.00", proposed_at or utcnow())
     return change, path_of(plan_change_link(settings(), change.id, order.id, "40.00", now=signed_at))
 
 
@@ -114,7 +114,7 @@ def confirm_declined(seller):
 
 def confirm_superseded(seller):
     change, path = change_link(seller)
-    propose_plan_change(seller, change.order_id, "35.00", utcnow())
+    propose_plan_change(change.order, "35.00", utcnow())
     return path
 
 
@@ -136,8 +136,8 @@ def confirm_expired_by_the_tick(seller):
 
 def confirm_on_a_handed_off_order(seller):
     order = interrupted_order(seller)
-    change = propose_plan_change(seller, order.id, "40.00", utcnow())
-    hand_to_collections(seller, order.id, utcnow())
+    change = propose_plan_change(order, "40.00", utcnow())
+    hand_to_collections(order, utcnow())
     return path_of(plan_change_link(settings(), change.id, order.id, "40.00"))
 
 
@@ -184,7 +184,7 @@ def card_paid(seller):
 
 def card_handed_off(seller):
     order = interrupted_order(seller)
-    hand_to_collections(seller, order.id, utcnow())
+    hand_to_collections(order, utcnow())
     return card_link(order)
 
 
@@ -387,7 +387,7 @@ def test_every_customer_page_shows_the_products_support_address_or_else_the_sell
     seller = factories.seller()
     order = factories.order(seller, count=4, anchor=utcnow() - DAY, language="de", support_email="help@courses.example")
     run_due_work(utcnow())
-    change = propose_plan_change(seller, order.id, "40.00", utcnow())
+    change = propose_plan_change(order, "40.00", utcnow())
     page = client.get(path_of(plan_change_link(settings(), change.id, order.id, "40.00")))
     assert 'Fragen? Schreiben Sie an <a href="mailto:help@courses.example">help@courses.example</a>.' in page.text
 

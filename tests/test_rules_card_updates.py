@@ -120,7 +120,7 @@ def test_a_handed_off_order_cannot_be_paid_from_the_link():
     """The hand-off is final (R9): the card update is refused and no charge is added."""
     seller = factories.seller()
     order = listed_in_collections(seller)
-    hand_to_collections(seller, order.id, T + DAY)
+    hand_to_collections(order, T + DAY)
 
     with pytest.raises(Refused) as refused:
         update_card_and_charge(order, 1, factories.card(), T + 2 * DAY)

@@ -146,7 +146,7 @@ def test_a_renewal_reported_failed_then_succeeded_takes_the_order_out_of_collect
     seller = factories.seller()
     order = factories.order(seller, anchor=T)
     factories.decline_the_ladder(T)
-    renew_plan(seller, order.id, T + 20 * DAY)
+    renew_plan(order, T + 20 * DAY)
     [renewal] = factories.charge_due(T + 20 * DAY)
     factories.gateway_reports(renewal, T + 20 * DAY, "card_declined")
 

@@ -36,7 +36,7 @@ def test_the_articles_example_a_change_confirmed_in_may_debits_40_on_the_first_o
     order = factories.order(seller, count=4, anchor=day(5, 1))
     run_due_work(day(5, 1))
 
-    change = propose_plan_change(seller, order.id, "40.00", day(5, 15))
+    change = propose_plan_change(order, "40.00", day(5, 15))
     confirm_plan_change(change.id, day(5, 16))
     run_due_work(day(6, 1))
 
@@ -49,7 +49,7 @@ def test_a_change_confirmed_after_the_june_charge_starts_with_the_july_installme
     order = factories.order(seller, count=4, anchor=day(5, 1))
     run_due_work(day(5, 1))
     # Proposed on 28.05 so that 03.06 still falls within the 10 days.
-    change = propose_plan_change(seller, order.id, "40.00", day(5, 28))
+    change = propose_plan_change(order, "40.00", day(5, 28))
     run_due_work(day(6, 1))
 
     confirm_plan_change(change.id, day(6, 3))
@@ -63,7 +63,7 @@ def test_an_unconfirmed_change_expires_after_240_hours_and_the_seller_is_told():
     """The plan stays, the link says expired, the seller hears of it."""
     seller = factories.seller()
     order = factories.order(seller, count=4, anchor=day(5, 1))
-    change = propose_plan_change(seller, order.id, "40.00", day(5, 15))
+    change = propose_plan_change(order, "40.00", day(5, 15))
 
     assert expire_plan_changes(day(5, 25, hour=7)) == 0
     assert expire_plan_changes(day(5, 25)) == 1
@@ -81,7 +81,7 @@ def test_a_confirmation_a_second_late_counts_as_expired():
     """Exactly 240 hours after the email the link no longer works, even before a tick ran."""
     seller = factories.seller()
     order = factories.order(seller, count=4, anchor=day(5, 1))
-    change = propose_plan_change(seller, order.id, "40.00", day(5, 15))
+    change = propose_plan_change(order, "40.00", day(5, 15))
 
     with pytest.raises(ChangeNotOpen):
         confirm_plan_change(change.id, day(5, 15) + dt.timedelta(hours=240))
@@ -92,7 +92,7 @@ def test_a_declined_change_leaves_the_plan_and_tells_the_seller():
     """Decline closes the change; confirming it afterwards is refused."""
     seller = factories.seller()
     order = factories.order(seller, count=4, anchor=day(5, 1))
-    change = propose_plan_change(seller, order.id, "40.00", day(5, 15))
+    change = propose_plan_change(order, "40.00", day(5, 15))
 
     decline_plan_change(change.id, day(5, 16))
 
@@ -106,8 +106,8 @@ def test_a_newer_change_replaces_the_pending_one_whose_link_stops_working():
     """One pending change per order."""
     seller = factories.seller()
     order = factories.order(seller, count=4, anchor=day(5, 1))
-    older = propose_plan_change(seller, order.id, "40.00", day(5, 15))
-    newer = propose_plan_change(seller, order.id, "35.00", day(5, 16))
+    older = propose_plan_change(order, "40.00", day(5, 15))
+    newer = propose_plan_change(order, "35.00", day(5, 16))
 
     with pytest.raises(ChangeNotOpen) as refused:
         confirm_plan_change(older.id, day(5, 17))
@@ -131,7 +131,7 @@ def test_a_change_breaking_a_rule_is_refused_with_its_reason(amount, extra, code
     order = factories.order(seller, count=4, anchor=day(5, 1))
 
     with pytest.raises(Refused) as refused:
-        propose_plan_change(seller, order.id, amount, day(5, 15), **extra)
+        propose_plan_change(order, amount, day(5, 15), **extra)
 
     assert refused.value.code == code
     assert not PlanChange.select().exists()
@@ -144,7 +144,7 @@ def test_a_malformed_amount_is_refused_naming_the_field(amount):
     order = factories.order(seller, count=4, anchor=day(5, 1))
 
     with pytest.raises(InvalidInput) as refused:
-        propose_plan_change(seller, order.id, amount, day(5, 15))
+        propose_plan_change(order, amount, day(5, 15))
 
     assert refused.value.field == "amount"
     assert not PlanChange.select().exists()
@@ -158,7 +158,7 @@ def test_a_completed_plan_can_no_longer_change():
     run_due_work(day(6, 1))
 
     with pytest.raises(Refused) as refused:
-        propose_plan_change(seller, order.id, "40.00", day(6, 2))
+        propose_plan_change(order, "40.00", day(6, 2))
     assert refused.value.code == "closed"
 
 
@@ -166,7 +166,7 @@ def test_the_customer_is_emailed_once_per_proposal_and_the_seller_once_per_outco
     """One message per fact."""
     seller = factories.seller()
     order = factories.order(seller, count=4, anchor=day(5, 1))
-    change = propose_plan_change(seller, order.id, "40.00", day(5, 15))
+    change = propose_plan_change(order, "40.00", day(5, 15))
     confirm_plan_change(change.id, day(5, 16))
 
     templates = sorted(m.template for m in Outbox.select())
@@ -182,7 +182,7 @@ def test_proposals_made_at_the_same_moment_leave_exactly_one_pending_change():
     def propose(amount):
         with db.connection_context():
             start.wait()
-            propose_plan_change(seller, order.id, amount, day(5, 15))
+            propose_plan_change(order, amount, day(5, 15))
 
     threads = [threading.Thread(target=propose, args=(f"{40 + n}.00",)) for n in range(6)]
     for thread in threads:

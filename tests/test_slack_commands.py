@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from billing import dunning
 from bot.linking import link_workspace
 from jobs.work import run_due_work
 from models import ChargeAttempt, CollectionCase, Order, Outbox, PlanChange
@@ -343,6 +344,18 @@ def test_order_finds_by_customer_name_and_shows_the_state_and_the_next_actions(c
     assert "Open: installment 1, €30.00" in text and "3 failed attempt(s)" in text
     [actions] = [b for b in answer["blocks"] if b["type"] == "actions"]
     assert [e["action_id"] for e in actions["elements"]] == ["renew", "hand_off", "update_plan"]
+
+
+def test_order_offers_no_renew_or_hand_off_while_the_renewal_is_being_charged(client, slack, interrupted):
+    """The buttons are what the rules allow now: a renewed order cannot be renewed again, nor handed off while
+    its fourth attempt is under way; its plan may still change."""
+    dunning.renew_plan(interrupted, utcnow())
+
+    command(client, slack, "/order", str(interrupted.id))
+
+    [answer] = slack.wait_for("response_url")
+    [actions] = [b for b in answer["blocks"] if b["type"] == "actions"]
+    assert [e["action_id"] for e in actions["elements"]] == ["update_plan"]
 
 
 def test_order_shows_a_pending_change_and_the_next_date(client, slack, seller):

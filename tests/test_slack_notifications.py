@@ -147,7 +147,7 @@ def test_a_failed_sepa_debit_is_posted_with_the_hand_off_button(seller, slack):
 def test_the_customers_answer_to_a_plan_change_is_posted(seller, slack, decide, outcome):
     """R4, R11: confirmed or declined, the seller hears it."""
     order = factories.order(seller, anchor=T + dt.timedelta(days=60))
-    change = plan_changes.propose_plan_change(seller, order.id, "40", utcnow())
+    change = plan_changes.propose_plan_change(order, "40", utcnow())
 
     decided = decide(change.id, utcnow())
     send_due_messages()
@@ -159,7 +159,7 @@ def test_the_customers_answer_to_a_plan_change_is_posted(seller, slack, decide, 
 def test_an_expired_plan_change_is_posted(seller, slack):
     """R4: ten days without an answer: the plan is unchanged and the seller hears it."""
     order = factories.order(seller, anchor=T + dt.timedelta(days=60))
-    change = plan_changes.propose_plan_change(seller, order.id, "40", T)
+    change = plan_changes.propose_plan_change(order, "40", T)
 
     run_due_work(change.expires_at)
     send_due_messages()
@@ -170,7 +170,7 @@ def test_an_expired_plan_change_is_posted(seller, slack):
 def test_a_rate_limited_message_waits_for_retry_after_then_is_sent_once(seller, slack):
     """429: nothing posted, the next try after Retry-After; then the one message, once."""
     order = factories.order(seller, anchor=T + dt.timedelta(days=60))
-    plan_changes.decline_plan_change(plan_changes.propose_plan_change(seller, order.id, "40", utcnow()).id, utcnow())
+    plan_changes.decline_plan_change(plan_changes.propose_plan_change(order, "40", utcnow()).id, utcnow())
     slack.fail("chat.postMessage", 429, retry_after=30)
 
     send_due_messages()
@@ -188,7 +188,7 @@ def test_a_rate_limited_message_waits_for_retry_after_then_is_sent_once(seller, 
 def test_a_slack_server_error_backs_off_then_the_message_is_sent_once(seller, slack):
     """5xx: the next try a minute later, then one message."""
     order = factories.order(seller, anchor=T + dt.timedelta(days=60))
-    plan_changes.decline_plan_change(plan_changes.propose_plan_change(seller, order.id, "40", utcnow()).id, utcnow())
+    plan_changes.decline_plan_change(plan_changes.propose_plan_change(order, "40", utcnow()).id, utcnow())
     slack.fail("chat.postMessage", 503)
 
     send_due_messages()

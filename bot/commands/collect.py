@@ -4,8 +4,9 @@ The command only shows what would be handed off; the button, behind Slack's conf
 """
 
 from billing import collections
+from billing.orders import find_order
 from bot import blocks, parsing
-from bot.listening import check_may_act, find_order, register_button, register_command, say, seller
+from bot.listening import check_may_act, register_button, register_command, say, seller
 from runtime import utcnow
 
 
@@ -16,15 +17,14 @@ def register(app) -> None:
 
 def collect_command(ref: str, context, command, respond, client) -> None:
     check_may_act(context, command["user_id"])
-    text, shown = blocks.collect_prompt(find_order(seller(context), ref))
+    text, shown = blocks.collect_prompt(find_order(seller(context), ref, by_invoice_number=True))
     say(respond, text, shown)
 
 
 def hand_off_button(ref: str, context, body, respond, client) -> None:
     user = body["user"]["id"]
     check_may_act(context, user)
-    owner = seller(context)
-    case = collections.hand_to_collections(owner, find_order(owner, ref).id, utcnow())
+    case = collections.hand_to_collections(find_order(seller(context), ref, by_invoice_number=True), utcnow())
     text = (
         f"<@{user}> handed order {case.order_id} to the collection partner: "
         f"{blocks.money(case.handed_off_amount, case.order.currency)} "

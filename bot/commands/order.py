@@ -1,8 +1,8 @@
 """/order <search>: R12, the seller's orders by number, invoice number or customer name, each with its state
 and the buttons for what the seller may do next."""
 
-from api import serialize
 from billing import search
+from billing.orders import order_view
 from bot import blocks
 from bot.listening import register_command, say, seller
 from bot.parsing import Malformed
@@ -24,14 +24,11 @@ def search_text(text: str) -> str:
 
 def find(query: str, context, command, respond, client) -> None:
     found = search.find_orders(seller(context), query)
-    cards = []
+    cards, now = [], utcnow()
     for order in found[:SHOWN]:
-        buttons = blocks.order_actions(order, plan_change=True)
+        buttons = blocks.order_actions(order, now, plan_change=True)
         cards.append(
-            (
-                blocks.order_card(serialize.order(order, utcnow())),
-                [blocks.actions_block(buttons, order.id)] if buttons else [],
-            )
+            (blocks.order_card(order_view(order, now)), [blocks.actions_block(buttons, order.id)] if buttons else [])
         )
     text, shown = blocks.orders_found(query, cards, max(len(found) - SHOWN, 0))
     say(respond, text, shown)

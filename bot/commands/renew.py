@@ -5,9 +5,10 @@ replaces it with the outcome (bot.delivery.outcome_known).
 """
 
 from billing import dunning, followups
+from billing.orders import find_order
 from bot import blocks, parsing
 from bot.delivery import await_outcome
-from bot.listening import check_may_act, find_order, register_button, register_command, say, seller
+from bot.listening import check_may_act, register_button, register_command, say, seller
 from models import ChargeAttempt, Order
 from runtime import utcnow
 
@@ -20,8 +21,8 @@ def register(app) -> None:
 def _renew(context, user_id: str, ref: str) -> tuple[Order, ChargeAttempt, str]:
     check_may_act(context, user_id)
     owner = seller(context)
-    order = find_order(owner, ref)
-    attempt = dunning.renew_plan(owner, order.id, utcnow())
+    order = find_order(owner, ref, by_invoice_number=True)
+    attempt = dunning.renew_plan(order, utcnow())
     text = (
         f"Order {order.id}: the fourth and final attempt, {blocks.money(attempt.amount, order.currency)} on the card "
         f"•••• {order.card_last4}, is being charged now. The outcome follows here."

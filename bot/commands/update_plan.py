@@ -9,13 +9,13 @@ import json
 
 from slack_bolt.context.respond import Respond
 
-from api import serialize
 from billing import plan_changes
-from billing.errors import BillingError, NotYourOrder, OrderNotFound, Refused
+from billing.errors import BillingError, OrderNotFound, Refused
+from billing.orders import find_order, order_view
 from bot import blocks, parsing
-from bot.listening import find_order, in_background, register_button, register_command, say, seller
+from bot.listening import in_background, register_button, register_command, say, seller
 from bot.once import first_time, forget
-from models import Order, PlanChange, Seller, db
+from models import Order, PlanChange, db
 from runtime import utcnow
 
 
@@ -25,15 +25,13 @@ def register(app) -> None:
     app.view(blocks.UPDATE_PLAN_VIEW)(ack=submit_form, lazy=[confirm_form])
 
 
-def _propose(owner: Seller, order: Order, amount_text: str | None, count=None, interval=None) -> PlanChange:
+def _propose(order: Order, amount_text: str | None, count=None, interval=None) -> PlanChange:
     amount = None
     if amount_text is not None:
         amount, currency = parsing.amount(amount_text)
         if currency and currency != order.currency:
             raise Refused(f"Order {order.id} is billed in {order.currency}, not {currency}.", "currency")
-    change = plan_changes.propose_plan_change(
-        owner, order.id, amount, utcnow(), installment_count=count, interval=interval
-    )
+    change = plan_changes.propose_plan_change(order, amount, utcnow(), installment_count=count, interval=interval)
     return change
 
 
@@ -50,21 +48,22 @@ def _proposed(change: PlanChange) -> str:
 def _open_form(client, trigger_id: str, order: Order | None, response_url: str | None) -> None:
     # The form's answer goes where the request came from: the command's or the button's response_url.
     metadata = json.dumps({"order_id": order.id if order else None, "response_url": response_url})
-    card = serialize.order(order, utcnow()) if order else None
+    card = order_view(order, utcnow()) if order else None
     client.views_open(trigger_id=trigger_id, view=blocks.plan_modal(card, metadata))
 
 
 def update_plan_command(request: parsing.PlanChangeRequest, context, command, respond, client) -> None:
-    owner = seller(context)
-    order = find_order(owner, request.order) if request.order else None
+    order = find_order(seller(context), request.order, by_invoice_number=True) if request.order else None
     if order is None or (request.amount, request.installment_count, request.interval) == (None, None, None):
         _open_form(client, command["trigger_id"], order, command["response_url"])
         return
-    say(respond, _proposed(_propose(owner, order, request.amount, request.installment_count, request.interval)))
+    say(respond, _proposed(_propose(order, request.amount, request.installment_count, request.interval)))
 
 
 def open_form_button(ref: str, context, body, respond, client) -> None:
-    _open_form(client, body["trigger_id"], find_order(seller(context), ref), body.get("response_url"))
+    _open_form(
+        client, body["trigger_id"], find_order(seller(context), ref, by_invoice_number=True), body.get("response_url")
+    )
 
 
 def submit_form(ack, view, context) -> None:
@@ -78,12 +77,12 @@ def submit_form(ack, view, context) -> None:
         return ack()
     try:
         with db.connection_context():
-            owner = seller(context)
-            change = _propose(owner, find_order(owner, ref), values[blocks.AMOUNT_BLOCK]["value"]["value"] or "")
+            order = find_order(seller(context), ref, by_invoice_number=True)
+            change = _propose(order, values[blocks.AMOUNT_BLOCK]["value"]["value"] or "")
             context["proposed"] = _proposed(change)
     except (BillingError, parsing.Malformed) as error:
         forget(submitted)  # refused: the seller may correct the form and submit it again
-        about_order = isinstance(error, (OrderNotFound, NotYourOrder)) and not metadata["order_id"]
+        about_order = isinstance(error, OrderNotFound) and not metadata["order_id"]
         return ack(
             response_action="errors", errors={blocks.ORDER_BLOCK if about_order else blocks.AMOUNT_BLOCK: error.message}
         )
