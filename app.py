@@ -3,9 +3,9 @@
 from flask import Flask, Response, g, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 
+from billing.links import HIDE_LINK_TOKENS
 from models import db
 from pages.rendering import render
-from pages.tokens import HIDE_LINK_TOKENS
 from runtime import database, redis_connection
 
 ABOUT = (

@@ -41,3 +41,8 @@ class Settings:
         default_factory=lambda: _env("COLLECTION_PARTNER_SECRET", "whsec_dHJhbmNoZS1jb2xsZWN0aW9uLXBhcnRuZXI=")
     )
     outbox_dir: Path = field(default_factory=lambda: Path(_env("OUTBOX_DIR", str(VAR / "outbox"))))
+
+    @property
+    def slack_oauth(self) -> bool:
+        """Whether "Add to Slack" installs are set up (several workspaces)."""
+        return bool(self.slack_client_id and self.slack_client_secret)

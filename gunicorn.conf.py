@@ -4,7 +4,7 @@ import os
 
 from gunicorn.glogging import Logger
 
-from pages.tokens import HIDE_LINK_TOKENS
+from billing.links import HIDE_LINK_TOKENS
 
 bind = f"127.0.0.1:{os.environ.get('PORT') or 5000}"
 # A couple of sync workers: each request is a few short queries, and the sandbox gateway's webhook

@@ -9,7 +9,7 @@ from billing import collections, dunning, plan_changes, plans, search
 from billing.errors import InvalidInput, OrderNotFound, Refused
 from billing.orders import find_order, order_view
 from billing.sellers import seller_by_api_key
-from bot.linking import install_link, oauth_enabled
+from billing.workspaces import install_link
 from gateways import PaymentMethodRejected, get_gateway
 from models import Customer, Product, transaction
 from runtime import settings, utcnow
@@ -192,7 +192,7 @@ def hand_off_order(order_id):
 
 @bp.post("/slack/install-link")
 def slack_install_link():
-    if not oauth_enabled(settings()):
+    if not settings().slack_oauth:
         return _error(409, "slack_oauth_off", "Slack OAuth is not set up here: SLACK_CLIENT_ID, SLACK_CLIENT_SECRET.")
-    url, expires_at = install_link(settings(), g.seller, utcnow())
+    url, expires_at = install_link(settings().public_url, g.seller, utcnow())
     return jsonify(url=url, expires_at=serialize.utc(expires_at)), 201

@@ -31,7 +31,7 @@ TEAM, CHANNEL = "T0BENCH", "C0BENCH"
 def prepare(orders: int) -> list[tuple[str, str]]:
     """A seller linked to the workspace, `orders` active card orders and as many interrupted ones; the commands
     to send, as (command, text)."""
-    from bot.linking import link_workspace
+    from billing.workspaces import link_workspace
     from models import db
     from runtime import utcnow
     from tests import factories

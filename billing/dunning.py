@@ -8,10 +8,9 @@ from billing import collections, notifications
 from billing.errors import Refused
 from billing.followups import CHARGE, FollowUp, follow_up
 from billing.plans import add_attempt, locked, open_installment
+from billing.retries import AUTOMATIC_ATTEMPTS, RETRY_INTERVAL
 from models import ChargeAttempt, Order, transaction
 
-RETRY_INTERVAL = dt.timedelta(days=7)
-AUTOMATIC_ATTEMPTS = notifications.AUTOMATIC_ATTEMPTS
 RENEWAL_NUMBER = AUTOMATIC_ATTEMPTS + 1
 
 

@@ -10,9 +10,8 @@ product's notification address.
 import datetime as dt
 
 from billing.followups import SEND_MESSAGES, FollowUp, follow_up
+from billing.retries import AUTOMATIC_ATTEMPTS
 from models import ChargeAttempt, CollectionCase, Installment, Order, Outbox, PlanChange, SlackLink
-
-AUTOMATIC_ATTEMPTS = 3
 
 
 def _queue(

@@ -1,8 +1,12 @@
-"""How work that failed is tried again: waits that double after each failure, up to a ceiling, within a bound."""
+"""How often, and how far apart, what failed is tried again: R5's card debits, and the deliveries and gateway
+events that a failure of ours or of a partner held back (waits that double, up to a ceiling, within a bound)."""
 
 import datetime as dt
 from dataclasses import dataclass
 
+# R5: a failed card debit is tried three times in all, 7 and 14 days after the first failure (billing.dunning).
+AUTOMATIC_ATTEMPTS = 3
+RETRY_INTERVAL = dt.timedelta(days=7)
 # Past this many doublings the wait is years: the ceiling, or the bound, has long decided.
 _MOST_DOUBLINGS = 20
 
@@ -27,3 +31,7 @@ class Backoff:
 # Emails, Slack messages and hand-offs to the collection partner: 1, 2, 4 … minutes, at most an hour apart,
 # never given up (what waits is a fact someone must hear of).
 DELIVERY_RETRIES = Backoff(first=dt.timedelta(minutes=1), longest=dt.timedelta(hours=1))
+
+# A failing gateway event is tried five times, 1, 2, 4 and 8 minutes apart: long enough to outlast a database
+# restart or a deploy, short enough that a payment is not left unapplied for long; then an operator decides.
+EVENT_RETRIES = Backoff(first=dt.timedelta(minutes=1), tries=5)

@@ -9,9 +9,9 @@ from slack_bolt import App
 from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk import WebClient
 
+from billing.workspaces import INSTALL_PATH
 from bot import commands, linking
 from bot.linking import (
-    INSTALL_PATH,
     REDIRECT_PATH,
     SCOPES,
     GrantStateStore,
@@ -20,7 +20,6 @@ from bot.linking import (
     api_url,
     identify_seller,
     installation_store,
-    oauth_enabled,
     slack_enabled,
 )
 from bot.listening import ignore_repeats, on_error
@@ -57,7 +56,7 @@ def _build(settings: SlackSettings) -> App:
     store = installation_store(settings)
     client = WebClient(base_url=api_url(settings), timeout=10)
     flow = None
-    if oauth_enabled(settings):
+    if settings.slack_oauth:
         flow = SellerInstallFlow(
             client=client,
             settings=OAuthSettings(

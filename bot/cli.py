@@ -3,7 +3,7 @@
 import click
 from flask.cli import AppGroup
 
-from bot.linking import WorkspaceTaken, install_link, link_workspace, oauth_enabled
+from billing.workspaces import WorkspaceTaken, install_link, link_workspace
 from models import Seller
 from runtime import settings, utcnow
 
@@ -35,7 +35,7 @@ def slack_link(seller_id, team, channel, allow):
 @click.option("--seller", "seller_id", type=int, required=True, help="The seller's id.")
 def slack_install_link(seller_id):
     """Print a one-time "Add to Slack" link for a seller (OAuth: SLACK_CLIENT_ID and SLACK_CLIENT_SECRET)."""
-    if not oauth_enabled(settings()):
+    if not settings().slack_oauth:
         raise click.ClickException("Slack OAuth is off: set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET.")
-    url, expires_at = install_link(settings(), _seller(seller_id), utcnow())
+    url, expires_at = install_link(settings().public_url, _seller(seller_id), utcnow())
     click.echo(f"{url}\n(works once, until {expires_at.isoformat()})")

@@ -5,11 +5,8 @@ token comes from the install), or `flask slack link` for a single self-hosted wo
 """
 
 import datetime as dt
-import hashlib
 import json
 import logging
-import secrets
-from urllib.parse import urlencode
 
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.authorization.authorize import Authorize
@@ -20,26 +17,19 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.oauth.installation_store import Bot, Installation, InstallationStore
 from slack_sdk.oauth.state_store import OAuthStateStore
 
-from models import Seller, SlackInstallation, SlackInstallGrant, SlackLink, db, transaction
+from billing.workspaces import WorkspaceTaken, grant_hash, link_workspace, open_grant
+from models import SlackInstallation, SlackInstallGrant, SlackLink, db, transaction
 from runtime import utcnow
 
-INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"
 # The bot answers commands and buttons, and posts in the channel chosen at install (incoming-webhook asks for one).
 SCOPES = ("commands", "chat:write", "chat:write.public", "incoming-webhook")
-# An "Add to Slack" link works once, within this time: it decides which seller sees a workspace's orders.
-GRANT_LIFETIME = dt.timedelta(hours=1)
-
 logger = logging.getLogger(__name__)
-
-
-def oauth_enabled(settings) -> bool:
-    return bool(settings.slack_client_id and settings.slack_client_secret)
 
 
 def slack_enabled(settings) -> bool:
     """Slack is on when requests can be verified and answered: the signing secret, and a token or OAuth."""
-    return bool(settings.slack_signing_secret and (settings.slack_bot_token or oauth_enabled(settings)))
+    return bool(settings.slack_signing_secret and (settings.slack_bot_token or settings.slack_oauth))
 
 
 def api_url(settings) -> str:
@@ -48,47 +38,7 @@ def api_url(settings) -> str:
 
 
 def installation_store(settings) -> "PeeweeInstallationStore | None":
-    return PeeweeInstallationStore(settings.slack_client_id) if oauth_enabled(settings) else None
-
-
-class WorkspaceTaken(Exception):
-    """The workspace is linked to another seller: a workspace serves one seller."""
-
-
-def link_workspace(
-    seller: Seller, team_id: str, channel_id: str, now: dt.datetime, allowed_user_ids: list[str] | None = None
-) -> SlackLink:
-    """Link `team_id` to `seller`, its notifications to `channel_id`; a seller's new link replaces its old one."""
-    with transaction():
-        taken = SlackLink.get_or_none(SlackLink.team_id == team_id)
-        if taken is not None and taken.seller_id != seller.id:
-            raise WorkspaceTaken(f"Slack workspace {team_id} is linked to another seller (seller {taken.seller_id}).")
-        SlackLink.delete().where(SlackLink.seller == seller).execute()
-        return SlackLink.create(
-            seller=seller, team_id=team_id, channel_id=channel_id, allowed_user_ids=allowed_user_ids, linked_at=now
-        )
-
-
-def _hash(state: str) -> str:
-    return hashlib.sha256(state.encode()).hexdigest()
-
-
-def install_link(settings, seller: Seller, now: dt.datetime) -> tuple[str, dt.datetime]:
-    """A one-time "Add to Slack" link for `seller`, and when it expires. Only the seller (API key) or an operator
-    (CLI) gets one: whoever opens it links their workspace to this seller."""
-    state = secrets.token_urlsafe(32)
-    expires_at = now + GRANT_LIFETIME
-    SlackInstallGrant.create(seller=seller, state_hash=_hash(state), expires_at=expires_at)
-    return f"{settings.public_url}{INSTALL_PATH}?{urlencode({'grant': state})}", expires_at
-
-
-def _open_grant(state: str | None, now: dt.datetime):
-    """Where a grant for `state` is still good: unused and not expired."""
-    return (
-        (SlackInstallGrant.state_hash == _hash(state or ""))
-        & SlackInstallGrant.used_at.is_null()
-        & (SlackInstallGrant.expires_at > now)
-    )
+    return PeeweeInstallationStore(settings.slack_client_id) if settings.slack_oauth else None
 
 
 class GrantStateStore(OAuthStateStore):
@@ -105,7 +55,7 @@ class GrantStateStore(OAuthStateStore):
     def consume(self, state: str) -> bool:
         now = utcnow()
         with db.connection_context():
-            return SlackInstallGrant.update(used_at=now).where(_open_grant(state, now)).execute() == 1
+            return SlackInstallGrant.update(used_at=now).where(open_grant(state, now)).execute() == 1
 
 
 class PeeweeInstallationStore(InstallationStore):
@@ -188,7 +138,7 @@ class SellerInstallFlow(OAuthFlow):
 
     def handle_installation(self, request):
         with db.connection_context():
-            usable = SlackInstallGrant.select().where(_open_grant(self.issue_new_state(request), utcnow())).exists()
+            usable = SlackInstallGrant.select().where(open_grant(self.issue_new_state(request), utcnow())).exists()
         if not usable:
             return BoltResponse(
                 status=410,
@@ -206,7 +156,7 @@ class SellerInstallFlow(OAuthFlow):
         # The channel chosen on Slack's install page; without one, the installer's direct messages.
         channel = installation.incoming_webhook_channel_id or installation.user_id
         with db.connection_context(), transaction():
-            grant = SlackInstallGrant.get(SlackInstallGrant.state_hash == _hash(state))
+            grant = SlackInstallGrant.get(SlackInstallGrant.state_hash == grant_hash(state))
             try:
                 link_workspace(grant.seller, installation.team_id, channel, utcnow())
             except WorkspaceTaken as error:

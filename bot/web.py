@@ -4,8 +4,9 @@ from flask import Blueprint, request
 from slack_bolt.adapter.flask.handler import to_bolt_request, to_flask_response
 from slack_sdk.signature import SignatureVerifier
 
+from billing.workspaces import INSTALL_PATH
 from bot.bolt import bolt_app
-from bot.linking import INSTALL_PATH, REDIRECT_PATH
+from bot.linking import REDIRECT_PATH
 from runtime import settings
 
 bp = Blueprint("slack", __name__)

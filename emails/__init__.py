@@ -18,10 +18,10 @@ from urllib.parse import unquote, urlsplit
 import css_inline
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from billing.links import card_update_link, plan_change_link
 from billing.retries import DELIVERY_RETRIES
 from i18n import Formats, language_of, translations
 from models import Outbox
-from pages.tokens import card_update_link, plan_change_link
 
 TEMPLATES = Path(__file__).parent / "templates"
 DOMAIN = "emails"

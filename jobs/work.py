@@ -10,7 +10,7 @@ from rq.executions import Execution
 
 from billing import charging, collections, plan_changes, plans
 from billing.followups import APPLY_EVENTS, CHARGE, DELIVER_HANDOFF, SEND_MESSAGES, FollowUp, follow_up
-from billing.retries import Backoff
+from billing.retries import EVENT_RETRIES
 from bot.delivery import deliver_slack_message
 from bot.once import forget_old_requests
 from emails import deliver_message
@@ -22,11 +22,6 @@ from webhooks.events import parse_outcome
 
 CLAIM = dt.timedelta(minutes=5)
 BATCH = 500
-
-
-# A failing event is tried five times, 1, 2, 4 and 8 minutes apart: long enough to outlast a database
-# restart or a deploy, short enough that a payment is not left unapplied for long; then an operator decides.
-EVENT_RETRIES = Backoff(first=dt.timedelta(minutes=1), tries=5)
 
 
 def tick(at: str | None = None) -> None:

@@ -1,7 +1,7 @@
 """GET|POST /confirm/<token> (R3, R4) and GET|POST /card/<token> (R10): the customer's two pages.
 
 GET and HEAD only show: mail scanners open links. Only a POST acts, and only with the form's signed token
-(see pages.tokens.form_token). Every link that cannot act gets a page in the customer's language saying
+(see billing.links.form_token). Every link that cannot act gets a page in the customer's language saying
 why, with a 4xx status, and changes nothing.
 """
 
@@ -11,6 +11,7 @@ from flask import Blueprint, Response, redirect, request, url_for
 
 from billing.card_updates import check_card_update, update_card_and_charge
 from billing.errors import Refused
+from billing.links import CARD_UPDATE, PLAN_CHANGE, LinkExpired, LinkInvalid, form_token, form_token_valid, verify
 from billing.plan_changes import (
     ChangeNotOpen,
     check_change_open,
@@ -26,7 +27,6 @@ from i18n import DEFAULT_LANGUAGE, LANGUAGES, Formats, language_of
 from models import ChargeAttempt, Installment, Order, PlanChange
 from pages import forms
 from pages.rendering import N_, render
-from pages.tokens import CARD_UPDATE, PLAN_CHANGE, LinkExpired, LinkInvalid, form_token, form_token_valid, verify
 from runtime import settings, utcnow
 
 bp = Blueprint("pages", __name__, static_folder="static", static_url_path="/pages/static")

@@ -10,11 +10,11 @@ import pytest
 import requests
 
 from billing.collections import hand_to_collections
+from billing.links import CARD_UPDATE, LinkExpired, verify
 from billing.plans import start_due_installments
 from gateways import get_gateway
 from jobs.work import charge, process_event, run_due_work, send_due_messages
 from models import GatewayEvent, Outbox, SandboxCharge, SlackLink
-from pages.tokens import CARD_UPDATE, LinkExpired, verify
 from runtime import settings, utcnow
 from tests import factories
 from tests.conftest import Inbox, free_port, serve_smtp

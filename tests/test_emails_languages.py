@@ -13,9 +13,9 @@ import pytest
 
 from billing.collections import hand_to_collections
 from billing.dunning import renew_plan
+from billing.links import CARD_UPDATE, PLAN_CHANGE, verify
 from billing.plan_changes import confirm_plan_change, decline_plan_change, propose_plan_change
 from jobs.work import run_due_work, send_due_messages
-from pages.tokens import CARD_UPDATE, PLAN_CHANGE, verify
 from runtime import settings
 from tests import factories
 

@@ -9,8 +9,8 @@ import datetime as dt
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from billing.links import FORM, form_token, plan_change_link, sign
 from billing.plan_changes import propose_plan_change
-from pages.tokens import FORM, form_token, plan_change_link, sign
 from runtime import settings, utcnow
 from tests import factories
 from tests.fuzzing import (

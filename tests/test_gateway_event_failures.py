@@ -4,7 +4,8 @@ import datetime as dt
 
 import pytest
 
-from jobs.work import EVENT_RETRIES, run_due_work
+from billing.retries import EVENT_RETRIES
+from jobs.work import run_due_work
 from models import GatewayEvent, Outbox
 from runtime import utcnow
 from tests.test_webhook_gateway import (

@@ -9,10 +9,7 @@ import pytest
 
 from billing.card_updates import update_card_and_charge
 from billing.collections import hand_to_collections
-from billing.plan_changes import confirm_plan_change, decline_plan_change, expire_plan_changes, propose_plan_change
-from jobs.work import run_due_work
-from models import MODELS, Order
-from pages.tokens import (
+from billing.links import (
     CARD_UPDATE,
     PLAN_CHANGE,
     LinkExpired,
@@ -22,6 +19,9 @@ from pages.tokens import (
     sign,
     verify,
 )
+from billing.plan_changes import confirm_plan_change, decline_plan_change, expire_plan_changes, propose_plan_change
+from jobs.work import run_due_work
+from models import MODELS, Order
 from runtime import settings, utcnow
 from tests import factories
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from billing import dunning
-from bot.linking import link_workspace
+from billing.workspaces import link_workspace
 from jobs.work import run_due_work
 from models import ChargeAttempt, CollectionCase, Order, Outbox, PlanChange
 from runtime import queue, redis_connection, utcnow

@@ -7,7 +7,7 @@ import urllib.parse
 
 import pytest
 
-from bot.linking import link_workspace
+from billing.workspaces import link_workspace
 from jobs.work import run_due_work
 from models import SlackInstallation, SlackInstallGrant, SlackLink
 from tests import factories

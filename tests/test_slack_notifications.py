@@ -8,7 +8,7 @@ import pytest
 
 from billing import plan_changes
 from billing.card_updates import update_card_and_charge
-from bot.linking import link_workspace
+from billing.workspaces import link_workspace
 from jobs.work import charge, run_due_work, send_due_messages
 from models import Order, Outbox, SlackLink
 from runtime import queue, utcnow

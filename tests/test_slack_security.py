@@ -8,7 +8,7 @@ import urllib.parse
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
-from bot.linking import link_workspace
+from billing.workspaces import link_workspace
 from bot.once import first_time
 from jobs.work import tick
 from models import ChargeAttempt, PlanChange, SlackRequest

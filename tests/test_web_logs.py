@@ -10,8 +10,8 @@ from pathlib import Path
 
 import requests
 
+from billing.links import card_update_link, plan_change_link
 from config import Settings
-from pages.tokens import card_update_link, plan_change_link
 from tests.conftest import ROOT, free_port
 
 

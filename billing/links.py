@@ -12,14 +12,16 @@ import re
 
 from itsdangerous import BadData, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
+from billing.plan_changes import CONFIRMATION_WINDOW
+
 CARD_UPDATE = "card-update"
 PLAN_CHANGE = "plan-change"
 FORM = "form"
 
-# What each link acts on bounds its life: a plan change is open for 240 hours (R4); a card link serves
+# What each link acts on bounds its life: a plan change is open for its confirmation window (R4); a card link serves
 # the whole dunning ladder (14 days) and the seller's renewal after it.
 MAX_AGE = {
-    PLAN_CHANGE: dt.timedelta(hours=240),
+    PLAN_CHANGE: CONFIRMATION_WINDOW,
     CARD_UPDATE: dt.timedelta(days=30),
     # A page's form may sit open a while, but not be replayed days later.
     FORM: dt.timedelta(hours=12),
