@@ -9,7 +9,7 @@ from billing.orders import find_order
 from bot import blocks, parsing
 from bot.delivery import await_outcome
 from bot.listening import check_may_act, register_button, register_command, say, seller
-from models import ChargeAttempt, Order
+from models import Order
 from runtime import utcnow
 
 
@@ -18,7 +18,7 @@ def register(app) -> None:
     register_button(app, blocks.RENEW, renew_button)
 
 
-def _renew(context, user_id: str, ref: str) -> tuple[Order, ChargeAttempt, str]:
+def _renew(context, user_id: str, ref: str) -> tuple[Order, str]:
     check_may_act(context, user_id)
     owner = seller(context)
     order = find_order(owner, ref, by_invoice_number=True)
@@ -27,7 +27,7 @@ def _renew(context, user_id: str, ref: str) -> tuple[Order, ChargeAttempt, str]:
         f"Order {order.id}: the fourth and final attempt, {blocks.money(attempt.amount, order.currency)} on the card "
         f"•••• {order.card_last4}, is being charged now. The outcome follows here."
     )
-    return order, attempt, text
+    return order, text
 
 
 # The charge starts last (followups.held), so that the messages awaiting its outcome are kept and shown before
@@ -36,7 +36,7 @@ def _renew(context, user_id: str, ref: str) -> tuple[Order, ChargeAttempt, str]:
 
 def renew_command(ref: str, context, command, respond, client) -> None:
     with followups.held():
-        order, _attempt, text = _renew(context, command["user_id"], ref)
+        order, text = _renew(context, command["user_id"], ref)
         shown = [blocks.section(text)]
         await_outcome(order.seller_id, order.id, shown, utcnow(), response_url=command["response_url"])
         say(respond, text, shown)
@@ -45,7 +45,7 @@ def renew_command(ref: str, context, command, respond, client) -> None:
 def renew_button(ref: str, context, body, respond, client) -> None:
     user = body["user"]["id"]
     with followups.held():
-        order, _attempt, text = _renew(context, user, ref)
+        order, text = _renew(context, user, ref)
         original = body["message"]["blocks"]
         container = body["container"]
         if container.get("is_ephemeral"):
