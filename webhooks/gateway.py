@@ -3,7 +3,7 @@
 import binascii
 import logging
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from redis.exceptions import RedisError
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
@@ -17,7 +17,7 @@ bp = Blueprint("webhooks", __name__)
 log = logging.getLogger(__name__)
 
 
-def _error(status: int, code: str, message: str):
+def _error(status: int, code: str, message: str) -> tuple[Response, int]:
     # The API's shape, so that one client reads the errors of every surface.
     return jsonify(error={"code": code, "message": message}), status
 
@@ -31,7 +31,7 @@ def _wake_after_commit() -> None:
 
 
 @bp.post("/webhooks/gateway")
-def gateway_event():
+def gateway_event() -> tuple[Response, int]:
     try:
         # Decoded first: the signature library would decode it too, and call a non-UTF-8 body a bad signature.
         body = event_text(request.get_data())
