@@ -230,6 +230,7 @@ class Installment(BaseModel):
         indexes = ((("order", "number"), True),)
 
     if TYPE_CHECKING:
+        order_id: int  # peewee's accessor for the foreign key's raw value
         attempts: ModelSelect["ChargeAttempt"]
 
 
@@ -291,6 +292,9 @@ class PlanChange(BaseModel):
     expires_at = UTCDateTimeField(index=True)
     status = CharField(default=PENDING, index=True)
     decided_at = UTCDateTimeField(null=True)
+
+    if TYPE_CHECKING:
+        order_id: int  # peewee's accessor for the foreign key's raw value
 
 
 class GatewayEvent(BaseModel):

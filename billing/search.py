@@ -20,7 +20,7 @@ class Page:
     has_more: bool
 
 
-def _newest_first(seller: Seller) -> ModelSelect[Order]:
+def _newest_first(seller: Seller) -> "ModelSelect[Order]":  # quoted: peewee's class takes no [] at runtime
     return (
         Order.select(Order, Customer)
         .join(Customer)
