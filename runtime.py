@@ -4,17 +4,22 @@ The web app, the workers, the CLI and the tests read them from here; `jobs/` hol
 """
 
 import datetime as dt
-from collections.abc import Callable
+import logging
+from collections.abc import Iterable
 from functools import cache
 
 from peewee import DatabaseProxy
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue
 
+from billing import followups
+from billing.followups import FollowUp
 from config import VAR, Settings
 from models import db, open_database
 
 QUEUE = "tranche"
+log = logging.getLogger(__name__)
 
 
 def settings() -> Settings:
@@ -48,6 +53,36 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def enqueue_after_commit(func: Callable[..., object], *args: object, job_id: str | None = None) -> None:
-    """Queue `func(*args)` once the current transaction commits (at once outside one)."""
-    database().after_commit(lambda: queue().enqueue(func, *args, job_id=job_id, result_ttl=0, failure_ttl=86400))
+def waiting_key(work: str) -> str:
+    """Set while a `work` job without a row waits to start; the job clears it before it reads (jobs.work)."""
+    return f"tranche:{work}:waiting"
+
+
+def start_follow_ups(work: Iterable[FollowUp]) -> None:
+    """The one place where what a committed fact calls for (billing.followups) becomes jobs of jobs.work.
+
+    A job on a row is queued under the row's job id. A job over everything due (send the messages, apply the
+    events) is queued only when none waits to start: that one will see all committed before it starts, and a
+    job costs RQ more than an email or an event (bench/); its key expires, so a waiting job lost in a crash
+    holds the next ones back a minute at most. With its own time, such a job is queued anyway, since the
+    waiting one reads another clock. Redis failing fails no request: the tick starts the work from the rows.
+    """
+    for each in work:
+        try:
+            at = each.at.isoformat() if each.at else None
+            if each.row_id is not None:
+                _enqueue(each.work, each.row_id, at, job_id=f"{each.work}-{each.row_id}")
+            elif at is not None:
+                _enqueue(each.work, at)
+            elif redis_connection().set(waiting_key(each.work), 1, nx=True, ex=60):
+                _enqueue(each.work)
+        except RedisError as error:
+            log.warning("%s committed, not started (the tick will): %s", each, error)
+
+
+def _enqueue(work: str, *args: object, job_id: str | None = None) -> None:
+    queue().enqueue(f"jobs.work.{work}", *args, job_id=job_id, result_ttl=0, failure_ttl=86400)
+
+
+# Every process runs on this module: its commits start their follow-ups from here.
+followups.start_with(start_follow_ups)

@@ -10,9 +10,8 @@ from billing.errors import InvalidInput, NotYourOrder, OrderNotFound, Refused
 from billing.sellers import seller_by_api_key
 from bot.linking import install_link, oauth_enabled
 from gateways import PaymentMethodRejected, get_gateway
-from jobs import work
 from models import Customer, Product, transaction
-from runtime import enqueue_after_commit, settings, utcnow
+from runtime import settings, utcnow
 
 LANGUAGES = ("fr", "de", "en")
 PUBLIC_ENDPOINTS = {"api.openapi_document"}
@@ -163,7 +162,6 @@ def show_order(order_id):
 @bp.post("/orders/<order_id>/renew")
 def renew_order(order_id):
     attempt = dunning.renew_plan(g.seller, order_id, utcnow())
-    enqueue_after_commit(work.charge, attempt.id, job_id=f"charge-{attempt.id}")
     return jsonify(serialize.renewal(attempt, g.seller.timezone)), 202
 
 
@@ -178,7 +176,6 @@ def propose_plan_change(order_id):
         installment_count=body.get("installment_count"),
         interval=body.get("interval"),
     )
-    enqueue_after_commit(work.send_due_messages)
     return jsonify(serialize.plan_change(change) | {"timezone": g.seller.timezone}), 201
 
 
@@ -192,7 +189,6 @@ def list_collections():
 def hand_off_order(order_id):
     now = utcnow()
     case = collections.hand_to_collections(g.seller, order_id, now)
-    enqueue_after_commit(work.deliver_handoff, case.id, job_id=f"handoff-{case.id}")
     return jsonify(serialize.collection_entry(case, now) | {"timezone": g.seller.timezone}), 201
 
 

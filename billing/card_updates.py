@@ -9,6 +9,7 @@ import datetime as dt
 from peewee import IntegrityError, fn
 
 from billing.errors import Refused
+from billing.followups import CHARGE, FollowUp, follow_up
 from billing.plans import METHOD_COLUMNS, PaymentMethod, add_attempt
 from models import ChargeAttempt, Installment, Order, transaction
 
@@ -42,8 +43,8 @@ def check_card_update(order: Order, installment: Installment, now: dt.datetime) 
 def update_card_and_charge(
     order: Order, installment_number: int, payment_method: PaymentMethod, now: dt.datetime
 ) -> ChargeAttempt:
-    """R10: a customer charge of the open installment with the new method, due now; the caller sends it once
-    this commits. The method stays on the charge: it goes on file only if the charge succeeds
+    """R10: a customer charge of the open installment with the new method, due now, sent once this commits.
+    The method stays on the charge: it goes on file only if the charge succeeds
     (adopt_payment_method), so a declined card never reaches the automatic retries."""
     try:
         with transaction():
@@ -55,7 +56,9 @@ def update_card_and_charge(
                 .where(ChargeAttempt.kind == ChargeAttempt.CUSTOMER)
                 .scalar()
             )
-            return add_attempt(installment, ChargeAttempt.CUSTOMER, (previous or 0) + 1, now, payment_method)
+            attempt = add_attempt(installment, ChargeAttempt.CUSTOMER, (previous or 0) + 1, now, payment_method)
+            follow_up(FollowUp(CHARGE, attempt.id, now))
+            return attempt
     except IntegrityError:
         # Two submissions at once: the unique (installment, kind, number) let only the first through.
         raise Refused(f"A charge of installment {installment_number} is being processed.", "pending") from None

@@ -6,8 +6,9 @@ from decimal import Decimal
 
 from billing import collections, dunning, notifications
 from billing.card_updates import PAYABLE, adopt_payment_method
+from billing.followups import APPLY_EVENTS, FollowUp, follow_up
 from billing.plans import record_installment_paid
-from models import ChargeAttempt, Customer, Installment, Order, Product, Seller, lock, transaction
+from models import ChargeAttempt, Customer, GatewayEvent, Installment, Order, Product, Seller, lock, transaction
 
 # An attempt sent but never answered is sent again after this long, with the same idempotency key,
 # so a worker killed between the database and the gateway loses nothing and charges nothing twice.
@@ -34,6 +35,20 @@ class ChargeRequest:
     method: str
     token: str
     at: dt.datetime
+
+
+def store_event(webhook_id: str, event_type: str, body: str, now: dt.datetime) -> bool:
+    """Keep a gateway's event once by its webhook id, to be applied after the commit; False for a duplicate."""
+    with transaction():
+        stored = (
+            GatewayEvent.insert(webhook_id=webhook_id, type=event_type, body=body, received_at=now)
+            .on_conflict_ignore()
+            .as_rowcount()
+            .execute()
+        )
+        if stored:
+            follow_up(FollowUp(APPLY_EVENTS))
+    return bool(stored)
 
 
 def due_attempts(now: dt.datetime):

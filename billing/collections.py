@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from billing import notifications
 from billing.errors import Refused
+from billing.followups import DELIVER_HANDOFF, FollowUp, follow_up
 from billing.plans import seller_order
 from billing.retries import DELIVERY_RETRIES
 from models import ChargeAttempt, CollectionCase, Installment, Order, Seller, transaction
@@ -106,6 +107,7 @@ def hand_to_collections(seller: Seller, order_id, now: dt.datetime) -> Collectio
         ).execute()
         case = CollectionCase.get(CollectionCase.order == order)
         notifications.seller_handed_off(case, now)
+        follow_up(FollowUp(DELIVER_HANDOFF, case.id, now))
     return case
 
 

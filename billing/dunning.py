@@ -6,6 +6,7 @@ from peewee import IntegrityError
 
 from billing import collections, notifications
 from billing.errors import Refused
+from billing.followups import CHARGE, FollowUp, follow_up
 from billing.plans import add_attempt, open_installment, seller_order
 from models import ChargeAttempt, Order, Seller, transaction
 
@@ -91,7 +92,9 @@ def renew_plan(seller: Seller, order_id, now: dt.datetime) -> ChargeAttempt:
         )
     try:
         with transaction():
-            return add_attempt(installment, ChargeAttempt.RENEWAL, RENEWAL_NUMBER, now)
+            renewal = add_attempt(installment, ChargeAttempt.RENEWAL, RENEWAL_NUMBER, now)
+            follow_up(FollowUp(CHARGE, renewal.id, now))
+            return renewal
     except IntegrityError:
         raise Refused(
             f"Order {order.id} was already renewed once: the fourth attempt is the last.", "already_renewed"

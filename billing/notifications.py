@@ -9,6 +9,7 @@ product's notification address.
 
 import datetime as dt
 
+from billing.followups import SEND_MESSAGES, FollowUp, follow_up
 from models import ChargeAttempt, CollectionCase, Installment, Order, Outbox, PlanChange, SlackLink
 
 AUTOMATIC_ATTEMPTS = 3
@@ -17,16 +18,23 @@ AUTOMATIC_ATTEMPTS = 3
 def _queue(
     template: str, recipient: str, language: str, context: dict, fact: str, now: dt.datetime, channel=Outbox.EMAIL
 ) -> None:
-    Outbox.insert(
-        channel=channel,
-        template=template,
-        recipient=recipient,
-        language=language,
-        context=context,
-        dedupe_key=f"{template}:{fact}",
-        created_at=now,
-        next_try_at=now,
-    ).on_conflict_ignore().as_rowcount().execute()
+    written = (
+        Outbox.insert(
+            channel=channel,
+            template=template,
+            recipient=recipient,
+            language=language,
+            context=context,
+            dedupe_key=f"{template}:{fact}",
+            created_at=now,
+            next_try_at=now,
+        )
+        .on_conflict_ignore()
+        .as_rowcount()
+        .execute()
+    )
+    if written:
+        follow_up(FollowUp(SEND_MESSAGES))
 
 
 def _has_slack(order: Order) -> bool:

@@ -9,6 +9,7 @@ from rq import SimpleWorker, Worker
 from rq.executions import Execution
 
 from billing import charging, collections, plan_changes, plans
+from billing.followups import APPLY_EVENTS, CHARGE, DELIVER_HANDOFF, SEND_MESSAGES, FollowUp, follow_up
 from billing.retries import Backoff
 from bot.delivery import deliver_slack_message
 from bot.once import forget_old_requests
@@ -16,14 +17,10 @@ from emails import deliver_message
 from gateways import get_gateway
 from jobs.partner import post_to_partner
 from models import CollectionCase, GatewayEvent, Outbox, lock, transaction
-from runtime import database, enqueue_after_commit, queue, redis_connection, settings, utcnow
+from runtime import database, queue, redis_connection, settings, utcnow, waiting_key
 from webhooks.events import parse_outcome
 
 CLAIM = dt.timedelta(minutes=5)
-# Set while a send_due_messages job waits to start: it will see every message committed before then, so
-# messages written meanwhile need no job of their own (a job costs RQ more than sending an email; bench/).
-SENDER_WAITING = "tranche:sender-waiting"
-EVENTS_WAITING = "tranche:events-waiting"
 BATCH = 500
 
 
@@ -33,9 +30,10 @@ EVENT_RETRIES = Backoff(first=dt.timedelta(minutes=1), tries=5)
 
 
 def tick(at: str | None = None) -> None:
-    """Turn everything the database says is due by `at` (ISO; default now) into jobs.
+    """Start everything the database says is due by `at` (ISO; default now): what follow-ups lost, and what
+    only time made due (a retry's day, a plan change's expiry).
 
-    Safe to run from two schedulers at once: every job it queues claims its row before acting.
+    Safe to run from two schedulers at once: every job it starts claims its row before acting.
     """
     now = dt.datetime.fromisoformat(at) if at else utcnow()
     with database().connection_context():
@@ -43,15 +41,16 @@ def tick(at: str | None = None) -> None:
         plan_changes.expire_plan_changes(now)
         forget_old_requests(now)
         for attempt in charging.due_attempts(now):
-            enqueue_after_commit(charge, attempt.id, now.isoformat(), job_id=f"charge-{attempt.id}")
+            follow_up(FollowUp(CHARGE, attempt.id, now))
         retry_due_events(now)
         if GatewayEvent.select().where(GatewayEvent.status == GatewayEvent.RECEIVED).exists():
             # Even if a job is said to be waiting: it may have died before its first line (a killed worker).
-            wake_event_processor(force=True)
+            redis_connection().delete(waiting_key(APPLY_EVENTS))
+            follow_up(FollowUp(APPLY_EVENTS))
         for case in collections.handoffs_to_deliver(now):
-            enqueue_after_commit(deliver_handoff, case.id, now.isoformat(), job_id=f"handoff-{case.id}")
+            follow_up(FollowUp(DELIVER_HANDOFF, case.id, now))
         if Outbox.select().where(Outbox.sent_at.is_null(), Outbox.next_try_at <= now).exists():
-            enqueue_after_commit(send_due_messages, now.isoformat())
+            follow_up(FollowUp(SEND_MESSAGES, at=now))
 
 
 def charge(attempt_id: int, at: str | None = None) -> None:
@@ -65,7 +64,7 @@ def charge(attempt_id: int, at: str | None = None) -> None:
         charging.record_reference(attempt_id, reference)
 
 
-def process_event(event_id: int, now: dt.datetime) -> bool:
+def process_event(event_id: int, now: dt.datetime) -> None:
     """Apply one stored gateway event, once: the claim and the effects commit together or not at all.
 
     An event whose application raises (a bug, a database error) is rolled back alone and recorded as
@@ -78,17 +77,15 @@ def process_event(event_id: int, now: dt.datetime) -> bool:
                 .execute()
             )
             if not claimed:
-                return False
+                return
             try:
                 note = charging.apply_outcome(parse_outcome(GatewayEvent.get_by_id(event_id).body), now)
                 status = GatewayEvent.IGNORED if note.startswith("ignored") else GatewayEvent.PROCESSED
             except charging.Unmatched as error:
                 note, status = str(error), GatewayEvent.UNMATCHED
             GatewayEvent.update(status=status, note=note).where(GatewayEvent.id == event_id).execute()
-        return True
     except Exception as error:  # whatever it is, it must not stop the events behind this one
         record_event_failure(event_id, error, now)
-        return False
 
 
 def record_event_failure(event_id: int, error: Exception, now: dt.datetime) -> None:
@@ -134,14 +131,15 @@ def replay_event(event_id: int, now: dt.datetime) -> GatewayEvent:
         raise NotReplayable(
             f"no gateway event {event_id}" if event is None else f"event {event_id} is {event.status}, not failed"
         )
-    if process_event(event_id, now):
-        wake_sender()
+    process_event(event_id, now)
     return GatewayEvent.get_by_id(event_id)
 
 
 def process_received_events() -> None:
-    """Apply every stored event not yet applied, oldest first; then have the messages they wrote sent."""
-    redis_connection().delete(EVENTS_WAITING)  # before reading: an event stored from now on wakes another job
+    """Apply every stored event not yet applied, oldest first (the messages they write follow up themselves)."""
+    redis_connection().delete(
+        waiting_key(APPLY_EVENTS)
+    )  # before reading: an event stored from now on wakes another job
     with database().connection_context():
         while True:
             batch = list(
@@ -150,34 +148,17 @@ def process_received_events() -> None:
                 .order_by(GatewayEvent.id)
                 .limit(BATCH)
             )
-            applied = [process_event(event.id, utcnow()) for event in batch]
-            if any(applied):
-                wake_sender()
+            for event in batch:
+                process_event(event.id, utcnow())
             if len(batch) < BATCH:
                 return
 
 
-def _wake(key: str, job, force: bool = False) -> None:
-    # One job waiting to start stands for everything stored before it starts: a job costs RQ more than the
-    # work of one event or email (bench/). The key expires, so a waiting job lost in a crash holds the next
-    # ones back a minute at most; the tick wakes them too.
-    if redis_connection().set(key, 1, nx=True, ex=60) or force:
-        queue().enqueue(job, result_ttl=0, failure_ttl=86400)
-
-
-def wake_event_processor(force: bool = False) -> None:
-    """Have process_received_events start after this moment, unless one is already waiting to (or `force`)."""
-    _wake(EVENTS_WAITING, process_received_events, force)
-
-
-def wake_sender() -> None:
-    """Have a send_due_messages job start after this moment, unless one is already waiting to."""
-    _wake(SENDER_WAITING, send_due_messages)
-
-
 def send_due_messages(at: str | None = None) -> None:
     """Send every message of the outbox due by `at`; each is claimed first, so two workers never send one twice."""
-    redis_connection().delete(SENDER_WAITING)  # before reading: a message committed from now on wakes another job
+    redis_connection().delete(
+        waiting_key(SEND_MESSAGES)
+    )  # before reading: a message committed from now on wakes another job
     now = dt.datetime.fromisoformat(at) if at else utcnow()
     with database().connection_context():
         while True:

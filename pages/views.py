@@ -23,12 +23,11 @@ from billing.sellers import DEFAULT_TIMEZONE
 from billing.values import identifier
 from gateways import PaymentMethodRejected, get_gateway
 from i18n import DEFAULT_LANGUAGE, LANGUAGES, Formats, language_of
-from jobs.work import charge, send_due_messages
 from models import ChargeAttempt, Installment, Order, PlanChange
 from pages import forms
 from pages.rendering import N_, render
 from pages.tokens import CARD_UPDATE, PLAN_CHANGE, LinkExpired, LinkInvalid, form_token, form_token_valid, verify
-from runtime import enqueue_after_commit, settings, utcnow
+from runtime import settings, utcnow
 
 bp = Blueprint("pages", __name__, static_folder="static", static_url_path="/pages/static")
 
@@ -167,8 +166,6 @@ def confirm(token: str):
             raise LinkRefused(late.code, PLAN_CHANGE, language, order, decided_at=late.change.decided_at) from None
         except Refused:
             raise LinkRefused("closed", PLAN_CHANGE, language, order) from None
-        # The rule committed the outbox rows (the seller's note, the customer's confirmation): send them.
-        enqueue_after_commit(send_due_messages)
         return _page("confirm_done.html", language, change.order, change=change, first_due_at=first_due_at(change))
     return _page(
         "confirm.html",
@@ -258,7 +255,6 @@ def _pay(token: str, installment: Installment, language: str):
         attempt = update_card_and_charge(order, installment.number, payment, now)
     except Refused as refused:
         raise _card_refused(refused, language, order) from None
-    enqueue_after_commit(charge, attempt.id, now.isoformat(), job_id=f"charge-{attempt.id}")
     # See-other to a page that follows the charge: a reload never submits the card twice.
     return redirect(url_for(".card", token=token, attempt=attempt.id), 303)
 

@@ -10,10 +10,11 @@ import pytest
 from rq import SimpleWorker
 
 from billing import charging, plans
+from billing.followups import APPLY_EVENTS
 from gateways.sandbox import SandboxGateway
-from jobs.work import EVENTS_WAITING, charge, run_due_work, tick
+from jobs.work import charge, run_due_work, tick
 from models import ChargeAttempt, GatewayEvent, SandboxCharge, lock, transaction
-from runtime import queue, redis_connection, settings
+from runtime import queue, redis_connection, settings, waiting_key
 from tests import factories
 from tests.conftest import ROOT, free_port
 
@@ -155,7 +156,7 @@ def test_a_received_event_whose_wake_up_job_was_lost_is_applied_by_the_next_tick
     (attempt,) = plans.start_due_installments(T)
     charge(attempt.id, T.isoformat())  # the event is stored and its job queued…
     queue().empty()  # …then lost with the worker that took it
-    assert redis_connection().exists(EVENTS_WAITING)
+    assert redis_connection().exists(waiting_key(APPLY_EVENTS))
 
     run_due_work(T)
 
@@ -190,7 +191,9 @@ def test_a_worker_killed_mid_job_holds_the_tick_back_seconds_at_most_and_its_wor
         lock(GatewayEvent, event.id)  # the worker's job blocks on the event until its process is killed
         worker = start_worker()
         # Started, and past its first line (which forgets the wake-up): it is waiting on the lock.
-        wait_until(lambda: queue().started_job_registry.count == 1 and not redis_connection().exists(EVENTS_WAITING))
+        wait_until(
+            lambda: queue().started_job_registry.count == 1 and not redis_connection().exists(waiting_key(APPLY_EVENTS))
+        )
         time.sleep(0.5)
         worker.send_signal(signal.SIGKILL)
         worker.wait()

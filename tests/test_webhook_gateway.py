@@ -1,6 +1,5 @@
 """POST /webhooks/gateway: each fixture replayed, signed like the gateway signs it; the 400 and 401 paths."""
 
-import contextlib
 import datetime as dt
 import json
 import os
@@ -15,9 +14,9 @@ from standardwebhooks import Webhook
 from billing import charging, plans
 from jobs.work import run_due_work
 from models import ChargeAttempt, CollectionCase, GatewayEvent, Installment, Order, Outbox
-from runtime import queue, redis_connection, settings
+from runtime import queue, settings
 from tests import factories
-from tests.conftest import free_port
+from tests.outages import redis_unreachable
 
 T = dt.datetime(2026, 5, 1, 8, 0, tzinfo=dt.UTC)
 FIXTURES = Path(__file__).parent / "fixtures" / "gateway"
@@ -446,19 +445,6 @@ def test_a_webhook_id_the_database_could_not_store_whole_is_refused_with_400(cli
     assert_rejected(response, 400, words)
 
 
-@contextlib.contextmanager
-def redis_unreachable():
-    """Within it, the app's Redis is a closed port (redis_connection is cached: cleared on the way in and out)."""
-    own = os.environ["REDIS_URL"]
-    os.environ["REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/1"
-    redis_connection.cache_clear()
-    try:
-        yield
-    finally:
-        os.environ["REDIS_URL"] = own
-        redis_connection.cache_clear()
-
-
 def test_an_event_stored_while_redis_is_unreachable_is_answered_2xx_and_applied_by_a_later_tick(client, caplog):
     """The event is safe in the database: the failed wake-up is logged, not a 500, and the tick wakes the job."""
     order = charge_in_flight()
@@ -469,7 +455,7 @@ def test_an_event_stored_while_redis_is_unreachable_is_answered_2xx_and_applied_
 
     assert (response.status_code, response.get_json()["status"]) == (200, "stored")
     assert GatewayEvent.get().status == "received"
-    assert "processor not woken (the tick will)" in caplog.text
+    assert "committed, not started (the tick will)" in caplog.text
     run_due_work(T)
     assert GatewayEvent.get().status == "processed"
     assert installment_state(order) == EXPECTED_AFTER_FIXTURE["payment_failed__card"]

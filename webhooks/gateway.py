@@ -1,33 +1,21 @@
 """POST /webhooks/gateway: Standard Webhooks verification, stored once by webhook-id, then a job."""
 
 import binascii
-import logging
 
 from flask import Blueprint, Response, jsonify, request
-from redis.exceptions import RedisError
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from jobs.work import wake_event_processor
-from models import GatewayEvent, transaction
-from runtime import database, settings, utcnow
+from billing.charging import store_event
+from runtime import settings, utcnow
 from webhooks.events import InvalidEvent, checked_text, event_text, parse_outcome
 
 bp = Blueprint("webhooks", __name__)
-log = logging.getLogger(__name__)
 
 
 def _error(status: int, code: str, message: str) -> tuple[Response, int]:
     # The API's shape, so that one client reads the errors of every surface.
     return jsonify(error={"code": code, "message": message}), status
-
-
-def _wake_after_commit() -> None:
-    try:
-        wake_event_processor()
-    except RedisError as error:
-        # The event is stored: the tick wakes the processor for every received event it finds.
-        log.warning("event stored, processor not woken (the tick will): %s", error)
 
 
 @bp.post("/webhooks/gateway")
@@ -48,18 +36,6 @@ def gateway_event() -> tuple[Response, int]:
         outcome = parse_outcome(body)
     except InvalidEvent as error:
         return _error(400, error.code, str(error))
-    with transaction():
-        stored = (
-            GatewayEvent.insert(
-                webhook_id=webhook_id,
-                type="payment.succeeded" if outcome.succeeded else "payment.failed",
-                body=body,
-                received_at=utcnow(),
-            )
-            .on_conflict_ignore()
-            .as_rowcount()
-            .execute()
-        )
-        if stored:
-            database().after_commit(_wake_after_commit)
+    event_type = "payment.succeeded" if outcome.succeeded else "payment.failed"
+    stored = store_event(webhook_id, event_type, body, utcnow())
     return jsonify(status="stored" if stored else "duplicate", webhook_id=webhook_id), 200

@@ -6,8 +6,7 @@ The command only shows what would be handed off; the button, behind Slack's conf
 from billing import collections
 from bot import blocks, parsing
 from bot.listening import check_may_act, find_order, register_button, register_command, say, seller
-from jobs import work
-from runtime import enqueue_after_commit, utcnow
+from runtime import utcnow
 
 
 def register(app) -> None:
@@ -26,8 +25,6 @@ def hand_off_button(ref: str, context, body, respond, client) -> None:
     check_may_act(context, user)
     owner = seller(context)
     case = collections.hand_to_collections(owner, find_order(owner, ref).id, utcnow())
-    enqueue_after_commit(work.deliver_handoff, case.id, job_id=f"handoff-{case.id}")
-    enqueue_after_commit(work.send_due_messages)
     text = (
         f"<@{user}> handed order {case.order_id} to the collection partner: "
         f"{blocks.money(case.handed_off_amount, case.order.currency)} "

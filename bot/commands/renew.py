@@ -4,13 +4,12 @@ The answer says the charge is under way and is kept: once the gateway reports th
 replaces it with the outcome (bot.delivery.outcome_known).
 """
 
-from billing import dunning
+from billing import dunning, followups
 from bot import blocks, parsing
 from bot.delivery import await_outcome
 from bot.listening import check_may_act, find_order, register_button, register_command, say, seller
-from jobs import work
 from models import ChargeAttempt, Order
-from runtime import enqueue_after_commit, utcnow
+from runtime import utcnow
 
 
 def register(app) -> None:
@@ -30,25 +29,22 @@ def _renew(context, user_id: str, ref: str) -> tuple[Order, ChargeAttempt, str]:
     return order, attempt, text
 
 
-def _charge(attempt: ChargeAttempt) -> None:
-    # Queued last, so that the messages awaiting the outcome are kept and shown before it can arrive.
-    enqueue_after_commit(work.charge, attempt.id, job_id=f"charge-{attempt.id}")
+# The charge starts last (followups.held), so that the messages awaiting its outcome are kept and shown before
+# the outcome can arrive.
 
 
 def renew_command(ref: str, context, command, respond, client) -> None:
-    order, attempt, text = _renew(context, command["user_id"], ref)
-    try:
+    with followups.held():
+        order, _attempt, text = _renew(context, command["user_id"], ref)
         shown = [blocks.section(text)]
         await_outcome(order.seller_id, order.id, shown, utcnow(), response_url=command["response_url"])
         say(respond, text, shown)
-    finally:
-        _charge(attempt)
 
 
 def renew_button(ref: str, context, body, respond, client) -> None:
     user = body["user"]["id"]
-    order, attempt, text = _renew(context, user, ref)
-    try:
+    with followups.held():
+        order, _attempt, text = _renew(context, user, ref)
         original = body["message"]["blocks"]
         container = body["container"]
         if container.get("is_ephemeral"):
@@ -63,5 +59,3 @@ def renew_button(ref: str, context, body, respond, client) -> None:
                 ts=container["message_ts"],
             )
         say(respond, text, blocks.settled(original, f"<@{user}> renewed the payment plan. {text}"), replace=True)
-    finally:
-        _charge(attempt)

@@ -15,9 +15,8 @@ from billing.errors import BillingError, NotYourOrder, OrderNotFound, Refused
 from bot import blocks, parsing
 from bot.listening import find_order, in_background, register_button, register_command, say, seller
 from bot.once import first_time, forget
-from jobs import work
 from models import Order, PlanChange, Seller, db
-from runtime import enqueue_after_commit, utcnow
+from runtime import utcnow
 
 
 def register(app) -> None:
@@ -35,7 +34,6 @@ def _propose(owner: Seller, order: Order, amount_text: str | None, count=None, i
     change = plan_changes.propose_plan_change(
         owner, order.id, amount, utcnow(), installment_count=count, interval=interval
     )
-    enqueue_after_commit(work.send_due_messages)  # the customer's confirmation email
     return change
 
 
