@@ -24,7 +24,9 @@ class Backoff:
         """When to try again after `failures` (1 or more) failed tries; None once the bound is reached."""
         if self.tries is not None and failures >= self.tries:
             return None
-        delay = self.first * 2 ** min(failures - 1, _MOST_DOUBLINGS)
+        # An int, as failures >= 1: typeshed cannot know, for 2 ** -1 is a float.
+        factor: int = 2 ** min(failures - 1, _MOST_DOUBLINGS)
+        delay = self.first * factor
         return now + (min(delay, self.longest) if self.longest else delay)
 
 
