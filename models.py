@@ -386,6 +386,9 @@ class SlackLink(BaseModel):
     allowed_user_ids = JSONField(null=True)
     linked_at = UTCDateTimeField()
 
+    if TYPE_CHECKING:
+        seller_id: int  # peewee's accessor for the foreign key's raw value
+
 
 class SlackInstallation(BaseModel):
     """A workspace's OAuth install (its bot token and scopes), kept for bolt's installation store; newest wins."""

@@ -23,8 +23,8 @@ def payment_failed(attempt: ChargeAttempt, now: dt.datetime) -> str:
     if attempt.kind == ChargeAttempt.CUSTOMER:
         next_automatic = installment.attempts.where(
             ChargeAttempt.kind == ChargeAttempt.AUTOMATIC, ChargeAttempt.status == ChargeAttempt.SCHEDULED
-        ).first()
-        notifications.seller_customer_charge_failed(attempt, next_automatic and next_automatic.due_at, now)
+        ).get_or_none()
+        notifications.seller_customer_charge_failed(attempt, next_automatic.due_at if next_automatic else None, now)
         return "customer-initiated charge failed: schedule unchanged"
     if order.method == "sepa":
         collections.list_in_collections(order, "SEPA debit failed: SEPA debits are never retried", now)
@@ -53,10 +53,11 @@ def schedule_retry(failed: ChargeAttempt) -> ChargeAttempt:
         else installment.attempts.where(ChargeAttempt.kind == ChargeAttempt.AUTOMATIC, ChargeAttempt.number == 1).get()
     )
     number = failed.number + 1
+    assert first.settled_at is not None, "a failed attempt is settled"
     due = first.settled_at + RETRY_INTERVAL * failed.number
     existing = installment.attempts.where(
         ChargeAttempt.kind == ChargeAttempt.AUTOMATIC, ChargeAttempt.number == number
-    ).first()
+    ).get_or_none()
     return existing or add_attempt(installment, ChargeAttempt.AUTOMATIC, number, due)
 
 
@@ -106,7 +107,9 @@ def renew_plan(order: Order, now: dt.datetime) -> ChargeAttempt:
             refusal = renewal_refusal(order)
             if refusal:
                 raise refusal
-            renewal = add_attempt(open_installment(order), ChargeAttempt.RENEWAL, RENEWAL_NUMBER, now)
+            installment = open_installment(order)
+            assert installment is not None, "renewal_refusal lets no order without an open installment through"
+            renewal = add_attempt(installment, ChargeAttempt.RENEWAL, RENEWAL_NUMBER, now)
             follow_up(FollowUp(CHARGE, renewal.id, now))
             return renewal
     except IntegrityError:
