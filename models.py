@@ -257,6 +257,8 @@ class ChargeAttempt(BaseModel):
     reference = CharField(null=True, index=True)
     failure_code = CharField(null=True)
     failure_message = TextField(null=True)
+    # The gateway's advice on a decline (Stripe's advice_code), when it gives one.
+    advice_code = CharField(null=True)
     settled_at = UTCDateTimeField(null=True)
     # R10: the method a customer's charge was asked with, kept here until it succeeds (then it becomes the
     # order's): a declined card must never replace the card on file. None: the order's method at claim time.

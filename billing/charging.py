@@ -150,6 +150,7 @@ class Outcome:
     reference: str | None = None
     failure_code: str | None = None
     failure_message: str | None = None
+    advice_code: str | None = None
     amount: Decimal | None = None
     currency: str | None = None
 
@@ -207,8 +208,9 @@ def apply_outcome(outcome: Outcome, now: dt.datetime) -> str:
         attempt.reference = outcome.reference or attempt.reference
         attempt.failure_code = None if outcome.succeeded else outcome.failure_code
         attempt.failure_message = None if outcome.succeeded else outcome.failure_message
+        attempt.advice_code = None if outcome.succeeded else outcome.advice_code
         attempt.settled_at = outcome.occurred_at
-        settled = ("status", "reference", "failure_code", "failure_message", "settled_at")
+        settled = ("status", "reference", "failure_code", "failure_message", "advice_code", "settled_at")
         attempt.save(only=[ChargeAttempt._meta.fields[name] for name in settled])
         attempt.installment = installment  # the one loaded above, with its order
         if outcome.succeeded:

@@ -8,7 +8,7 @@ from billing import collections, notifications
 from billing.errors import Refused
 from billing.followups import CHARGE, FollowUp, follow_up
 from billing.plans import add_attempt, locked, open_installment
-from billing.retries import AUTOMATIC_ATTEMPTS, RETRY_INTERVAL
+from billing.retries import AUTOMATIC_ATTEMPTS, RETRY_INTERVAL, hard_decline
 from models import ChargeAttempt, Order, transaction
 
 RENEWAL_NUMBER = AUTOMATIC_ATTEMPTS + 1
@@ -34,6 +34,12 @@ def payment_failed(attempt: ChargeAttempt, now: dt.datetime) -> str:
         collections.list_in_collections(order, "the fourth and final attempt failed", now)
         notifications.seller_payment_failed_finally(installment, "seller_renewal_failed", now)
         return "final attempt failed: listed in collections"
+    if hard_decline(attempt.failure_code, attempt.advice_code):
+        # No retry can succeed: the customer must give another card, and the seller hears at once.
+        interrupt_plan(order)
+        notifications.customer_payment_failed(attempt, None, now)
+        notifications.seller_payment_failed_finally(installment, "seller_hard_decline", now)
+        return f"hard decline ({attempt.failure_code}): plan interrupted"
     if attempt.number < AUTOMATIC_ATTEMPTS:
         retry = schedule_retry(attempt)
         notifications.customer_payment_failed(attempt, retry.due_at, now)
@@ -75,13 +81,24 @@ def renewal_refusal(order: Order) -> Refused | None:
         return _already_renewed(order)
     if order.status in (Order.COLLECTIONS, Order.HANDED_OFF):
         return Refused(f"Order {order.id} is in collections: it can no longer be renewed.", "in_collections")
-    failed = (
-        installment.attempts.where(
-            ChargeAttempt.kind == ChargeAttempt.AUTOMATIC, ChargeAttempt.status == ChargeAttempt.FAILED
-        ).count()
+    failures = (
+        list(
+            installment.attempts.where(
+                ChargeAttempt.kind == ChargeAttempt.AUTOMATIC, ChargeAttempt.status == ChargeAttempt.FAILED
+            )
+        )
         if installment
-        else 0
+        else []
     )
+    # Automatic attempts charge the card on file, which a customer's failed new card never replaced (R10).
+    hard = next((a for a in failures if hard_decline(a.failure_code, a.advice_code)), None)
+    if hard:
+        return Refused(
+            f"Order {order.id}: the bank refused the card on file for good ({hard.failure_code or hard.advice_code}), "
+            "so a renewal on it cannot succeed. The customer was asked for another card.",
+            "hard_decline",
+        )
+    failed = len(failures)
     if order.status != Order.INTERRUPTED or failed < AUTOMATIC_ATTEMPTS:
         return Refused(
             f"Order {order.id} has had {failed} of {AUTOMATIC_ATTEMPTS} automatic attempts: "

@@ -10,7 +10,7 @@ product's notification address.
 import datetime as dt
 
 from billing.followups import SEND_MESSAGES, FollowUp, follow_up
-from billing.retries import AUTOMATIC_ATTEMPTS
+from billing.retries import AUTOMATIC_ATTEMPTS, hard_decline
 from models import ChargeAttempt, CollectionCase, Installment, Order, Outbox, PlanChange, SlackLink
 
 # What a message says, as its outbox row keeps it (JSON): rendered later, in the recipient's language.
@@ -123,6 +123,7 @@ def _failed_payment_facts(attempt: ChargeAttempt, next_attempt_at: dt.datetime |
         "installment": installment.number,
         "amount": str(attempt.amount),
         "attempts_total": AUTOMATIC_ATTEMPTS,
+        "hard_decline": hard_decline(attempt.failure_code, attempt.advice_code),
         "next_attempt_at": _time(next_attempt_at),
     }
 

@@ -7,6 +7,16 @@ from dataclasses import dataclass
 # R5: a failed card debit is tried three times in all, 7 and 14 days after the first failure (billing.dunning).
 AUTOMATIC_ATTEMPTS = 3
 RETRY_INTERVAL = dt.timedelta(days=7)
+# SPEC "Declines": the bank says the card must never be charged again, so no retry can succeed.
+HARD_DECLINES = frozenset({"lost_card", "stolen_card", "pickup_card", "fraudulent", "restricted_card"})
+DO_NOT_TRY_AGAIN = "do_not_try_again"
+
+
+def hard_decline(failure_code: str | None, advice_code: str | None) -> bool:
+    """Whether a decline is never retried: a hard decline code, or the gateway's advice not to try again."""
+    return failure_code in HARD_DECLINES or advice_code == DO_NOT_TRY_AGAIN
+
+
 # Past this many doublings the wait is years: the ceiling, or the bound, has long decided.
 _MOST_DOUBLINGS = 20
 
