@@ -13,7 +13,7 @@ from decimal import Decimal
 from functools import cache
 from typing import Annotated, Any, Literal
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -49,56 +49,55 @@ ATTEMPT_STATUSES = (
 
 
 def _invalid(message: str) -> PydanticCustomError:
-    return PydanticCustomError("invalid", message)
+    # The message goes in the context: a template would read braces in it (a value the client sent) as fields.
+    return PydanticCustomError("invalid", "{message}", {"message": message})
 
 
 # --- the document's patterns, derived from the rules they describe ----------------------------------------
 
 
-def _escaped(code: int) -> str:
-    # \uXXXX reads alike in ECMA-262, Python and Rust patterns; characters past the BMP stand as themselves.
-    return f"\\u{code:04x}" if code < 0x10000 else chr(code)
-
-
 def _class(codes: list[int]) -> str:
-    """A regular-expression class body naming `codes` (sorted), in ranges."""
+    """A regular-expression class body naming `codes` (sorted), in ranges of \\uXXXX (alike in ECMA-262, Python
+    and Rust)."""
     ranges: list[list[int]] = []
     for code in codes:
         if ranges and ranges[-1][1] == code - 1:
             ranges[-1][1] = code
         else:
             ranges.append([code, code])
-    return "".join(_escaped(a) if a == b else f"{_escaped(a)}-{_escaped(b)}" for a, b in ranges)
+    return "".join(f"\\u{a:04x}" if a == b else f"\\u{a:04x}-\\u{b:04x}" for a, b in ranges)
 
 
 @cache
-def _character_classes() -> tuple[str, str]:
-    """The characters no stored text may hold (billing.values.control_character), and the spaces that
-    str.strip() removes from the others. Surrogates are left out: no UTF-8 text, and no pattern engine, has them."""
-    refused, spaces = [], []
-    for code in range(0x110000):
-        if 0xD800 <= code <= 0xDFFF:
-            continue
+def _characters() -> tuple[list[int], list[int]]:
+    """The characters of an API text: those of the Basic Multilingual Plane a stored text may hold
+    (billing.values.control_character), apart from the spaces str.strip() removes, and those spaces.
+
+    Past the BMP a pattern would have to name every unassigned code point to agree with the rule, which makes it
+    too long to generate values from: the API takes no character there."""
+    other, spaces = [], []
+    for code in range(0x10000):
         char = chr(code)
-        if values.control_character(char) is not None:
-            refused.append(code)
-        elif char.isspace():
-            spaces.append(code)
-    return _class(refused), _class(spaces)
+        if 0xD800 <= code <= 0xDFFF or values.control_character(char) is not None:
+            continue
+        (spaces if char.isspace() else other).append(code)
+    return other, spaces
 
 
 @cache
 def text_pattern() -> str:
-    """A text the API takes: no refused character, and one at least that is not a space."""
-    refused, spaces = _character_classes()
-    return f"^[{spaces}]*[^{refused}{spaces}][^{refused}]*$"
+    """A text the API takes: its characters, one at least not a space."""
+    other, spaces = _characters()
+    return f"^[{_class(spaces)}]*[{_class(other)}][{_class(sorted(other + spaces))}]*$"
 
 
 @cache
 def search_pattern() -> str:
     """A search the API takes (billing.search): empty, or something left once stripped of spaces and a leading '#'."""
-    refused, spaces = _character_classes()
-    return f"^(?:[{spaces}]*#*(?:[^{refused}{spaces}#]|[{spaces}]+[^{refused}{spaces}])[^{refused}]*)?$"
+    other, spaces = _characters()
+    space, anything = _class(spaces), _class(sorted(other + spaces))
+    not_hash = _class([code for code in other if code != ord("#")])
+    return f"^(?:[{space}]*#*(?:[{not_hash}]|[{space}]+[{_class(other)}])[{anything}]*)?$"
 
 
 # An amount parse_amount takes, written out: at most six digits before the point and two after it, more than 0,
@@ -126,11 +125,10 @@ TEXT_MARK = "x-text"
 
 
 def _stored_text(value: str) -> str:
-    # The pattern keeps control characters out of the document; this keeps them out of the database.
     if (char := values.control_character(value)) is not None:
         raise _invalid(f"must not contain control characters (found U+{ord(char):04X})")
-    if not value.strip():
-        raise _invalid("must not be blank")
+    if not re.fullmatch(text_pattern(), value):
+        raise _invalid("must be a text that is not blank, in characters of the Basic Multilingual Plane")
     return value.strip()
 
 
@@ -145,33 +143,59 @@ def Text(max_length: int, **schema: Any) -> Any:  # noqa: N802 (a type, spelt li
 
 
 def _email_address(value: str) -> str:
+    # Any address the document's format "email" describes (RFC 5321: quoted, bracketed, dotless), but for the
+    # special-use domains, which it names; no DNS look-up.
     try:
-        validate_email(value, check_deliverability=False)
+        validate_email(
+            value,
+            check_deliverability=False,
+            globally_deliverable=False,
+            allow_quoted_local=True,
+            allow_domain_literal=True,
+        )
     except EmailNotValidError as error:
         raise _invalid(f"must be an email address like name@example.com: {error}") from None
     return value
 
 
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+# The domains email-validator refuses whatever it is told (.test, .local, …): written out for the document.
+SPECIAL_USE_DOMAIN = f"[@.](?:{'|'.join(_any_case(name) for name in SPECIAL_USE_DOMAIN_NAMES)})$"
 Email = Annotated[
     str,
     Field(max_length=254),
     AfterValidator(_stored_text),
     AfterValidator(_email_address),
-    WithJsonSchema({"type": "string", "maxLength": 254, "format": "email", TEXT_MARK: True}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "maxLength": 254,
+            "format": "email",
+            "not": {"pattern": SPECIAL_USE_DOMAIN},
+            "description": "no special-use domain (RFC 6761: .test, .local, …)",
+            TEXT_MARK: True,
+        }
+    ),
 ]
 
 
 def _rule(check, value: Any, field: str) -> Any:
-    """`check(value, field)` of billing/, its refusal said as a validation error."""
+    """`check(value, field)` of billing/, its refusal said as a validation error (the field named by the API)."""
     try:
         return check(value, field)
     except InvalidInput as error:
-        raise _invalid(error.message) from None
+        raise _invalid(error.message.strip()) from None
 
 
 def _amount(value: Any) -> Decimal:
-    # JSON numbers arrive as int or Decimal (api/openapi.py reads fractions as Decimal): never a float.
-    return _rule(parse_amount, value, "the amount")
+    # JSON numbers arrive as int or Decimal (api/openapi.py reads fractions as Decimal), never a float; what
+    # counts is their value, as in the document: 1e3 is 1000 and 40.50 is 40.5, written out for the rule.
+    if isinstance(value, Decimal):
+        value = format(value.normalize(), "f")
+    return _rule(parse_amount, value, "")
 
 
 AmountInput = Annotated[
@@ -193,7 +217,7 @@ AmountInput = Annotated[
 
 
 def _currency(value: Any) -> str:
-    return _rule(currency_code, value, "the currency")
+    return _rule(currency_code, value, "")
 
 
 CurrencyInput = Annotated[
@@ -236,7 +260,17 @@ TimeInput = Annotated[
         }
     ),
 ]
-Id = Annotated[int, Field(ge=1, le=values.MAX_ID)]
+
+
+def _integral(value: Any) -> Any:
+    """A JSON number such as 781.0 is the integer 781, in the document as in the API."""
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        return int(value)
+    return value
+
+
+Whole = Annotated[int, BeforeValidator(_integral)]
+Id = Annotated[Whole, Field(ge=1, le=values.MAX_ID)]
 
 
 def _digits(value: Any) -> Any:
@@ -251,7 +285,8 @@ def _search(q: str | None) -> str | None:
     """None for an empty search, which lists every order; else a search billing.search can run."""
     if not q:
         return None
-    if len(q) > 200 or not re.match(search_pattern(), q):
+    # fullmatch: `$` alone would let a final line break through.
+    if len(q) > 200 or not re.fullmatch(search_pattern(), q):
         raise _invalid(
             "must name an order: its id, its invoice number or its customer's name, without control "
             "characters, in at most 200 characters"
@@ -284,8 +319,8 @@ class CardInput(Input):
 
     type: Literal["card"]
     number: Text(30, description="tokenized by the gateway, never stored")
-    exp_month: int = Field(ge=1, le=12)
-    exp_year: int = Field(ge=2000, le=2099)
+    exp_month: Whole = Field(ge=1, le=12)
+    exp_year: Whole = Field(ge=2000, le=2099)
 
 
 class SepaInput(Input):
@@ -309,7 +344,7 @@ class _OrderInput(Input):
 
 class InstallmentPlan(_OrderInput):
     plan: Literal[INSTALLMENTS]
-    installment_count: int = Field(ge=2, le=MAX_INSTALLMENTS)
+    installment_count: Whole = Field(ge=2, le=MAX_INSTALLMENTS)
 
 
 class Subscription(_OrderInput):
@@ -328,7 +363,7 @@ UNION_TAGS = {(): (INSTALLMENTS, SUBSCRIPTION), ("payment_method",): ("card", "s
 
 class NewPlanChange(Input):
     amount: AmountInput
-    installment_count: int | None = Field(None, description="refused if it differs: the count is fixed")
+    installment_count: Whole | None = Field(None, description="refused if it differs: the count is fixed")
     interval: Literal[INTERVALS] | None = Field(None, description="refused if it differs: the interval is fixed")
 
 
