@@ -97,7 +97,8 @@ def search_pattern() -> str:
     other, spaces = _characters()
     space, anything = _class(spaces), _class(sorted(other + spaces))
     not_hash = _class([code for code in other if code != ord("#")])
-    return f"^(?:[{space}]*#*(?:[{not_hash}]|[{space}]+[{_class(other)}])[{anything}]*)?$"
+    # After the spaces: a character but '#', or '#'s followed by a character or by spaces and a character.
+    return f"^(?:[{space}]*(?:[{not_hash}]|#+(?:[{not_hash}]|[{space}]+[{_class(other)}]))[{anything}]*)?$"
 
 
 # An amount parse_amount takes, written out: at most six digits before the point and two after it, more than 0,
@@ -270,7 +271,8 @@ def _integral(value: Any) -> Any:
 
 
 Whole = Annotated[int, BeforeValidator(_integral)]
-Id = Annotated[Whole, Field(ge=1, le=values.MAX_ID)]
+# The constraints before the validator, or pydantic writes them into the document as they are ("ge": 1).
+Id = Annotated[int, Field(ge=1, le=values.MAX_ID), BeforeValidator(_integral)]
 
 
 def _digits(value: Any) -> Any:
