@@ -73,18 +73,29 @@ INVALID = (
     schemas.InvalidInputError,
     "A field is missing, unknown or not as this document describes it; `field` names it.",
 )
+BODY_REFUSALS = {"HTTP_400": MALFORMED, "HTTP_422": INVALID}
 NOT_FOUND = (
     schemas.Error,
     "No such order: also the answer for another seller's order, whose existence is never revealed (code not_found).",
 )
-ORDER_ID = {"order_id": "order id"}
+
+
+def _answering(operation_id: str, path_parameter_descriptions: dict | None = None, **answers):
+    """spec.validate for a route that takes an API key, with its `answers` (HTTP_201=(Model, "what it is"))."""
+    return spec.validate(
+        operation_id=operation_id,
+        path_parameter_descriptions=path_parameter_descriptions,
+        resp=Response(HTTP_401=UNAUTHORIZED, **answers),
+    )
+
+
+def _on_an_order(operation_id: str, **answers):
+    """A route under /orders/<order_id>: any of them may find no such order of yours."""
+    return _answering(operation_id, {"order_id": "order id"}, HTTP_404=NOT_FOUND, **answers)
 
 
 @bp.get("/products")
-@spec.validate(
-    operation_id="listProducts",
-    resp=Response(HTTP_200=(schemas.ProductList, "Your products, oldest first."), HTTP_401=UNAUTHORIZED),
-)
+@_answering("listProducts", HTTP_200=(schemas.ProductList, "Your products, oldest first."))
 def list_products():
     """Your products"""
     products = g.seller.products.order_by(Product.id)
@@ -92,11 +103,10 @@ def list_products():
 
 
 @bp.post("/products")
-@spec.validate(
-    operation_id="createProduct",
-    resp=Response(
-        HTTP_201=(schemas.Product, "The product."), HTTP_400=MALFORMED, HTTP_401=UNAUTHORIZED, HTTP_422=INVALID
-    ),
+@_answering(
+    "createProduct",
+    HTTP_201=(schemas.Product, "The product."),
+    **BODY_REFUSALS,
 )
 def create_product(json: schemas.NewProduct):
     """Add a product with the address that hears of its failed payments"""
@@ -135,15 +145,11 @@ REFUSED_ORDER = (
 
 
 @bp.post("/orders")
-@spec.validate(
-    operation_id="createOrder",
-    resp=Response(
-        HTTP_201=(schemas.Order, "The order with its schedule."),
-        HTTP_400=MALFORMED,
-        HTTP_401=UNAUTHORIZED,
-        HTTP_409=REFUSED_ORDER,
-        HTTP_422=INVALID,
-    ),
+@_answering(
+    "createOrder",
+    HTTP_201=(schemas.Order, "The order with its schedule."),
+    HTTP_409=REFUSED_ORDER,
+    **BODY_REFUSALS,
 )
 def create_order(json: schemas.NewOrder):
     """Create an order with its payment plan; the card or IBAN is handed to the gateway"""
@@ -170,14 +176,11 @@ def create_order(json: schemas.NewOrder):
 
 
 @bp.get("/orders")
-@spec.validate(
-    operation_id="listOrders",
-    resp=Response(
-        HTTP_200=(schemas.OrderList, "A page of your orders, newest first."),
-        HTTP_401=UNAUTHORIZED,
-        HTTP_409=(schemas.Error, "starting_after is not one of your orders (code refused)."),
-        HTTP_422=INVALID,
-    ),
+@_answering(
+    "listOrders",
+    HTTP_200=(schemas.OrderList, "A page of your orders, newest first."),
+    HTTP_409=(schemas.Error, "starting_after is not one of your orders (code refused)."),
+    HTTP_422=INVALID,
 )
 def list_orders(query: schemas.OrderQuery):
     """Your orders, newest first, a page at a time; with q, the ones it finds
@@ -197,29 +200,20 @@ def list_orders(query: schemas.OrderQuery):
 
 
 @bp.get("/orders/<order_id>")
-@spec.validate(
-    operation_id="showOrder",
-    path_parameter_descriptions=ORDER_ID,
-    resp=Response(HTTP_200=(schemas.Order, "The order."), HTTP_401=UNAUTHORIZED, HTTP_404=NOT_FOUND),
-)
+@_on_an_order("showOrder", HTTP_200=(schemas.Order, "The order."))
 def show_order(order_id):
     """An order: schedule, attempts, next attempt, pending change, collections state"""
     return jsonify(serialize.order(plans.seller_order(g.seller, order_id), utcnow()))
 
 
 @bp.post("/orders/<order_id>/renew")
-@spec.validate(
-    operation_id="renewOrder",
-    path_parameter_descriptions=ORDER_ID,
-    resp=Response(
-        HTTP_202=(schemas.Renewal, "The renewal attempt, charged at once; its outcome shows in the order."),
-        HTTP_401=UNAUTHORIZED,
-        HTTP_404=NOT_FOUND,
-        HTTP_409=(
-            schemas.Error,
-            "Refused, with the reason: sepa, too_early (fewer than three failed attempts), already_renewed, "
-            "in_collections.",
-        ),
+@_on_an_order(
+    "renewOrder",
+    HTTP_202=(schemas.Renewal, "The renewal attempt, charged at once; its outcome shows in the order."),
+    HTTP_409=(
+        schemas.Error,
+        "Refused, with the reason: sepa, too_early (fewer than three failed attempts), already_renewed, "
+        "in_collections.",
     ),
 )
 def renew_order(order_id):
@@ -230,21 +224,15 @@ def renew_order(order_id):
 
 
 @bp.post("/orders/<order_id>/plan-change")
-@spec.validate(
-    operation_id="proposePlanChange",
-    path_parameter_descriptions=ORDER_ID,
-    resp=Response(
-        HTTP_201=(schemas.ProposedPlanChange, "The pending change; a newer one replaces it."),
-        HTTP_400=MALFORMED,
-        HTTP_401=UNAUTHORIZED,
-        HTTP_404=NOT_FOUND,
-        HTTP_409=(
-            schemas.Error,
-            "Refused, with the reason: below_minimum (under 2.00), unchanged (same amount), count_fixed, "
-            "interval_fixed, closed (completed, in collections or handed off).",
-        ),
-        HTTP_422=INVALID,
+@_on_an_order(
+    "proposePlanChange",
+    HTTP_201=(schemas.ProposedPlanChange, "The pending change; a newer one replaces it."),
+    HTTP_409=(
+        schemas.Error,
+        "Refused, with the reason: below_minimum (under 2.00), unchanged (same amount), count_fixed, "
+        "interval_fixed, closed (completed, in collections or handed off).",
     ),
+    **BODY_REFUSALS,
 )
 def propose_plan_change(order_id, json: schemas.NewPlanChange):
     """A new amount for the remaining installments; the customer is emailed a link to confirm"""
@@ -261,10 +249,7 @@ def propose_plan_change(order_id, json: schemas.NewPlanChange):
 
 
 @bp.get("/collections")
-@spec.validate(
-    operation_id="listCollections",
-    resp=Response(HTTP_200=(schemas.CollectionList, "The collections list."), HTTP_401=UNAUTHORIZED),
-)
+@_answering("listCollections", HTTP_200=(schemas.CollectionList, "The collections list."))
 def list_collections():
     """Orders listed in collections or handed off, newest first"""
     cases, now = collections.collections_list(g.seller), utcnow()
@@ -272,15 +257,10 @@ def list_collections():
 
 
 @bp.post("/orders/<order_id>/collection")
-@spec.validate(
-    operation_id="handOffOrder",
-    path_parameter_descriptions=ORDER_ID,
-    resp=Response(
-        HTTP_201=(schemas.HandOff, "The recorded hand-off, delivered to the partner in the background."),
-        HTTP_401=UNAUTHORIZED,
-        HTTP_404=NOT_FOUND,
-        HTTP_409=(schemas.Error, "Refused, with the reason: already_handed_off, not_in_collections, charge_in_flight."),
-    ),
+@_on_an_order(
+    "handOffOrder",
+    HTTP_201=(schemas.HandOff, "The recorded hand-off, delivered to the partner in the background."),
+    HTTP_409=(schemas.Error, "Refused, with the reason: already_handed_off, not_in_collections, charge_in_flight."),
 )
 def hand_off_order(order_id):
     """Hand the order's open debt to the collection partner: final"""
@@ -291,13 +271,10 @@ def hand_off_order(order_id):
 
 
 @bp.post("/slack/install-link")
-@spec.validate(
-    operation_id="createSlackInstallLink",
-    resp=Response(
-        HTTP_201=(schemas.SlackInstallLink, "The link and when it expires."),
-        HTTP_401=UNAUTHORIZED,
-        HTTP_409=(schemas.Error, "Slack OAuth is not set up on this server (code slack_oauth_off)."),
-    ),
+@_answering(
+    "createSlackInstallLink",
+    HTTP_201=(schemas.SlackInstallLink, "The link and when it expires."),
+    HTTP_409=(schemas.Error, "Slack OAuth is not set up on this server (code slack_oauth_off)."),
 )
 def slack_install_link():
     """A one-time “Add to Slack” link that links a Slack workspace to you (OAuth install)"""
