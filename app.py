@@ -68,7 +68,10 @@ def create_app() -> Flask:
         # API clients get JSON for unknown paths and methods too, not Flask's HTML page.
         if request.path.startswith("/api/"):
             code = error.name.lower().replace(" ", "_")
-            return jsonify(error={"code": code, "message": error.description}), error.code
+            response = jsonify(error={"code": code, "message": error.description})
+            # The exception's own headers, but its HTML type: a 405 says which methods are allowed (Allow).
+            response.headers.extend((k, v) for k, v in error.get_headers() if k.lower() != "content-type")
+            return response, error.code
         return error
 
     from api import bp as api_bp

@@ -3,8 +3,10 @@
 import datetime as dt
 
 from flask import g, jsonify, request
+from spectree import Response
 
-from api import bp, inputs, serialize
+from api import bp, schemas, serialize
+from api.openapi import InvalidRequest, MalformedBody, spec
 from billing import collections, dunning, plan_changes, plans, search
 from billing.errors import InvalidInput, OrderNotFound, Refused
 from billing.orders import find_order, order_view
@@ -14,7 +16,6 @@ from gateways import PaymentMethodRejected, get_gateway
 from models import Customer, Product, transaction
 from runtime import settings, utcnow
 
-LANGUAGES = ("fr", "de", "en")
 PUBLIC_ENDPOINTS = {"api.openapi_document"}
 
 
@@ -38,14 +39,20 @@ def authenticate():
     return None
 
 
-@bp.errorhandler(inputs.MalformedBody)
+@bp.errorhandler(MalformedBody)
 def malformed_body(error):
     return _error(400, "malformed_json", str(error))
 
 
-@bp.errorhandler(InvalidInput)
-def invalid_input(error: InvalidInput):
+@bp.errorhandler(InvalidRequest)
+def invalid_request(error: InvalidRequest):
     return _error(422, error.code, error.message, field=error.field)
+
+
+@bp.errorhandler(InvalidInput)
+def refused_input(error: InvalidInput):
+    # The request is one the document allows; the rules refuse it for what is stored or for the time it is.
+    return _error(409, "refused", error.message, field=error.field)
 
 
 @bp.errorhandler(Refused)
@@ -58,21 +65,50 @@ def order_not_found(error: OrderNotFound):
     return _error(404, "not_found", error.message)
 
 
+UNAUTHORIZED = (schemas.Error, "No API key, or not a valid one (code unauthorized).")
+MALFORMED = (schemas.Error, "The body is not a JSON object (code malformed_json).")
+INVALID = (
+    schemas.InvalidInputError,
+    "A field is missing, unknown or not as this document describes it; `field` names it.",
+)
+BODY_REFUSALS = {"HTTP_400": MALFORMED, "HTTP_422": INVALID}
+NOT_FOUND = (
+    schemas.Error,
+    "No such order: also the answer for another seller's order, whose existence is never revealed (code not_found).",
+)
+
+
+def _answering(operation_id: str, path_parameter_descriptions: dict | None = None, **answers):
+    """spec.validate for a route that takes an API key, with its `answers` (HTTP_201=(Model, "what it is"))."""
+    return spec.validate(
+        operation_id=operation_id,
+        path_parameter_descriptions=path_parameter_descriptions,
+        resp=Response(HTTP_401=UNAUTHORIZED, **answers),
+    )
+
+
+def _on_an_order(operation_id: str, **answers):
+    """A route under /orders/<order_id>: any of them may find no such order of yours."""
+    return _answering(operation_id, {"order_id": "order id"}, HTTP_404=NOT_FOUND, **answers)
+
+
 @bp.get("/products")
+@_answering("listProducts", HTTP_200=(schemas.ProductList, "Your products, oldest first."))
 def list_products():
+    """Your products"""
     products = g.seller.products.order_by(Product.id)
     return jsonify(products=[serialize.product(p) for p in products])
 
 
 @bp.post("/products")
-def create_product():
-    body = inputs.json_object("NewProduct")
-    product = Product.create(
-        seller=g.seller,
-        name=inputs.text(body, "name"),
-        notification_email=inputs.email(body, "notification_email"),
-        support_email=inputs.email(body, "support_email") if body.get("support_email") is not None else None,
-    )
+@_answering(
+    "createProduct",
+    HTTP_201=(schemas.Product, "The product."),
+    **BODY_REFUSALS,
+)
+def create_product(json: schemas.NewProduct):
+    """Add a product with the address that hears of its failed payments"""
+    product = Product.create(seller=g.seller, **json.model_dump())
     return jsonify(serialize.product(product)), 201
 
 
@@ -83,54 +119,54 @@ def _own_product(product_id: int) -> Product:
     return product
 
 
-def _payment_method(body: dict, today: dt.date) -> plans.PaymentMethod:
+def _payment_method(method: schemas.CardInput | schemas.SepaInput, today: dt.date) -> plans.PaymentMethod:
     """The gateway's token for the card or the SEPA mandate; the card number goes no further."""
-    data = inputs.section(body, "payment_method")
-    kind = inputs.choice(data, "payment_method.type", plans.METHODS)
-    inputs.described(data, "payment_method", "SepaInput" if kind == "sepa" else "CardInput")
     gateway = get_gateway(settings())
     try:
-        if kind == "sepa":
-            return gateway.sepa_mandate(inputs.text(data, "payment_method.iban", max_length=42))
-        number = inputs.text(data, "payment_method.number", max_length=30)
-        exp_month = inputs.whole(data, "payment_method.exp_month", 1, 12)
-        exp_year = inputs.whole(data, "payment_method.exp_year", 2000, 2099)
-        if plans.card_expired(exp_month, exp_year, today):
-            raise InvalidInput("payment_method", f"the card expired at the end of {exp_month:02d}/{exp_year}")
-        return gateway.tokenize_card(number, exp_month, exp_year)
+        if isinstance(method, schemas.SepaInput):
+            return gateway.sepa_mandate(method.iban)
+        if plans.card_expired(method.exp_month, method.exp_year, today):
+            raise InvalidInput(
+                "payment_method", f"the card expired at the end of {method.exp_month:02d}/{method.exp_year}"
+            )
+        return gateway.tokenize_card(method.number, method.exp_month, method.exp_year)
     except PaymentMethodRejected as error:
         raise InvalidInput("payment_method", str(error)) from None
 
 
+REFUSED_ORDER = (
+    schemas.Error,
+    "Refused by what is stored or by the time it is, with the field: product_id (no product of yours), "
+    "invoice_number (already used), first_due_at (too far back), payment_method (expired, or refused by the "
+    "gateway) (code refused).",
+)
+
+
 @bp.post("/orders")
-def create_order():
-    body = inputs.json_object("NewOrder")
-    now = utcnow()
-    product = _own_product(inputs.identifier(body, "product_id"))
-    about = inputs.section(body, "customer", "NewCustomer")
-    customer = {
-        "name": inputs.text(about, "customer.name"),
-        "email": inputs.email(about, "customer.email"),
-        "language": inputs.choice(about, "customer.language", LANGUAGES, default="en"),
-    }
-    invoice_number = inputs.text(body, "invoice_number", max_length=100)
-    amount = inputs.amount(body, "amount")
-    currency = inputs.currency(body, "currency")
-    anchor_at = inputs.time(body, "first_due_at", default=now)
-    payment = _payment_method(body, now.date())
+@_answering(
+    "createOrder",
+    HTTP_201=(schemas.Order, "The order with its schedule."),
+    HTTP_409=REFUSED_ORDER,
+    **BODY_REFUSALS,
+)
+def create_order(json: schemas.NewOrder):
+    """Create an order with its payment plan; the card or IBAN is handed to the gateway"""
+    body, now = json.root, utcnow()
+    product = _own_product(body.product_id)
+    payment = _payment_method(body.payment_method, now.date())
     # The customer exists only with its order: a refused order leaves no customer behind.
     with transaction():
         order = plans.create_order(
             g.seller,
             product=product,
-            customer=Customer.create(seller=g.seller, **customer),
-            invoice_number=invoice_number,
-            plan=body.get("plan"),
-            installment_count=body.get("installment_count"),
-            interval=body.get("interval"),
-            amount=amount,
-            currency=currency,
-            anchor_at=anchor_at,
+            customer=Customer.create(seller=g.seller, **body.customer.model_dump()),
+            invoice_number=body.invoice_number,
+            plan=body.plan,
+            installment_count=getattr(body, "installment_count", None),
+            interval=body.interval,
+            amount=body.amount,
+            currency=body.currency,
+            anchor_at=body.first_due_at or now,
             payment=payment,
             now=now,
         )
@@ -138,13 +174,21 @@ def create_order():
 
 
 @bp.get("/orders")
-def list_orders():
+@_answering(
+    "listOrders",
+    HTTP_200=(schemas.OrderList, "A page of your orders, newest first."),
+    HTTP_409=(schemas.Error, "starting_after is not one of your orders (code refused)."),
+    HTTP_422=INVALID,
+)
+def list_orders(query: schemas.OrderQuery):
+    """Your orders, newest first, a page at a time; with q, the ones it finds
+
+    q finds an order by its id (12 or #12), its customer's name (any part, any case, any accents: 'jurgen' finds
+    Jürgen) or its invoice number (whole or its start). Page on with starting_after set to the last order's id
+    while has_more is true.
+    """
     page = search.list_orders(
-        g.seller,
-        query=inputs.text(request.args, "q", default=None),
-        status=request.args.get("status"),
-        starting_after=inputs.identifier_in_text(request.args, "starting_after"),
-        limit=inputs.number_in_text(request.args, "limit", default=search.PAGE_SIZE),
+        g.seller, query=query.q, status=query.status, starting_after=query.starting_after, limit=query.limit
     )
     return jsonify(
         timezone=g.seller.timezone,
@@ -154,44 +198,83 @@ def list_orders():
 
 
 @bp.get("/orders/<order_id>")
+@_on_an_order("showOrder", HTTP_200=(schemas.Order, "The order."))
 def show_order(order_id):
+    """An order: schedule, attempts, next attempt, pending change, collections state"""
     return jsonify(serialize.order(order_view(find_order(g.seller, order_id), utcnow())))
 
 
 @bp.post("/orders/<order_id>/renew")
+@_on_an_order(
+    "renewOrder",
+    HTTP_202=(schemas.Renewal, "The renewal attempt, charged at once; its outcome shows in the order."),
+    HTTP_409=(
+        schemas.Error,
+        "Refused, with the reason: sepa, too_early (fewer than three failed attempts), already_renewed, "
+        "in_collections, hard_decline (the bank refused the card for good).",
+    ),
+)
 def renew_order(order_id):
+    """The fourth and final attempt, after the third automatic one failed (card plans only)"""
     attempt = dunning.renew_plan(find_order(g.seller, order_id), utcnow())
     return jsonify(serialize.renewal(attempt, g.seller.timezone)), 202
 
 
 @bp.post("/orders/<order_id>/plan-change")
-def propose_plan_change(order_id):
-    body = inputs.json_object("NewPlanChange")
+@_on_an_order(
+    "proposePlanChange",
+    HTTP_201=(schemas.ProposedPlanChange, "The pending change; a newer one replaces it."),
+    HTTP_409=(
+        schemas.Error,
+        "Refused, with the reason: below_minimum (under 2.00), unchanged (same amount), count_fixed, "
+        "interval_fixed, closed (completed, in collections or handed off).",
+    ),
+    **BODY_REFUSALS,
+)
+def propose_plan_change(order_id, json: schemas.NewPlanChange):
+    """A new amount for the remaining installments; the customer is emailed a link to confirm"""
     change = plan_changes.propose_plan_change(
         find_order(g.seller, order_id),
-        body.get("amount"),
+        json.amount,
         utcnow(),
-        installment_count=body.get("installment_count"),
-        interval=body.get("interval"),
+        installment_count=json.installment_count,
+        interval=json.interval,
     )
     return jsonify(serialize.plan_change(change) | {"timezone": g.seller.timezone}), 201
 
 
 @bp.get("/collections")
+@_answering("listCollections", HTTP_200=(schemas.CollectionList, "The collections list."))
 def list_collections():
+    """Orders listed in collections or handed off, newest first"""
     cases, now = collections.collections_list(g.seller), utcnow()
     return jsonify(timezone=g.seller.timezone, collections=[serialize.collection_entry(c, now) for c in cases])
 
 
 @bp.post("/orders/<order_id>/collection")
+@_on_an_order(
+    "handOffOrder",
+    HTTP_201=(schemas.HandOff, "The recorded hand-off, delivered to the partner in the background."),
+    HTTP_409=(
+        schemas.Error,
+        "Refused, with the reason: already_handed_off, not_in_collections, charge_in_flight, no_open_debt.",
+    ),
+)
 def hand_off_order(order_id):
+    """Hand the order's open debt to the collection partner: final"""
     now = utcnow()
     case = collections.hand_to_collections(find_order(g.seller, order_id), now)
     return jsonify(serialize.collection_entry(case, now) | {"timezone": g.seller.timezone}), 201
 
 
 @bp.post("/slack/install-link")
+@_answering(
+    "createSlackInstallLink",
+    HTTP_201=(schemas.SlackInstallLink, "The link and when it expires."),
+    HTTP_409=(schemas.Error, "Slack OAuth is not set up on this server (code slack_oauth_off)."),
+)
 def slack_install_link():
+    """A one-time “Add to Slack” link that links a Slack workspace to you (OAuth install)"""
     if not settings().slack_oauth:
         return _error(409, "slack_oauth_off", "Slack OAuth is not set up here: SLACK_CLIENT_ID, SLACK_CLIENT_SECRET.")
     url, expires_at = install_link(settings().public_url, g.seller, utcnow())
