@@ -25,8 +25,8 @@ def list_in_collections(order: Order, reason: str, now: dt.datetime) -> None:
 def leave_collections(order_id: int) -> None:
     """The debt was paid after all (a success reported after the failure): the order is off the list and its
     plan resumes. A hand-off stays final."""
-    # types-peewee declares Model.delete as a generic attribute, which mypy will not read through the class.
-    CollectionCase.delete().where(  # type: ignore[misc]
+    # types-peewee declares Model.delete as a generic attribute; whether mypy objects depends on the packages beside it.
+    CollectionCase.delete().where(  # type: ignore[misc, unused-ignore]
         CollectionCase.order == order_id, CollectionCase.handed_off_at.is_null()
     ).execute()
     Order.update(status=Order.ACTIVE).where(Order.id == order_id, Order.status == Order.COLLECTIONS).execute()
