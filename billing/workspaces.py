@@ -27,7 +27,8 @@ def link_workspace(
         taken = SlackLink.get_or_none(SlackLink.team_id == team_id)
         if taken is not None and taken.seller_id != seller.id:
             raise WorkspaceTaken(f"Slack workspace {team_id} is linked to another seller (seller {taken.seller_id}).")
-        # types-peewee declares Model.delete as a generic attribute; whether mypy objects depends on the packages beside it.
+        # types-peewee declares Model.delete as a generic attribute; whether mypy objects depends on the
+        # packages beside it.
         SlackLink.delete().where(SlackLink.seller == seller).execute()  # type: ignore[misc, unused-ignore]
         return SlackLink.create(
             seller=seller, team_id=team_id, channel_id=channel_id, allowed_user_ids=allowed_user_ids, linked_at=now
