@@ -122,6 +122,8 @@ class Customer(BaseModel):
     # The name folded in Python, written with it: the same search on every backend, with no database extension
     # (PostgreSQL's unaccent is not always installed, SQLite has none). Text: folding can lengthen a name.
     name_folded = TextField(default="")
+    # The customer at the gateway (a Stripe Customer, cus_…): its saved payment methods are charged off-session.
+    gateway_customer_id = CharField(null=True)
 
     def save(self, *args, **kwargs):
         self.name_folded = folded(self.name)

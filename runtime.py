@@ -10,11 +10,11 @@ from functools import cache
 
 from redis import Redis
 from redis.exceptions import RedisError
-from rq import Queue
+from rq import Queue, SimpleWorker
 
 from billing import followups
 from billing.followups import FollowUp
-from config import VAR, Settings
+from config import VAR, MissingSetting, Settings
 from models import db, open_database
 
 QUEUE = "tranche"
@@ -84,3 +84,14 @@ def _enqueue(work: str, *args, job_id: str | None = None) -> None:
 
 # Every process runs on this module: its commits start their follow-ups from here.
 followups.start_with(start_follow_ups)
+
+
+class Worker(SimpleWorker):
+    """The Procfile's worker: RQ's SimpleWorker, which refuses to start on settings its jobs cannot run with."""
+
+    def __init__(self, *args, **kwargs):
+        try:
+            settings().check()
+        except MissingSetting as error:
+            raise SystemExit(f"worker: {error}") from None
+        super().__init__(*args, **kwargs)

@@ -7,6 +7,10 @@ from dataclasses import dataclass
 # R5: a failed card debit is tried three times in all, 7 and 14 days after the first failure (billing.dunning).
 AUTOMATIC_ATTEMPTS = 3
 RETRY_INTERVAL = dt.timedelta(days=7)
+# SPEC "Declines": a card's issuer refusing for these reasons is never retried automatically, nor is a card whose
+# gateway advises `do_not_try_again`; every other decline is soft, and R5's ladder applies.
+HARD_DECLINES = frozenset({"lost_card", "stolen_card", "pickup_card", "fraudulent", "restricted_card"})
+DO_NOT_TRY_AGAIN = "do_not_try_again"
 # Past this many doublings the wait is years: the ceiling, or the bound, has long decided.
 _MOST_DOUBLINGS = 20
 

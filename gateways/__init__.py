@@ -27,4 +27,8 @@ def get_gateway(settings) -> Gateway:
         from gateways.sandbox import SandboxGateway
 
         return SandboxGateway(settings.public_url + "/webhooks/gateway", settings.gateway_webhook_secret)
-    raise RuntimeError(f"GATEWAY={settings.gateway!r} is not supported (use 'sandbox')")
+    if settings.gateway == "stripe":
+        from gateways.stripe import StripeGateway
+
+        return StripeGateway(settings.stripe_secret_key, settings.stripe_api_base)
+    raise RuntimeError(f"GATEWAY={settings.gateway!r} is not supported (use 'sandbox' or 'stripe')")
