@@ -4,6 +4,7 @@ from typing import Protocol
 
 from billing.charging import ChargeRequest
 from billing.plans import PaymentMethod
+from config import Settings
 
 
 class PaymentMethodRejected(Exception):
@@ -22,7 +23,7 @@ class Gateway(Protocol):
         ...
 
 
-def get_gateway(settings) -> Gateway:
+def get_gateway(settings: Settings) -> Gateway:
     if settings.gateway == "sandbox":
         from gateways.sandbox import SandboxGateway
 

@@ -9,6 +9,7 @@ stays in flight until Stripe's webhook reports how it ended.
 
 import json
 from decimal import Decimal
+from typing import Final
 
 import stripe
 
@@ -16,8 +17,8 @@ from billing.charging import ChargeRequest, store_event
 from billing.plans import PaymentMethod
 from gateways import PaymentMethodRejected
 
-SUCCEEDED = "payment_intent.succeeded"
-FAILED = "payment_intent.payment_failed"
+SUCCEEDED: Final = "payment_intent.succeeded"
+FAILED: Final = "payment_intent.payment_failed"
 # The events Tranche needs, and the only ones its webhook endpoint subscribes to.
 EVENT_TYPES = (SUCCEEDED, FAILED)
 # A final status is an outcome. Off-session, `requires_action` means the bank wants the customer, who is not
@@ -77,9 +78,7 @@ class StripeGateway:
         endpoint = self.client.v1.webhook_endpoints.create(
             {
                 "url": url,
-                "enabled_events": list(EVENT_TYPES),
-                # Events rendered as the SDK reads them, whatever the account's default version is.
-                "api_version": stripe.api_version,
+                "enabled_events": [SUCCEEDED, FAILED],
                 "description": "Tranche: the outcomes of its charges",
             }
         )
@@ -130,7 +129,8 @@ class StripeGateway:
             "amount": stripe_amount(request.amount, request.currency),
             "currency": request.currency.lower(),
             "payment_method": request.token,
-            "payment_method_types": [_STRIPE_METHOD[request.method]],
+            # Not payment_method_types: since API version 2026-09-30 Stripe refuses it (400).
+            "allowed_payment_method_types": [_STRIPE_METHOD[request.method]],
             "confirm": True,
             "off_session": True,
             "metadata": {

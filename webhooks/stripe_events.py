@@ -104,8 +104,8 @@ def outcome_of(event: StripeEvent) -> Outcome:
     except InvalidInput as error:
         raise InvalidEvent(error.message) from None
     succeeded = event.type == SUCCEEDED
-    error = payment_intent.get("last_payment_error")
-    error = error if isinstance(error, dict) else {}
+    payment_error = payment_intent.get("last_payment_error")
+    payment_error = payment_error if isinstance(payment_error, dict) else {}
     status = payment_intent.get("status")
     return Outcome(
         succeeded=succeeded,
@@ -113,8 +113,8 @@ def outcome_of(event: StripeEvent) -> Outcome:
         installment=installment,
         occurred_at=event.created,
         reference=reference,
-        failure_code=None if succeeded else _failure_code(error, status if isinstance(status, str) else None),
-        failure_message=None if succeeded else _text(error, "message", LONG_TEXT),
+        failure_code=None if succeeded else _failure_code(payment_error, status if isinstance(status, str) else None),
+        failure_message=None if succeeded else _text(payment_error, "message", LONG_TEXT),
         amount=amount,
         currency=currency,
     )
