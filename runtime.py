@@ -7,6 +7,7 @@ import datetime as dt
 import logging
 from collections.abc import Iterable
 from functools import cache
+from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -89,7 +90,7 @@ followups.start_with(start_follow_ups)
 class Worker(SimpleWorker):
     """The Procfile's worker: RQ's SimpleWorker, which refuses to start on settings its jobs cannot run with."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         try:
             settings().check()
         except MissingSetting as error:

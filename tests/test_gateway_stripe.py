@@ -12,7 +12,7 @@ from billing import plans
 from config import MissingSetting
 from gateways.stripe import FAILED, SUCCEEDED
 from jobs.work import charge, run_due_work
-from models import ChargeAttempt, GatewayEvent, Installment, Order
+from models import ChargeAttempt, GatewayEvent, Installment, Order, Seller
 from runtime import queue
 from tests import factories
 from tests.conftest import ROOT
@@ -86,6 +86,23 @@ def test_a_card_that_attached_then_declines_fails_the_attempt_and_schedules_the_
     run_due_work(T)
     assert GatewayEvent.select().count() == 1
     assert Order.get_by_id(order.id).status == "active"
+
+
+def test_a_card_whose_bank_wants_3d_secure_off_session_fails_as_authentication_required(localstripe):
+    """4000002500003155: the PaymentIntent waits for a customer who is not there; the attempt fails at once."""
+    customer, payment_method = localstripe.customer_with(
+        {**CARD, "card": {**CARD["card"], "number": "4000002500003155"}}
+    )
+    factories.stripe_order(customer, token=payment_method.id)
+
+    run_due_work(T)
+
+    (payment_intent,) = localstripe.payment_intents()
+    assert payment_intent.status == "requires_action"
+    assert [a[:4] for a in attempts()] == [
+        (1, "failed", T, "authentication_required"),
+        (2, "scheduled", T + dt.timedelta(days=7), None),
+    ]
 
 
 def test_a_sepa_debit_in_flight_until_stripe_reports_its_failure_by_webhook_goes_to_collections(localstripe):
@@ -311,3 +328,12 @@ def test_gateway_stripe_without_a_key_refuses_to_start_the_procfiles_worker_nami
     )
     assert worker.returncode == 1
     assert "worker: GATEWAY=stripe needs STRIPE_WEBHOOK_SECRET" in worker.stderr
+
+
+def test_make_runs_first_start_on_stripe_loads_no_demo(stripe_api, capsys):
+    """The demo's orders are the sandbox's test cards, which Stripe does not know: a fresh run starts empty."""
+    import run
+
+    assert run.prepare() is None
+    assert Seller.select().count() == 0
+    assert "no demo data" in capsys.readouterr().out
