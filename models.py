@@ -4,9 +4,12 @@ import atexit
 import datetime as dt
 import json
 import unicodedata
+from contextlib import AbstractContextManager
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from peewee import (
+    AutoField,
     BooleanField,
     CharField,
     DatabaseProxy,
@@ -14,6 +17,7 @@ from peewee import (
     ForeignKeyField,
     IntegerField,
     Model,
+    ModelSelect,
     SmallIntegerField,
     SqliteDatabase,
     TextField,
@@ -24,9 +28,23 @@ db = DatabaseProxy()
 
 CENT = Decimal("0.01")
 
+_V = TypeVar("_V")
 
-def open_database(url: str):
-    """Point the shared handle at `url` (sqlite:/// or postgresql://) and return it."""
+if TYPE_CHECKING:
+    from peewee import DateTimeField as _DateTimeField
+    from peewee import IntegerField as _IntegerField
+else:
+    # types-peewee's fields are generic in the value a row holds (CharField(null=True) is CharField[str | None]);
+    # peewee's own classes cannot be subscripted at runtime, so our fields derive from these twins, which can.
+    class _IntegerField(IntegerField, Generic[_V]):
+        pass
+
+    class _DateTimeField(DateTimeField, Generic[_V]):
+        pass
+
+
+def open_database(url: str) -> None:
+    """Point the shared handle at `url` (sqlite:/// or postgresql://)."""
     if url.startswith("sqlite"):
         # WAL lets the web app read while a worker writes; the timeout waits out short write locks.
         database = connect(url, pragmas={"journal_mode": "wal", "busy_timeout": 10000, "foreign_keys": 1})
@@ -37,49 +55,67 @@ def open_database(url: str):
         database = connect(f"{scheme.removesuffix('+pool')}+pool://{rest}")
         atexit.register(database.close_all)  # closed, not left to the garbage collector at exit
     db.initialize(database)
-    return database
 
 
-class MoneyField(IntegerField):
+class MoneyField(_IntegerField[_V]):
     """A Decimal amount stored as integer cents, so no backend ever rounds it through a float."""
 
-    def db_value(self, value):
+    if TYPE_CHECKING:
+        # As types-peewee types its own fields: a row's value is a Decimal, or Decimal | None when null=True.
+        @overload
+        def __new__(cls, *, null: Literal[True], **kwargs: Any) -> "MoneyField[Decimal | None]": ...
+        @overload
+        def __new__(cls, *, null: Literal[False] = ..., **kwargs: Any) -> "MoneyField[Decimal]": ...
+        def __new__(cls, *args: Any, **kwargs: Any) -> Any: ...
+
+    def db_value(self, value: Decimal | int | str | None) -> int | None:
         if value is None:
             return None
         return int((Decimal(value) * 100).to_integral_exact())
 
-    def python_value(self, value):
+    def python_value(self, value: int | None) -> Decimal | None:
         if value is None:
             return None
         return (Decimal(value) / 100).quantize(CENT)
 
 
-class UTCDateTimeField(DateTimeField):
+class UTCDateTimeField(_DateTimeField[_V]):
     """Aware UTC datetimes in, aware UTC datetimes out (stored naive, in UTC, on every backend)."""
 
-    def db_value(self, value):
+    if TYPE_CHECKING:
+        # As types-peewee types its own fields: a row's value is a datetime, or datetime | None when null=True.
+        @overload
+        def __new__(cls, *, null: Literal[True], **kwargs: Any) -> "UTCDateTimeField[dt.datetime | None]": ...
+        @overload
+        def __new__(cls, *, null: Literal[False] = ..., **kwargs: Any) -> "UTCDateTimeField[dt.datetime]": ...
+        def __new__(cls, *args: Any, **kwargs: Any) -> Any: ...
+
+    def db_value(self, value: dt.datetime | None) -> dt.datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime: pass an aware UTC datetime")
         return value.astimezone(dt.UTC).replace(tzinfo=None)
 
-    def python_value(self, value):
-        value = super().python_value(value)
+    def python_value(self, value: object) -> object:
+        value = super().python_value(value)  # type: ignore[no-untyped-call]  # types-peewee leaves it unannotated
         if isinstance(value, dt.datetime):
             return value.replace(tzinfo=dt.UTC)
         return value
 
 
 class JSONField(TextField):
-    def db_value(self, value):
+    def db_value(self, value: object) -> str | None:
         return None if value is None else json.dumps(value, sort_keys=True)
 
-    def python_value(self, value):
+    def python_value(self, value: str | None) -> Any:
         return None if value is None else json.loads(value)
 
 
 class BaseModel(Model):
+    # peewee adds this very field to every model without a primary key; declared, the checker knows `Order.id`.
+    id = AutoField()
+
     class Meta:
         database = db
         legacy_table_names = False
@@ -94,6 +130,11 @@ class Seller(BaseModel):
     language = CharField(default="en")  # fr, de or en: of the seller's emails (R11)
     created_at = UTCDateTimeField()
 
+    if TYPE_CHECKING:
+        # What the backrefs of the foreign keys below give (peewee adds them at runtime).
+        orders: ModelSelect["Order"]
+        products: ModelSelect["Product"]
+
 
 class Product(BaseModel):
     seller = ForeignKeyField(Seller, backref="products")
@@ -101,6 +142,9 @@ class Product(BaseModel):
     notification_email = CharField()
     # The Reply-To of the customers' emails and the contact on their pages (R11); None: the seller's email.
     support_email = CharField(null=True)
+
+    if TYPE_CHECKING:
+        seller_id: int  # peewee's accessor for the foreign key's raw value
 
     @property
     def contact_email(self) -> str:
@@ -125,7 +169,10 @@ class Customer(BaseModel):
     # The customer at the gateway (a Stripe Customer, cus_…): its saved payment methods are charged off-session.
     gateway_customer_id = CharField(null=True)
 
-    def save(self, *args, **kwargs):
+    if TYPE_CHECKING:
+        seller_id: int  # peewee's accessor for the foreign key's raw value
+
+    def save(self, *args: Any, **kwargs: Any) -> int:
         self.name_folded = folded(self.name)
         return super().save(*args, **kwargs)
 
@@ -162,6 +209,11 @@ class Order(BaseModel):
     class Meta:
         indexes = ((("seller", "invoice_number"), True),)
 
+    if TYPE_CHECKING:
+        seller_id: int  # peewee's accessor for the foreign key's raw value
+        installments: ModelSelect["Installment"]
+        plan_changes: ModelSelect["PlanChange"]
+
 
 class Installment(BaseModel):
     SCHEDULED = "scheduled"  # not charged yet: a confirmed plan change still applies to it
@@ -178,6 +230,10 @@ class Installment(BaseModel):
 
     class Meta:
         indexes = ((("order", "number"), True),)
+
+    if TYPE_CHECKING:
+        order_id: int  # peewee's accessor for the foreign key's raw value
+        attempts: ModelSelect["ChargeAttempt"]
 
 
 class ChargeAttempt(BaseModel):
@@ -203,6 +259,8 @@ class ChargeAttempt(BaseModel):
     reference = CharField(null=True, index=True)
     failure_code = CharField(null=True)
     failure_message = TextField(null=True)
+    # The gateway's advice on a decline (Stripe's advice_code), when it gives one.
+    advice_code = CharField(null=True)
     settled_at = UTCDateTimeField(null=True)
     # R10: the method a customer's charge was asked with, kept here until it succeeds (then it becomes the
     # order's): a declined card must never replace the card on file. None: the order's method at claim time.
@@ -217,6 +275,9 @@ class ChargeAttempt(BaseModel):
 
     class Meta:
         indexes = ((("installment", "kind", "number"), True),)
+
+    if TYPE_CHECKING:
+        installment_id: int  # peewee's accessor for the foreign key's raw value
 
 
 class PlanChange(BaseModel):
@@ -235,6 +296,9 @@ class PlanChange(BaseModel):
     expires_at = UTCDateTimeField(index=True)
     status = CharField(default=PENDING, index=True)
     decided_at = UTCDateTimeField(null=True)
+
+    if TYPE_CHECKING:
+        order_id: int  # peewee's accessor for the foreign key's raw value
 
 
 class GatewayEvent(BaseModel):
@@ -326,6 +390,9 @@ class SlackLink(BaseModel):
     allowed_user_ids = JSONField(null=True)
     linked_at = UTCDateTimeField()
 
+    if TYPE_CHECKING:
+        seller_id: int  # peewee's accessor for the foreign key's raw value
+
 
 class SlackInstallation(BaseModel):
     """A workspace's OAuth install (its bot token and scopes), kept for bolt's installation store; newest wins."""
@@ -397,7 +464,7 @@ MODELS = [
 ]
 
 
-def lock(model, row_id: int) -> None:
+def lock(model: type[BaseModel], row_id: int) -> None:
     """Inside a transaction, hold the row until it ends, so two writers of the same order take turns.
 
     PostgreSQL locks the row; SQLite's IMMEDIATE transaction (see transaction()) already holds the database."""
@@ -405,7 +472,7 @@ def lock(model, row_id: int) -> None:
         model.select(model.id).where(model.id == row_id).for_update().get()
 
 
-def transaction():
+def transaction() -> AbstractContextManager[object, None]:
     """One use case, all or nothing. SQLite takes its write lock up front so two writers never deadlock."""
     if isinstance(db.obj, SqliteDatabase):
         return db.atomic("IMMEDIATE")

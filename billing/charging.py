@@ -4,6 +4,8 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
+from peewee import ModelSelect
+
 from billing import collections, dunning, notifications
 from billing.card_updates import PAYABLE, adopt_payment_method
 from billing.followups import APPLY_EVENTS, FollowUp, follow_up
@@ -58,7 +60,7 @@ def store_event(webhook_id: str, event_type: str, body: str, now: dt.datetime) -
     return bool(stored)
 
 
-def due_attempts(now: dt.datetime):
+def due_attempts(now: dt.datetime) -> "ModelSelect[ChargeAttempt]":
     """Attempts to send now: scheduled ones that are due, and sent ones that never got an answer."""
     return ChargeAttempt.select(ChargeAttempt.id).where(
         ((ChargeAttempt.status == ChargeAttempt.SCHEDULED) & (ChargeAttempt.due_at <= now))
@@ -104,6 +106,9 @@ def claim_attempt(attempt_id: int, now: dt.datetime) -> ChargeRequest | None:
         return None
     # A customer's charge carries the method the customer just gave; any other charges the one on file (R5, R10).
     held = attempt if attempt.method else order
+    method = held.method
+    token = held.card_token if method == "card" else held.sepa_mandate
+    assert method and token, f"attempt {attempt.id} has no payment method to charge"
     return ChargeRequest(
         attempt_id=attempt.id,
         idempotency_key=attempt.idempotency_key,
@@ -111,8 +116,8 @@ def claim_attempt(attempt_id: int, now: dt.datetime) -> ChargeRequest | None:
         installment=attempt.installment.number,
         amount=attempt.amount,
         currency=order.currency,
-        method=held.method,
-        token=held.card_token if held.method == "card" else held.sepa_mandate,
+        method=method,
+        token=token,
         at=now,
         gateway_customer=order.customer.gateway_customer_id,
         resent=attempt.status == ChargeAttempt.IN_FLIGHT,
@@ -155,6 +160,7 @@ class Outcome:
     reference: str | None = None
     failure_code: str | None = None
     failure_message: str | None = None
+    advice_code: str | None = None
     amount: Decimal | None = None
     currency: str | None = None
 
@@ -166,11 +172,11 @@ class Unmatched(Exception):
 def _attempt_for(installment: Installment, reference: str | None) -> ChargeAttempt | None:
     attempts = installment.attempts
     if reference:
-        by_reference = attempts.where(ChargeAttempt.reference == reference).first()
+        by_reference = attempts.where(ChargeAttempt.reference == reference).get_or_none()
         if by_reference:
             return by_reference
     # At most one attempt per installment is ever in flight (R2), so it is the one reported on.
-    return attempts.where(ChargeAttempt.status == ChargeAttempt.IN_FLIGHT).first()
+    return attempts.where(ChargeAttempt.status == ChargeAttempt.IN_FLIGHT).get_or_none()
 
 
 def apply_outcome(outcome: Outcome, now: dt.datetime) -> str:
@@ -188,7 +194,7 @@ def apply_outcome(outcome: Outcome, now: dt.datetime) -> str:
             .join_from(Order, Product)
             .join_from(Order, Seller)
             .where(Installment.order == outcome.order_id, Installment.number == outcome.installment)
-            .first()
+            .get_or_none()
         )
         if installment is None:
             raise Unmatched(f"no installment {outcome.installment} of order {outcome.order_id}")
@@ -212,8 +218,9 @@ def apply_outcome(outcome: Outcome, now: dt.datetime) -> str:
         attempt.reference = outcome.reference or attempt.reference
         attempt.failure_code = None if outcome.succeeded else outcome.failure_code
         attempt.failure_message = None if outcome.succeeded else outcome.failure_message
+        attempt.advice_code = None if outcome.succeeded else outcome.advice_code
         attempt.settled_at = outcome.occurred_at
-        settled = ("status", "reference", "failure_code", "failure_message", "settled_at")
+        settled = ("status", "reference", "failure_code", "failure_message", "advice_code", "settled_at")
         attempt.save(only=[ChargeAttempt._meta.fields[name] for name in settled])
         attempt.installment = installment  # the one loaded above, with its order
         if outcome.succeeded:
@@ -223,6 +230,7 @@ def apply_outcome(outcome: Outcome, now: dt.datetime) -> str:
 
 def _payment_succeeded(attempt: ChargeAttempt, recovered: bool, now: dt.datetime) -> str:
     installment = attempt.installment
+    assert attempt.settled_at is not None, "a succeeded attempt is settled"
     record_installment_paid(installment, attempt.settled_at)
     adopt_payment_method(attempt)
     collections.leave_collections(installment.order_id)

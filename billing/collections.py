@@ -4,6 +4,8 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
+from peewee import ModelSelect
+
 from billing import notifications
 from billing.errors import Refused
 from billing.followups import DELIVER_HANDOFF, FollowUp, follow_up
@@ -23,11 +25,14 @@ def list_in_collections(order: Order, reason: str, now: dt.datetime) -> None:
 def leave_collections(order_id: int) -> None:
     """The debt was paid after all (a success reported after the failure): the order is off the list and its
     plan resumes. A hand-off stays final."""
-    CollectionCase.delete().where(CollectionCase.order == order_id, CollectionCase.handed_off_at.is_null()).execute()
+    # types-peewee declares Model.delete as a generic attribute, which mypy will not read through the class.
+    CollectionCase.delete().where(  # type: ignore[misc]
+        CollectionCase.order == order_id, CollectionCase.handed_off_at.is_null()
+    ).execute()
     Order.update(status=Order.ACTIVE).where(Order.id == order_id, Order.status == Order.COLLECTIONS).execute()
 
 
-def collections_list(seller: Seller):
+def collections_list(seller: Seller) -> "ModelSelect[CollectionCase]":
     """Orders listed in collections or handed off, newest first."""
     return (
         CollectionCase.select(CollectionCase, Order)
@@ -52,7 +57,7 @@ def open_debt(order: Order, now: dt.datetime) -> Debt:
 
 def case_debt(case: CollectionCase, now: dt.datetime) -> Debt:
     """What a collections case is about: the debt recorded at the hand-off, else the open debt now."""
-    if case.handed_off_at is not None:
+    if case.handed_off_amount is not None:
         return Debt(case.handed_off_installments, case.handed_off_amount)
     return open_debt(case.order, now)
 
@@ -117,8 +122,10 @@ def hand_to_collections(order: Order, now: dt.datetime) -> CollectionCase:
     return case
 
 
-def handoff_payload(case: CollectionCase) -> dict:
+def handoff_payload(case: CollectionCase) -> dict[str, object]:
     """What the partner receives: the debt and whom it is owed by."""
+    if case.handed_off_at is None:
+        raise ValueError(f"collections case {case.id} was not handed off")
     order = case.order
     return {
         "case_id": case.id,
@@ -134,7 +141,7 @@ def handoff_payload(case: CollectionCase) -> dict:
     }
 
 
-def handoffs_to_deliver(now: dt.datetime):
+def handoffs_to_deliver(now: dt.datetime) -> "ModelSelect[CollectionCase]":
     return CollectionCase.select(CollectionCase.id).where(
         CollectionCase.delivered_at.is_null(), CollectionCase.next_delivery_at <= now
     )

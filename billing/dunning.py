@@ -8,7 +8,7 @@ from billing import collections, notifications
 from billing.errors import Refused
 from billing.followups import CHARGE, FollowUp, follow_up
 from billing.plans import add_attempt, locked, open_installment
-from billing.retries import AUTOMATIC_ATTEMPTS, RETRY_INTERVAL
+from billing.retries import AUTOMATIC_ATTEMPTS, RETRY_INTERVAL, hard_decline
 from models import ChargeAttempt, Order, transaction
 
 RENEWAL_NUMBER = AUTOMATIC_ATTEMPTS + 1
@@ -23,8 +23,8 @@ def payment_failed(attempt: ChargeAttempt, now: dt.datetime) -> str:
     if attempt.kind == ChargeAttempt.CUSTOMER:
         next_automatic = installment.attempts.where(
             ChargeAttempt.kind == ChargeAttempt.AUTOMATIC, ChargeAttempt.status == ChargeAttempt.SCHEDULED
-        ).first()
-        notifications.seller_customer_charge_failed(attempt, next_automatic and next_automatic.due_at, now)
+        ).get_or_none()
+        notifications.seller_customer_charge_failed(attempt, next_automatic.due_at if next_automatic else None, now)
         return "customer-initiated charge failed: schedule unchanged"
     if order.method == "sepa":
         collections.list_in_collections(order, "SEPA debit failed: SEPA debits are never retried", now)
@@ -34,6 +34,12 @@ def payment_failed(attempt: ChargeAttempt, now: dt.datetime) -> str:
         collections.list_in_collections(order, "the fourth and final attempt failed", now)
         notifications.seller_payment_failed_finally(installment, "seller_renewal_failed", now)
         return "final attempt failed: listed in collections"
+    if hard_decline(attempt.failure_code, attempt.advice_code):
+        # No retry can succeed: the customer must give another card, and the seller hears at once.
+        interrupt_plan(order)
+        notifications.customer_payment_failed(attempt, None, now)
+        notifications.seller_payment_failed_finally(installment, "seller_hard_decline", now)
+        return f"hard decline ({attempt.failure_code}): plan interrupted"
     if attempt.number < AUTOMATIC_ATTEMPTS:
         retry = schedule_retry(attempt)
         notifications.customer_payment_failed(attempt, retry.due_at, now)
@@ -53,10 +59,11 @@ def schedule_retry(failed: ChargeAttempt) -> ChargeAttempt:
         else installment.attempts.where(ChargeAttempt.kind == ChargeAttempt.AUTOMATIC, ChargeAttempt.number == 1).get()
     )
     number = failed.number + 1
+    assert first.settled_at is not None, "a failed attempt is settled"
     due = first.settled_at + RETRY_INTERVAL * failed.number
     existing = installment.attempts.where(
         ChargeAttempt.kind == ChargeAttempt.AUTOMATIC, ChargeAttempt.number == number
-    ).first()
+    ).get_or_none()
     return existing or add_attempt(installment, ChargeAttempt.AUTOMATIC, number, due)
 
 
@@ -74,13 +81,24 @@ def renewal_refusal(order: Order) -> Refused | None:
         return _already_renewed(order)
     if order.status in (Order.COLLECTIONS, Order.HANDED_OFF):
         return Refused(f"Order {order.id} is in collections: it can no longer be renewed.", "in_collections")
-    failed = (
-        installment.attempts.where(
-            ChargeAttempt.kind == ChargeAttempt.AUTOMATIC, ChargeAttempt.status == ChargeAttempt.FAILED
-        ).count()
+    failures = (
+        list(
+            installment.attempts.where(
+                ChargeAttempt.kind == ChargeAttempt.AUTOMATIC, ChargeAttempt.status == ChargeAttempt.FAILED
+            )
+        )
         if installment
-        else 0
+        else []
     )
+    # Automatic attempts charge the card on file, which a customer's failed new card never replaced (R10).
+    hard = next((a for a in failures if hard_decline(a.failure_code, a.advice_code)), None)
+    if hard:
+        return Refused(
+            f"Order {order.id}: the bank refused the card on file for good ({hard.failure_code or hard.advice_code}), "
+            "so a renewal on it cannot succeed. The customer was asked for another card.",
+            "hard_decline",
+        )
+    failed = len(failures)
     if order.status != Order.INTERRUPTED or failed < AUTOMATIC_ATTEMPTS:
         return Refused(
             f"Order {order.id} has had {failed} of {AUTOMATIC_ATTEMPTS} automatic attempts: "
@@ -106,7 +124,9 @@ def renew_plan(order: Order, now: dt.datetime) -> ChargeAttempt:
             refusal = renewal_refusal(order)
             if refusal:
                 raise refusal
-            renewal = add_attempt(open_installment(order), ChargeAttempt.RENEWAL, RENEWAL_NUMBER, now)
+            installment = open_installment(order)
+            assert installment is not None, "renewal_refusal lets no order without an open installment through"
+            renewal = add_attempt(installment, ChargeAttempt.RENEWAL, RENEWAL_NUMBER, now)
             follow_up(FollowUp(CHARGE, renewal.id, now))
             return renewal
     except IntegrityError:

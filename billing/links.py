@@ -9,10 +9,12 @@ import datetime as dt
 import hashlib
 import logging
 import re
+from typing import Any
 
 from itsdangerous import BadData, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
 from billing.plan_changes import CONFIRMATION_WINDOW
+from config import Settings
 
 CARD_UPDATE = "card-update"
 PLAN_CHANGE = "plan-change"
@@ -39,7 +41,7 @@ class LinkInvalid(Exception):
 class LinkExpired(Exception):
     """A genuine link, older than what it acts on allows; `payload` says what it was for."""
 
-    def __init__(self, payload: dict):
+    def __init__(self, payload: dict[str, Any]):
         super().__init__("link expired")
         self.payload = payload
 
@@ -47,7 +49,7 @@ class LinkExpired(Exception):
 class _ClockSigner(TimestampSigner):
     """A timestamp signer that reads the time it is given, so links are signed and checked at `now`."""
 
-    def __init__(self, *args, now: dt.datetime | None = None, **kwargs):
+    def __init__(self, *args: Any, now: dt.datetime | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.now = now
 
@@ -55,18 +57,18 @@ class _ClockSigner(TimestampSigner):
         return int(self.now.timestamp()) if self.now else super().get_timestamp()
 
 
-def _serializer(secret_keys, purpose: str, now: dt.datetime | None = None) -> URLSafeTimedSerializer:
+def _serializer(secret_keys: tuple[str, ...], purpose: str, now: dt.datetime | None = None) -> URLSafeTimedSerializer:
     # itsdangerous signs with the last key and accepts all: rotation appends the new key.
     return URLSafeTimedSerializer(
         list(secret_keys), salt=f"tranche.{purpose}", signer=_ClockSigner, signer_kwargs={"now": now}
     )
 
 
-def sign(settings, purpose: str, now: dt.datetime | None = None, **ids) -> str:
+def sign(settings: Settings, purpose: str, now: dt.datetime | None = None, **ids: object) -> str:
     return _serializer(settings.secret_keys, purpose, now).dumps({"action": purpose, **ids})
 
 
-def verify(settings, token: str, purpose: str, now: dt.datetime | None = None) -> dict:
+def verify(settings: Settings, token: str, purpose: str, now: dt.datetime | None = None) -> dict[str, Any]:
     """The payload of a link signed for `purpose`; LinkExpired past its age, LinkInvalid for anything else."""
     serializer = _serializer(settings.secret_keys, purpose, now)
     try:
@@ -74,7 +76,7 @@ def verify(settings, token: str, purpose: str, now: dt.datetime | None = None) -
     except SignatureExpired as expired:
         # The signature is ours, only old: its payload is trustworthy enough to pick the page's language.
         try:
-            payload = serializer.load_payload(expired.payload)
+            payload = serializer.load_payload(expired.payload or b"")
         except BadData:
             raise LinkInvalid() from None
         raise LinkExpired(_checked(payload, purpose)) from None
@@ -83,7 +85,7 @@ def verify(settings, token: str, purpose: str, now: dt.datetime | None = None) -
     return _checked(payload, purpose)
 
 
-def _checked(payload, purpose: str) -> dict:
+def _checked(payload: object, purpose: str) -> dict[str, Any]:
     if not isinstance(payload, dict) or payload.get("action") != purpose:
         raise LinkInvalid()
     for key in _IDS[purpose]:
@@ -92,12 +94,14 @@ def _checked(payload, purpose: str) -> dict:
     return payload
 
 
-def card_update_link(settings, order_id: int, installment: int, now: dt.datetime | None = None) -> str:
+def card_update_link(settings: Settings, order_id: int, installment: int, now: dt.datetime | None = None) -> str:
     token = sign(settings, CARD_UPDATE, now, order=order_id, installment=installment)
     return f"{settings.public_url}/card/{token}"
 
 
-def plan_change_link(settings, change_id: int, order_id: int, new_amount: str, now: dt.datetime | None = None) -> str:
+def plan_change_link(
+    settings: Settings, change_id: int, order_id: int, new_amount: str, now: dt.datetime | None = None
+) -> str:
     token = sign(settings, PLAN_CHANGE, now, order=order_id, change=change_id, amount=new_amount)
     return f"{settings.public_url}/confirm/{token}"
 
@@ -106,12 +110,12 @@ def _fingerprint(link_token: str) -> str:
     return hashlib.sha256(link_token.encode()).hexdigest()[:32]
 
 
-def form_token(settings, link_token: str, now: dt.datetime | None = None) -> str:
+def form_token(settings: Settings, link_token: str, now: dt.datetime | None = None) -> str:
     """The hidden field of a page's form: proves a POST comes from a page we served for this very link."""
     return sign(settings, FORM, now, link=_fingerprint(link_token))
 
 
-def form_token_valid(settings, link_token: str, value: str, now: dt.datetime | None = None) -> bool:
+def form_token_valid(settings: Settings, link_token: str, value: str, now: dt.datetime | None = None) -> bool:
     try:
         payload = verify(settings, value or "", FORM, now)
     except (LinkInvalid, LinkExpired):

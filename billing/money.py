@@ -24,7 +24,7 @@ CURRENCIES = frozenset(
 )
 
 
-def parse_amount(value, field: str = "amount") -> Decimal:
+def parse_amount(value: object, field: str = "amount") -> Decimal:
     """A positive amount like `40`, `40.5` or `40.00` (a JSON number parsed as Decimal, or a string)."""
     if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
         raise InvalidInput(field, f"{field} must be a decimal like 40.00")
@@ -39,7 +39,7 @@ def parse_amount(value, field: str = "amount") -> Decimal:
     return amount
 
 
-def currency_code(value, field: str = "currency") -> str:
+def currency_code(value: object, field: str = "currency") -> str:
     """An ISO 4217 code in use today, like EUR."""
     if not isinstance(value, str) or value not in CURRENCIES:
         raise InvalidInput(field, f"{field} must be the ISO 4217 code of a currency in use, like EUR")

@@ -10,12 +10,25 @@ product's notification address.
 import datetime as dt
 
 from billing.followups import SEND_MESSAGES, FollowUp, follow_up
-from billing.retries import AUTOMATIC_ATTEMPTS
+from billing.retries import AUTOMATIC_ATTEMPTS, hard_decline
 from models import ChargeAttempt, CollectionCase, Installment, Order, Outbox, PlanChange, SlackLink
+
+# What a message says, as its outbox row keeps it (JSON): rendered later, in the recipient's language.
+Facts = dict[str, object]
+
+
+def _time(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None
 
 
 def _queue(
-    template: str, recipient: str, language: str, context: dict, fact: str, now: dt.datetime, channel=Outbox.EMAIL
+    template: str,
+    recipient: str,
+    language: str,
+    context: Facts,
+    fact: str,
+    now: dt.datetime,
+    channel: str = Outbox.EMAIL,
 ) -> None:
     written = (
         Outbox.insert(
@@ -40,18 +53,18 @@ def _has_slack(order: Order) -> bool:
     return SlackLink.select().where(SlackLink.seller == order.seller_id).exists()
 
 
-def _tell_seller_on_slack(template: str, order: Order, context: dict, fact: str, now: dt.datetime) -> None:
+def _tell_seller_on_slack(template: str, order: Order, context: Facts, fact: str, now: dt.datetime) -> None:
     """R11: a message in the seller's Slack channel, when the seller linked a workspace (the recipient is the
     seller's id: the job finds the channel, which the seller may relink meanwhile)."""
     if _has_slack(order):
         _queue(template, str(order.seller_id), "en", context, fact, now, channel=Outbox.SLACK)
 
 
-def _tell_seller_by_email(template: str, order: Order, context: dict, fact: str, now: dt.datetime) -> None:
+def _tell_seller_by_email(template: str, order: Order, context: Facts, fact: str, now: dt.datetime) -> None:
     _queue(template, order.product.notification_email, order.seller.language, context, fact, now)
 
 
-def _tell_seller_briefly(template: str, order: Order, context: dict, fact: str, now: dt.datetime) -> None:
+def _tell_seller_briefly(template: str, order: Order, context: Facts, fact: str, now: dt.datetime) -> None:
     """R11: news a seller hears on Slack, or by email when no workspace is linked (`template` names the email;
     the Slack message is its slack_ twin)."""
     if _has_slack(order):
@@ -60,13 +73,13 @@ def _tell_seller_briefly(template: str, order: Order, context: dict, fact: str, 
         _tell_seller_by_email(template, order, context, fact, now)
 
 
-def _tell_customer(template: str, order: Order, context: dict, fact: str, now: dt.datetime) -> None:
+def _tell_customer(template: str, order: Order, context: Facts, fact: str, now: dt.datetime) -> None:
     """An email to the customer, in their language, that they answer at the product's support address."""
     facts = {**context, "reply_to": order.product.contact_email}
     _queue(template, order.customer.email, order.customer.language, facts, fact, now)
 
 
-def _order_facts(order: Order) -> dict:
+def _order_facts(order: Order) -> Facts:
     return {
         "order_id": order.id,
         "invoice_number": order.invoice_number,
@@ -80,11 +93,11 @@ def _order_facts(order: Order) -> dict:
     }
 
 
-def _failure_facts(attempt: ChargeAttempt) -> dict:
+def _failure_facts(attempt: ChargeAttempt) -> Facts:
     return {
         "attempt": attempt.number,
         "kind": attempt.kind,
-        "at": attempt.settled_at.isoformat(),
+        "at": _time(attempt.settled_at),
         "code": attempt.failure_code,
         "message": attempt.failure_message,
     }
@@ -102,7 +115,7 @@ def customer_payment_failed(attempt: ChargeAttempt, next_attempt_at: dt.datetime
         _tell_seller_briefly("seller_payment_failed", order, facts, f"attempt-{attempt.id}", now)
 
 
-def _failed_payment_facts(attempt: ChargeAttempt, next_attempt_at: dt.datetime | None) -> dict:
+def _failed_payment_facts(attempt: ChargeAttempt, next_attempt_at: dt.datetime | None) -> Facts:
     installment = attempt.installment
     return {
         **_order_facts(installment.order),
@@ -110,7 +123,8 @@ def _failed_payment_facts(attempt: ChargeAttempt, next_attempt_at: dt.datetime |
         "installment": installment.number,
         "amount": str(attempt.amount),
         "attempts_total": AUTOMATIC_ATTEMPTS,
-        "next_attempt_at": next_attempt_at.isoformat() if next_attempt_at else None,
+        "hard_decline": hard_decline(attempt.failure_code, attempt.advice_code),
+        "next_attempt_at": _time(next_attempt_at),
     }
 
 
@@ -161,13 +175,13 @@ def seller_handed_off(case: CollectionCase, now: dt.datetime) -> None:
         **_order_facts(order),
         "installments": case.handed_off_installments,
         "amount": str(case.handed_off_amount),
-        "handed_off_at": case.handed_off_at.isoformat(),
+        "handed_off_at": _time(case.handed_off_at),
     }
     _tell_seller_by_email("seller_handed_off", order, facts, f"case-{case.id}", now)
     _tell_seller_on_slack("slack_handed_off", order, facts, f"case-{case.id}", now)
 
 
-def _change_facts(change: PlanChange) -> dict:
+def _change_facts(change: PlanChange) -> Facts:
     return {
         **_order_facts(change.order),
         "change_id": change.id,
@@ -181,7 +195,7 @@ def _change_facts(change: PlanChange) -> dict:
 
 def customer_plan_change_proposed(change: PlanChange, first_due_at: dt.datetime | None, now: dt.datetime) -> None:
     """R3: the customer is asked to confirm; the link (rendered later) is bound to this change."""
-    facts = {**_change_facts(change), "first_due_at": first_due_at.isoformat() if first_due_at else None}
+    facts = {**_change_facts(change), "first_due_at": _time(first_due_at)}
     _tell_customer("plan_change_proposed", change.order, facts, f"change-{change.id}", now)
 
 
@@ -189,7 +203,7 @@ def plan_change_decided(change: PlanChange, now: dt.datetime, first_due_at: dt.d
     """R4, R11: the seller hears the outcome (confirmed, declined or expired); a confirming customer too, with
     the first due date at the new amount."""
     order = change.order
-    facts = {**_change_facts(change), "first_due_at": first_due_at.isoformat() if first_due_at else None}
+    facts = {**_change_facts(change), "first_due_at": _time(first_due_at)}
     _tell_seller_by_email("seller_plan_change", order, facts, f"change-{change.id}", now)
     _tell_seller_on_slack("slack_plan_change", order, facts, f"change-{change.id}", now)
     if change.status == PlanChange.CONFIRMED:

@@ -36,10 +36,10 @@ def can_change_plan(order: Order) -> bool:
 
 def propose_plan_change(
     order: Order,
-    amount,
+    amount: object,
     now: dt.datetime,
-    installment_count=None,
-    interval=None,
+    installment_count: int | None = None,
+    interval: str | None = None,
 ) -> PlanChange:
     """R3: a pending change to `amount`, replacing any pending one; the customer is emailed to confirm."""
     with transaction():
@@ -72,7 +72,7 @@ def propose_plan_change(
 
 
 def pending_change(order: Order) -> PlanChange | None:
-    return order.plan_changes.where(PlanChange.status == PlanChange.PENDING).first()
+    return order.plan_changes.where(PlanChange.status == PlanChange.PENDING).get_or_none()
 
 
 def first_due_at(change: PlanChange) -> dt.datetime | None:
@@ -80,7 +80,7 @@ def first_due_at(change: PlanChange) -> dt.datetime | None:
     first = (
         change.order.installments.where(Installment.status == Installment.SCHEDULED)
         .order_by(Installment.number)
-        .first()
+        .get_or_none()
     )
     return first.due_at if first else None
 

@@ -57,7 +57,7 @@ class PaymentMethod:
     exp_year: int | None = None
     iban_masked: str | None = None
 
-    def columns(self) -> dict:
+    def columns(self) -> dict[str, str | int | None]:
         """The method as an order keeps it on file, and a customer's charge while it is tried (METHOD_COLUMNS)."""
         card = self.method == "card"
         return {
@@ -158,7 +158,7 @@ def locked(order: Order) -> Order:
 
 def open_installment(order: Order) -> Installment | None:
     """The installment being charged or in dunning: the earliest one not paid."""
-    return order.installments.where(Installment.status == Installment.OPEN).order_by(Installment.number).first()
+    return order.installments.where(Installment.status == Installment.OPEN).order_by(Installment.number).get_or_none()
 
 
 def start_due_installments(now: dt.datetime) -> list[ChargeAttempt]:

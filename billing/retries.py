@@ -7,10 +7,16 @@ from dataclasses import dataclass
 # R5: a failed card debit is tried three times in all, 7 and 14 days after the first failure (billing.dunning).
 AUTOMATIC_ATTEMPTS = 3
 RETRY_INTERVAL = dt.timedelta(days=7)
-# SPEC "Declines": a card's issuer refusing for these reasons is never retried automatically, nor is a card whose
-# gateway advises `do_not_try_again`; every other decline is soft, and R5's ladder applies.
+# SPEC "Declines": the bank says the card must never be charged again, so no retry can succeed.
 HARD_DECLINES = frozenset({"lost_card", "stolen_card", "pickup_card", "fraudulent", "restricted_card"})
 DO_NOT_TRY_AGAIN = "do_not_try_again"
+
+
+def hard_decline(failure_code: str | None, advice_code: str | None) -> bool:
+    """Whether a decline is never retried: a hard decline code, or the gateway's advice not to try again."""
+    return failure_code in HARD_DECLINES or advice_code == DO_NOT_TRY_AGAIN
+
+
 # Past this many doublings the wait is years: the ceiling, or the bound, has long decided.
 _MOST_DOUBLINGS = 20
 
@@ -28,7 +34,9 @@ class Backoff:
         """When to try again after `failures` (1 or more) failed tries; None once the bound is reached."""
         if self.tries is not None and failures >= self.tries:
             return None
-        delay = self.first * 2 ** min(failures - 1, _MOST_DOUBLINGS)
+        # An int, as failures >= 1: typeshed cannot know, for 2 ** -1 is a float.
+        factor: int = 2 ** min(failures - 1, _MOST_DOUBLINGS)
+        delay = self.first * factor
         return now + (min(delay, self.longest) if self.longest else delay)
 
 

@@ -3,6 +3,8 @@ its start), and lists their orders a page at a time; nobody else's, ever."""
 
 from dataclasses import dataclass
 
+from peewee import Expression, ModelSelect
+
 from billing.errors import InvalidInput
 from billing.values import identifier
 from models import Customer, Order, Seller, folded
@@ -18,7 +20,7 @@ class Page:
     has_more: bool
 
 
-def _newest_first(seller: Seller):
+def _newest_first(seller: Seller) -> "ModelSelect[Order]":  # quoted: peewee's class takes no [] at runtime
     return (
         Order.select(Order, Customer)
         .join(Customer)
@@ -27,7 +29,7 @@ def _newest_first(seller: Seller):
     )
 
 
-def _matching(query: str):
+def _matching(query: str) -> Expression | None:
     """The condition an order meets to be found by `query`; None for a blank query, which finds nothing."""
     text = query.strip().lstrip("#")
     if not text:

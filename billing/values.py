@@ -22,7 +22,7 @@ _ASCII_DIGITS = re.compile(r"[0-9]{1,19}", re.ASCII)
 _REFUSED_CATEGORIES = {"Cc", "Cs", "Co", "Cn", "Zl", "Zp"}
 
 
-def whole_number(value) -> int | None:
+def whole_number(value: object) -> int | None:
     """`value` as a whole number from ASCII digits (an int, or a string of 1 to 19 digits); None otherwise."""
     if isinstance(value, bool):
         return None
@@ -33,7 +33,7 @@ def whole_number(value) -> int | None:
     return None
 
 
-def identifier(value) -> int | None:
+def identifier(value: object) -> int | None:
     """An id as the database can hold it (1 to MAX_ID), from an int or ASCII digits; None otherwise."""
     number = whole_number(value)
     return number if number is not None and 0 < number <= MAX_ID else None

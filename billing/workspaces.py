@@ -6,6 +6,8 @@ import hashlib
 import secrets
 from urllib.parse import urlencode
 
+from peewee import Expression
+
 from models import Seller, SlackInstallGrant, SlackLink, transaction
 
 INSTALL_PATH = "/slack/install"
@@ -25,7 +27,8 @@ def link_workspace(
         taken = SlackLink.get_or_none(SlackLink.team_id == team_id)
         if taken is not None and taken.seller_id != seller.id:
             raise WorkspaceTaken(f"Slack workspace {team_id} is linked to another seller (seller {taken.seller_id}).")
-        SlackLink.delete().where(SlackLink.seller == seller).execute()
+        # types-peewee declares Model.delete as a generic attribute, which mypy will not read through the class.
+        SlackLink.delete().where(SlackLink.seller == seller).execute()  # type: ignore[misc]
         return SlackLink.create(
             seller=seller, team_id=team_id, channel_id=channel_id, allowed_user_ids=allowed_user_ids, linked_at=now
         )
@@ -45,7 +48,7 @@ def install_link(public_url: str, seller: Seller, now: dt.datetime) -> tuple[str
     return f"{public_url}{INSTALL_PATH}?{urlencode({'grant': state})}", expires_at
 
 
-def open_grant(state: str | None, now: dt.datetime):
+def open_grant(state: str | None, now: dt.datetime) -> Expression:
     """Where a grant for `state` is still good: unused and not expired."""
     return (
         (SlackInstallGrant.state_hash == grant_hash(state or ""))

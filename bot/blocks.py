@@ -191,6 +191,18 @@ def third_failure(facts: dict) -> tuple[str, list[dict]]:
     return text, [section(f":rotating_light: *{text}*\n{_failures(facts)}\n{detail}"), _context(_order_line(facts))]
 
 
+def hard_decline(facts: dict) -> tuple[str, list[dict]]:
+    text = (
+        f"The bank refused the card for good: order {facts['order_id']}, installment {facts['installment']}, "
+        f"{_amount(facts)}. It is not tried again, and the plan is interrupted."
+    )
+    detail = (
+        "The customer was emailed a link to give another card. Contact them, or hand the order to the "
+        "collection partner."
+    )
+    return text, [section(f":rotating_light: *{text}*\n{_failures(facts)}\n{detail}"), _context(_order_line(facts))]
+
+
 def sepa_failed(facts: dict) -> tuple[str, list[dict]]:
     text = (
         f"SEPA debit failed: order {facts['order_id']}, installment {facts['installment']}, {_amount(facts)}. "
@@ -237,6 +249,7 @@ def plan_change(facts: dict) -> tuple[str, list[dict]]:
 NOTIFICATIONS = {
     "slack_payment_failed": payment_failed,
     "slack_third_failure": third_failure,
+    "slack_hard_decline": hard_decline,
     "slack_sepa_failed": sepa_failed,
     "slack_renewal_failed": renewal_failed,
     "slack_payment_recovered": payment_recovered,

@@ -41,6 +41,7 @@ class SlackSettings:
     slack_api_url: str
     slack_client_id: str
     slack_client_secret: str
+    slack_oauth: bool
     public_url: str
 
 

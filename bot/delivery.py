@@ -17,7 +17,7 @@ from models import Order, Outbox, SlackLink, SlackMessage, transaction
 
 SETTLE = "slack_update"  # the outbox template that updates an earlier message in place
 # Messages whose buttons (renew, hand off) stay useful until the order's outcome is known.
-ACTIONABLE = ("slack_third_failure", "slack_sepa_failed", "slack_renewal_failed")
+ACTIONABLE = ("slack_third_failure", "slack_hard_decline", "slack_sepa_failed", "slack_renewal_failed")
 
 
 class Retry(Exception):

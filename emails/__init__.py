@@ -40,6 +40,8 @@ FAILURE_REASONS = {
     "insufficient_funds": N_("There were not enough funds on the account linked to your card."),
     "card_declined": N_("Your bank declined the payment without giving us a reason. Your bank can tell you more."),
     "expired_card": N_("The card we have on file has expired."),
+    "lost_card": N_("Your bank reported this card as lost or stolen and refuses every payment with it."),
+    "stolen_card": N_("Your bank reported this card as lost or stolen and refuses every payment with it."),
 }
 UNKNOWN_FAILURE_REASON = N_("Your bank or card issuer did not accept the payment. Your bank can tell you more.")
 
@@ -107,7 +109,8 @@ def seller_payment_failed(message: Outbox, settings) -> dict:
 
 
 def seller_debt_given_up(message: Outbox, settings) -> dict:
-    """R6, R7, R8: the third failure, the failed renewal, the failed SEPA debit — each with every reason."""
+    """R6, R7, R8, Declines: the third failure, a hard decline, the failed renewal, the failed SEPA debit — each
+    with every reason."""
     news = seller_news(message, settings)
     return {**news, "failures": [{**f, "reason": failure_reason(f["code"])} for f in news["failures"]]}
 
@@ -120,6 +123,7 @@ CONTEXTS = {
     "seller_payment_failed": seller_payment_failed,
     "seller_payment_recovered": seller_news,
     "seller_third_failure": seller_debt_given_up,
+    "seller_hard_decline": seller_debt_given_up,
     "seller_renewal_failed": seller_debt_given_up,
     "seller_sepa_failed": seller_debt_given_up,
     "seller_plan_change": seller_news,

@@ -24,6 +24,9 @@ TEST_CARDS = {
     "4000000000009995": "insufficient_funds",
     "4000000000000002": "card_declined",
     "4000000000000069": "expired_card",
+    # Hard declines (SPEC "Declines"): never retried.
+    "4000000000009987": "lost_card",
+    "4000000000009979": "stolen_card",
 }
 TEST_IBANS = {
     "DE89370400440532013000": None,
@@ -33,6 +36,8 @@ FAILURE_MESSAGES = {
     ("card", "insufficient_funds"): "Your card has insufficient funds.",
     ("card", "card_declined"): "Your card was declined.",
     ("card", "expired_card"): "Your card has expired.",
+    ("card", "lost_card"): "Your card was reported lost.",
+    ("card", "stolen_card"): "Your card was reported stolen.",
     ("sepa", "insufficient_funds"): "Your bank account has insufficient funds.",
 }
 _OK = "ok"

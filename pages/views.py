@@ -37,6 +37,8 @@ FAILURE_REASONS = {
     "insufficient_funds": N_("There was not enough money on the account."),
     "card_declined": N_("The bank declined the card."),
     "expired_card": N_("The card has expired."),
+    "lost_card": N_("The bank reported the card as lost or stolen."),
+    "stolen_card": N_("The bank reported the card as lost or stolen."),
 }
 UNKNOWN_FAILURE = N_("The bank refused the payment.")
 REJECTED = N_("This payment method could not be used. Please try another one.")

@@ -12,6 +12,7 @@ from models import Customer, Order, Product
 SUCCEEDS = "4242424242424242"
 INSUFFICIENT_FUNDS = "4000000000009995"
 DECLINED = "4000000000000002"
+LOST = "4000000000009987"
 IBAN_OK = "DE89370400440532013000"
 IBAN_FAILS = "DE62370400440532013001"
 _gateway = SandboxGateway("http://unused", "whsec_dGVzdA==")
@@ -90,7 +91,7 @@ def charge_due(now):
     return [request for attempt in due_attempts(now) if (request := claim_attempt(attempt.id, now))]
 
 
-def gateway_reports(request, at, failure_code=None):
+def gateway_reports(request, at, failure_code=None, advice_code=None):
     """The gateway's answer to one charge request, applied as the event job applies it (same charge, same
     reference)."""
     return apply_outcome(
@@ -102,6 +103,7 @@ def gateway_reports(request, at, failure_code=None):
             reference=f"ch_{request.idempotency_key}",
             failure_code=failure_code,
             failure_message=failure_code and f"The bank said {failure_code}.",
+            advice_code=advice_code,
             amount=request.amount,
             currency=request.currency,
         ),

@@ -254,17 +254,22 @@ def test_a_sepa_debit_processing_for_days_stays_in_flight_and_is_looked_up_never
 
 
 @pytest.mark.parametrize(
-    ("answer", "code"),
-    [("card_error__insufficient_funds", "insufficient_funds"), ("card_error__do_not_try_again", "do_not_try_again")],
+    ("answer", "code", "advice", "order_status"),
+    [
+        ("card_error__insufficient_funds", "insufficient_funds", "try_again_later", "active"),
+        ("card_error__do_not_try_again", "generic_decline", "do_not_try_again", "interrupted"),
+    ],
 )
-def test_a_decline_at_confirm_becomes_the_attempts_failure_code_and_stripes_message(stripe_api, answer, code):
-    """Stripe's decline_code, or its advice not to try again, is the code; its message the reason in words."""
-    in_flight_order(stripe_api, recorded(answer), 402)
+def test_a_decline_at_confirm_gives_the_attempt_stripes_codes_and_message(
+    stripe_api, answer, code, advice, order_status
+):
+    """Stripe's decline_code is the failure code, its advice_code the advice (do_not_try_again: a hard decline)."""
+    order = in_flight_order(stripe_api, recorded(answer), 402)
 
-    (failed, retry) = ChargeAttempt.select().order_by(ChargeAttempt.id)
-    assert (failed.status, failed.failure_code, failed.reference) == ("failed", code, PAYMENT_INTENT)
-    assert failed.failure_message == recorded(answer)["error"]["message"]
-    assert retry.status == "scheduled"
+    failed = ChargeAttempt.select().order_by(ChargeAttempt.id).first()
+    assert (failed.status, failed.failure_code, failed.advice_code) == ("failed", code, advice)
+    assert (failed.reference, failed.failure_message) == (PAYMENT_INTENT, recorded(answer)["error"]["message"])
+    assert Order.get_by_id(order.id).status == order_status
 
 
 def test_flask_stripe_webhook_endpoint_registers_the_two_events_and_prints_the_signing_secret(stripe_api, runner):

@@ -450,3 +450,14 @@ def test_help_and_unknown_commands_get_the_usage(client, slack, seller, name, te
 
     answer = response.get_data(as_text=True)
     assert "*Tranche commands*" in answer and "`/update-plan <order> <amount>`" in answer
+
+
+def test_renew_after_a_hard_decline_is_refused_saying_the_customer_must_give_another_card(client, slack, seller):
+    order = factories.order(seller, payment=factories.card(factories.LOST), anchor=T)
+    run_due_work(T)
+
+    command(client, slack, "/renew", str(order.id))
+
+    [answer] = answers(slack)
+    assert "refused the card on file for good (lost_card)" in answer and "another card" in answer
+    assert renewals() == 0

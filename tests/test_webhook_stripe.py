@@ -38,8 +38,9 @@ EXPECTED = {
     "payment_intent.succeeded__card": (("succeeded", None), "active"),
     "payment_intent.succeeded__sepa": (("succeeded", None), "active"),
     "payment_intent.payment_failed__insufficient_funds": (("failed", "insufficient_funds"), "active"),
-    "payment_intent.payment_failed__do_not_try_again": (("failed", "do_not_try_again"), "active"),
-    "payment_intent.payment_failed__lost_card": (("failed", "lost_card"), "active"),
+    # Hard declines (SPEC "Declines"): the plan is interrupted at once.
+    "payment_intent.payment_failed__do_not_try_again": (("failed", "generic_decline"), "interrupted"),
+    "payment_intent.payment_failed__lost_card": (("failed", "lost_card"), "interrupted"),
     "payment_intent.payment_failed__sepa": (("failed", "insufficient_funds"), "collections"),
 }
 

@@ -29,14 +29,14 @@ class UnsupportedEventType(InvalidEvent):
     code = "unsupported_event_type"
 
 
-def _identifier(data: dict, name: str) -> int:
+def _identifier(data: dict[str, object], name: str) -> int:
     value = identifier(data.get(name))
     if value is None:
         raise InvalidEvent(f"data.{name} must be a positive whole number of ASCII digits")
     return value
 
 
-def checked_text(value, name: str, longest: int = SHORT_TEXT) -> str:
+def checked_text(value: object, name: str, longest: int = SHORT_TEXT) -> str:
     """`value` if it is a non-empty string of at most `longest` characters and no control character."""
     if not isinstance(value, str) or not value or len(value) > longest:
         raise InvalidEvent(f"{name} must be a non-empty string of at most {longest} characters")
@@ -46,12 +46,12 @@ def checked_text(value, name: str, longest: int = SHORT_TEXT) -> str:
     return value
 
 
-def _optional_text(data: dict, name: str, longest: int = SHORT_TEXT) -> str | None:
+def _optional_text(data: dict[str, object], name: str, longest: int = SHORT_TEXT) -> str | None:
     value = data.get(name)
     return None if value is None else checked_text(value, f"data.{name}", longest)
 
 
-def _occurred_at(data: dict) -> dt.datetime:
+def _occurred_at(data: dict[str, object]) -> dt.datetime:
     try:
         occurred_at = dt.datetime.fromisoformat(checked_text(data.get("occurred_at"), "data.occurred_at"))
     except ValueError:

@@ -2,7 +2,7 @@
 
 import binascii
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
@@ -13,13 +13,13 @@ from webhooks.events import InvalidEvent, checked_text, event_text, parse_outcom
 bp = Blueprint("webhooks", __name__)
 
 
-def _error(status: int, code: str, message: str):
+def _error(status: int, code: str, message: str) -> tuple[Response, int]:
     # The API's shape, so that one client reads the errors of every surface.
     return jsonify(error={"code": code, "message": message}), status
 
 
 @bp.post("/webhooks/gateway")
-def gateway_event():
+def gateway_event() -> tuple[Response, int]:
     try:
         # Decoded first: the signature library would decode it too, and call a non-UTF-8 body a bad signature.
         body = event_text(request.get_data())

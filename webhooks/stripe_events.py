@@ -2,9 +2,8 @@
 those the Stripe gateway stores from Stripe's answer to a confirm, which have the same shape.
 
 The failure code is the issuer's `decline_code` when Stripe gives one (insufficient_funds), else Stripe's `code`
-(card_declined); Stripe's advice not to try the card again (`advice_code` do_not_try_again) is the code itself
-unless the decline already is a hard one, since either way the card must not be retried (SPEC "Declines"). The
-message is Stripe's, written for the customer.
+(card_declined); Stripe's `advice_code` is the outcome's advice (do_not_try_again makes a hard decline, SPEC
+"Declines"); the message is Stripe's, written for the customer.
 """
 
 import datetime as dt
@@ -15,7 +14,6 @@ from typing import Any
 from billing.charging import Outcome, Unmatched
 from billing.errors import InvalidInput
 from billing.money import currency_code, parse_amount
-from billing.retries import DO_NOT_TRY_AGAIN, HARD_DECLINES
 from billing.values import EARLIEST, LATEST, identifier, whole_number
 from gateways.stripe import EVENT_TYPES, SUCCEEDED, event_key, tranche_amount
 from webhooks.events import LONG_TEXT, SHORT_TEXT, InvalidEvent, checked_text
@@ -76,10 +74,7 @@ def _text(values: dict[str, Any], name: str, longest: int = SHORT_TEXT) -> str |
 
 
 def _failure_code(error: dict[str, Any], status: str | None) -> str:
-    reason = _text(error, "decline_code") or _text(error, "code") or _CODE_OF_STATUS.get(status or "") or "unknown"
-    if _text(error, "advice_code") == DO_NOT_TRY_AGAIN and reason not in HARD_DECLINES:
-        return DO_NOT_TRY_AGAIN
-    return reason
+    return _text(error, "decline_code") or _text(error, "code") or _CODE_OF_STATUS.get(status or "") or "unknown"
 
 
 def outcome_of(event: StripeEvent) -> Outcome:
@@ -115,6 +110,7 @@ def outcome_of(event: StripeEvent) -> Outcome:
         reference=reference,
         failure_code=None if succeeded else _failure_code(payment_error, status if isinstance(status, str) else None),
         failure_message=None if succeeded else _text(payment_error, "message", LONG_TEXT),
+        advice_code=None if succeeded else _text(payment_error, "advice_code"),
         amount=amount,
         currency=currency,
     )
