@@ -4,7 +4,6 @@ and, where localstripe does not act as Stripe does, through Stripe's recorded an
 import datetime as dt
 import os
 import subprocess
-import threading
 
 import pytest
 
@@ -15,7 +14,7 @@ from jobs.work import charge, run_due_work
 from models import ChargeAttempt, GatewayEvent, Installment, Order, Seller
 from runtime import queue
 from tests import factories
-from tests.conftest import ROOT
+from tests.conftest import ROOT, at_once
 from tests.stripe_api import recorded
 
 T = dt.datetime(2026, 5, 1, 8, 0, tzinfo=dt.UTC)
@@ -136,17 +135,7 @@ def test_two_workers_sending_one_attempt_at_once_make_one_payment_intent(localst
     customer, payment_method = localstripe.customer_with(CARD)
     factories.stripe_order(customer, token=payment_method.id)
     (attempt,) = plans.start_due_installments(T)
-    start = threading.Barrier(2)
-
-    def send() -> None:
-        start.wait()
-        charge(attempt.id, T.isoformat())
-
-    workers = [threading.Thread(target=send) for _ in range(2)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    at_once(2, lambda: charge(attempt.id, T.isoformat()))
 
     assert len(localstripe.payment_intents()) == 1
     run_due_work(T)
