@@ -6,7 +6,7 @@ from werkzeug.exceptions import HTTPException
 from billing.links import HIDE_LINK_TOKENS
 from models import db
 from pages.rendering import render
-from runtime import database, redis_connection
+from runtime import database, redis_connection, settings
 
 ABOUT = (
     "Tranche keeps the installment plans and subscriptions of digital-product sellers paid: it charges each "
@@ -17,6 +17,7 @@ ABOUT = (
 
 def create_app() -> Flask:
     """The web app, configured from the environment (config.Settings)."""
+    settings().check()  # GATEWAY=stripe without its keys refuses to start, naming the one missing
     app = Flask(__name__)
     # Flask logs an unexpected error with the request's path, which may be a customer's link.
     app.logger.addFilter(HIDE_LINK_TOKENS)
@@ -79,8 +80,10 @@ def create_app() -> Flask:
     from cli import register_commands
     from pages.views import bp as pages_bp
     from webhooks.gateway import bp as webhooks_bp
+    from webhooks.stripe import bp as stripe_webhooks_bp
 
     app.register_blueprint(webhooks_bp)
+    app.register_blueprint(stripe_webhooks_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(pages_bp)
     app.register_blueprint(slack_bp)

@@ -1,9 +1,11 @@
-"""The `flask …` commands for operators: sellers, the tick, demo data, migrations, unmatched events."""
+"""The `flask …` commands for operators: sellers, the tick, demo data, migrations, unmatched events, Stripe."""
 
 import datetime as dt
+from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
 import click
+import stripe
 from flask import Flask
 from flask.cli import AppGroup
 
@@ -11,14 +13,17 @@ from billing.sellers import DEFAULT_TIMEZONE, create_seller
 from billing.values import EARLIEST, LATEST, control_character, identifier, time_in_range
 from bot.cli import slack
 from demo import demo_command
+from gateways.stripe import EVENT_TYPES as STRIPE_EVENT_TYPES
+from gateways.stripe import StripeGateway
 from i18n import DEFAULT_LANGUAGE, LANGUAGES
 from jobs.work import NotReplayable, replay_event, run_due_work
 from models import GatewayEvent
-from runtime import utcnow
+from runtime import settings, utcnow
 
 sellers = AppGroup("sellers", help="Manage sellers.")
 events = AppGroup("events", help="Inspect gateway events.")
 db_group = AppGroup("db", help="Database schema.")
+stripe_group = AppGroup("stripe", help="Connect a Stripe account.")
 
 
 def _plain_text(_ctx, param, value: str) -> str:
@@ -130,6 +135,27 @@ def db_upgrade():
     click.echo(f"applied: {', '.join(applied)}" if applied else "database is up to date")
 
 
+def _web_url(_ctx, _param, value: str) -> str:
+    if urlsplit(value).scheme not in ("https", "http") or not urlsplit(value).netloc:
+        raise click.BadParameter(f"{value!r} is not a web address, e.g. https://billing.example.com/webhooks/stripe")
+    return value
+
+
+@stripe_group.command("webhook-endpoint")
+@click.option("--url", required=True, callback=_web_url, help="Where Stripe posts: this app's /webhooks/stripe.")
+def stripe_webhook_endpoint(url):
+    """Register --url with Stripe for the events Tranche needs, and print the endpoint's signing secret."""
+    secret_key = settings().stripe_secret_key
+    if not secret_key:
+        raise click.ClickException("set STRIPE_SECRET_KEY first: the Stripe account's secret key (sk_test_… to try)")
+    try:
+        endpoint_id, secret = StripeGateway(secret_key, settings().stripe_api_base).create_webhook_endpoint(url)
+    except stripe.StripeError as error:
+        raise click.ClickException(f"Stripe refused the endpoint: {error.user_message or error}") from None
+    click.echo(f"webhook endpoint {endpoint_id}: {url} receives {', '.join(STRIPE_EVENT_TYPES)}")
+    click.echo(f"STRIPE_WEBHOOK_SECRET={secret}")
+
+
 def register_commands(app: Flask) -> None:
-    for command in (sellers, events, db_group, tick_command, demo_command, slack):
+    for command in (sellers, events, db_group, stripe_group, tick_command, demo_command, slack):
         app.cli.add_command(command)

@@ -9,6 +9,14 @@ ROOT = Path(__file__).resolve().parent
 VAR = Path(os.environ.get("TRANCHE_VAR") or ROOT / "var")
 
 
+GATEWAYS = ("sandbox", "stripe")
+STRIPE_KEYS = ("STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY", "STRIPE_WEBHOOK_SECRET")
+
+
+class MissingSetting(RuntimeError):
+    """A process cannot start with these settings; the message names the variable to set."""
+
+
 def _env(name: str, default: str) -> str:
     return os.environ.get(name) or default
 
@@ -41,6 +49,23 @@ class Settings:
         default_factory=lambda: _env("COLLECTION_PARTNER_SECRET", "whsec_dHJhbmNoZS1jb2xsZWN0aW9uLXBhcnRuZXI=")
     )
     outbox_dir: Path = field(default_factory=lambda: Path(_env("OUTBOX_DIR", str(VAR / "outbox"))))
+    # GATEWAY=stripe: the account's keys (test mode's sk_test_…/pk_test_… while trying), and the signing secret of
+    # its webhook endpoint (`flask stripe webhook-endpoint` prints it).
+    stripe_secret_key: str = field(default_factory=lambda: _env("STRIPE_SECRET_KEY", ""))
+    stripe_publishable_key: str = field(default_factory=lambda: _env("STRIPE_PUBLISHABLE_KEY", ""))
+    stripe_webhook_secret: str = field(default_factory=lambda: _env("STRIPE_WEBHOOK_SECRET", ""))
+    # Stripe's own unless a stand-in answers for it (the tests' localstripe).
+    stripe_api_base: str = field(default_factory=lambda: _env("STRIPE_API_BASE", "https://api.stripe.com"))
+    stripe_js_url: str = field(default_factory=lambda: _env("STRIPE_JS_URL", "https://js.stripe.com/v3/"))
+
+    def check(self) -> None:
+        """Refuse to run with settings the chosen gateway cannot work with (MissingSetting names the variable)."""
+        if self.gateway not in GATEWAYS:
+            raise MissingSetting(f"GATEWAY={self.gateway!r} is not supported: use one of {', '.join(GATEWAYS)}")
+        if self.gateway == "stripe":
+            for name in STRIPE_KEYS:
+                if not getattr(self, name.lower()):
+                    raise MissingSetting(f'GATEWAY=stripe needs {name}: see the README, "Connect your Stripe account"')
 
     @property
     def slack_oauth(self) -> bool:

@@ -166,6 +166,8 @@ class Customer(BaseModel):
     # The name folded in Python, written with it: the same search on every backend, with no database extension
     # (PostgreSQL's unaccent is not always installed, SQLite has none). Text: folding can lengthen a name.
     name_folded = TextField(default="")
+    # The customer at the gateway (a Stripe Customer, cus_…): its saved payment methods are charged off-session.
+    gateway_customer_id = CharField(null=True)
 
     if TYPE_CHECKING:
         seller_id: int  # peewee's accessor for the foreign key's raw value

@@ -7,15 +7,16 @@ import datetime as dt
 import logging
 from collections.abc import Iterable
 from functools import cache
+from typing import Any
 
 from peewee import DatabaseProxy
 from redis import Redis
 from redis.exceptions import RedisError
-from rq import Queue
+from rq import Queue, SimpleWorker
 
 from billing import followups
 from billing.followups import FollowUp
-from config import VAR, Settings
+from config import VAR, MissingSetting, Settings
 from models import db, open_database
 
 QUEUE = "tranche"
@@ -86,3 +87,14 @@ def _enqueue(work: str, *args: object, job_id: str | None = None) -> None:
 
 # Every process runs on this module: its commits start their follow-ups from here.
 followups.start_with(start_follow_ups)
+
+
+class Worker(SimpleWorker):
+    """The Procfile's worker: RQ's SimpleWorker, which refuses to start on settings its jobs cannot run with."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            settings().check()
+        except MissingSetting as error:
+            raise SystemExit(f"worker: {error}") from None
+        super().__init__(*args, **kwargs)

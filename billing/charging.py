@@ -37,6 +37,13 @@ class ChargeRequest:
     method: str
     token: str
     at: dt.datetime
+    # The customer at the gateway, when it keeps one (a Stripe Customer holds the payment methods it charges).
+    gateway_customer: str | None = None
+    # Sent before and never answered: the gateway may have charged it already, so it is looked up before anything
+    # new is sent (an idempotency key does not last forever: Stripe forgets it after 24 hours).
+    resent: bool = False
+    # What the gateway answered the earlier send, when that answer was recorded.
+    reference: str | None = None
 
 
 def store_event(webhook_id: str, event_type: str, body: str, now: dt.datetime) -> bool:
@@ -112,6 +119,9 @@ def claim_attempt(attempt_id: int, now: dt.datetime) -> ChargeRequest | None:
         method=method,
         token=token,
         at=now,
+        gateway_customer=order.customer.gateway_customer_id,
+        resent=attempt.status == ChargeAttempt.IN_FLIGHT,
+        reference=attempt.reference,
     )
 
 

@@ -4,6 +4,7 @@ from typing import Protocol
 
 from billing.charging import ChargeRequest
 from billing.plans import PaymentMethod
+from config import Settings
 
 
 class PaymentMethodRejected(Exception):
@@ -22,9 +23,13 @@ class Gateway(Protocol):
         ...
 
 
-def get_gateway(settings) -> Gateway:
+def get_gateway(settings: Settings) -> Gateway:
     if settings.gateway == "sandbox":
         from gateways.sandbox import SandboxGateway
 
         return SandboxGateway(settings.public_url + "/webhooks/gateway", settings.gateway_webhook_secret)
-    raise RuntimeError(f"GATEWAY={settings.gateway!r} is not supported (use 'sandbox')")
+    if settings.gateway == "stripe":
+        from gateways.stripe import StripeGateway
+
+        return StripeGateway(settings.stripe_secret_key, settings.stripe_api_base)
+    raise RuntimeError(f"GATEWAY={settings.gateway!r} is not supported (use 'sandbox' or 'stripe')")

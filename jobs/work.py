@@ -15,10 +15,12 @@ from bot.delivery import deliver_slack_message
 from bot.once import forget_old_requests
 from emails import deliver_message
 from gateways import get_gateway
+from gateways.stripe import EVENT_TYPES as STRIPE_EVENT_TYPES
 from jobs.partner import post_to_partner
 from models import CollectionCase, GatewayEvent, Outbox, lock, transaction
 from runtime import database, queue, redis_connection, settings, utcnow, waiting_key
 from webhooks.events import parse_outcome
+from webhooks.stripe_events import stripe_outcome
 
 CLAIM = dt.timedelta(minutes=5)
 BATCH = 500
@@ -74,13 +76,18 @@ def process_event(event_id: int, now: dt.datetime) -> None:
             if not claimed:
                 return
             try:
-                note = charging.apply_outcome(parse_outcome(GatewayEvent.get_by_id(event_id).body), now)
+                note = charging.apply_outcome(read_outcome(GatewayEvent.get_by_id(event_id)), now)
                 status = GatewayEvent.IGNORED if note.startswith("ignored") else GatewayEvent.PROCESSED
             except charging.Unmatched as error:
                 note, status = str(error), GatewayEvent.UNMATCHED
             GatewayEvent.update(status=status, note=note).where(GatewayEvent.id == event_id).execute()
     except Exception as error:  # whatever it is, it must not stop the events behind this one
         record_event_failure(event_id, error, now)
+
+
+def read_outcome(event: GatewayEvent) -> charging.Outcome:
+    """The outcome a stored event reports, read as its sender wrote it: Stripe's events, or the gateway format."""
+    return stripe_outcome(event.body) if event.type in STRIPE_EVENT_TYPES else parse_outcome(event.body)
 
 
 def record_event_failure(event_id: int, error: Exception, now: dt.datetime) -> None:

@@ -23,6 +23,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def at_once(count: int, action) -> None:
+    """Run `action` in `count` threads released together, as that many workers racing, and wait for them all."""
+    start = threading.Barrier(count)
+
+    def racer():
+        start.wait()
+        action()
+
+    threads = [threading.Thread(target=racer) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 WEB_PORT = free_port()
 os.environ.setdefault("DATABASE_URL", f"sqlite:///{TEST_VAR}/tranche.db")
 os.environ["PUBLIC_URL"] = f"http://127.0.0.1:{WEB_PORT}"
@@ -42,7 +57,9 @@ from app import create_app  # noqa: E402
 from migrations import upgrade  # noqa: E402
 from models import MODELS, db  # noqa: E402
 from runtime import redis_connection  # noqa: E402
+from tests.localstripe_instance import localstripe  # noqa: E402, F401 (the Stripe tests' fixtures)
 from tests.slack_api import slack, slack_api_server  # noqa: E402, F401 (the Slack tests' fixtures)
+from tests.stripe_api import stripe_api  # noqa: E402, F401
 
 UTC = dt.UTC
 

@@ -7,7 +7,7 @@ from billing.charging import Outcome, apply_outcome, claim_attempt, due_attempts
 from billing.plans import PaymentMethod, create_order, start_due_installments
 from billing.sellers import create_seller
 from gateways.sandbox import SandboxGateway
-from models import Customer, Product
+from models import Customer, Order, Product
 
 SUCCEEDS = "4242424242424242"
 INSUFFICIENT_FUNDS = "4000000000009995"
@@ -72,6 +72,17 @@ def order(
         payment=payment or card(),
         now=anchor - dt.timedelta(days=1),
     )
+
+
+def stripe_order(gateway_customer: str, method: str = "card", token: str = "pm_Recorded0001") -> Order:
+    """A card (or SEPA) order whose customer is `gateway_customer` at Stripe, paying with the PaymentMethod `token`."""
+    if method == "card":
+        payment = PaymentMethod(method="card", token=token, brand="visa", last4="4242", exp_month=12, exp_year=2030)
+    else:
+        payment = PaymentMethod(method="sepa", token=token, iban_masked="DE89 **** 3000")
+    made = order(seller(), payment=payment)
+    Customer.update(gateway_customer_id=gateway_customer).where(Customer.id == made.customer_id).execute()
+    return made
 
 
 def charge_due(now):

@@ -14,6 +14,7 @@ from jobs.work import deliver_handoff, run_due_work, tick
 from models import CollectionCase
 from runtime import queue, redis_connection, settings
 from tests import factories
+from tests.conftest import at_once
 
 T = dt.datetime(2026, 5, 1, 8, 0, tzinfo=dt.UTC)
 HANDED_OFF = T + dt.timedelta(days=35)  # installment 2 (1 June) has fallen due too by then
@@ -134,17 +135,7 @@ def test_two_schedulers_and_racing_workers_post_a_handoff_once(partner):
     _, case = handed_off_sepa_order()
     tick(HANDED_OFF.isoformat())
     tick(HANDED_OFF.isoformat())
-    start = threading.Barrier(4)
-
-    def racer():
-        start.wait()
-        deliver_handoff(case.id, HANDED_OFF.isoformat())
-
-    threads = [threading.Thread(target=racer) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    at_once(4, lambda: deliver_handoff(case.id, HANDED_OFF.isoformat()))
     SimpleWorker([queue()], connection=redis_connection()).work(burst=True, logging_level="WARNING")
 
     assert len(partner.received) == 1

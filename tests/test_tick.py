@@ -167,7 +167,7 @@ def test_a_received_event_whose_wake_up_job_was_lost_is_applied_by_the_next_tick
 def start_worker() -> subprocess.Popen:
     """An RQ worker process as the Procfile starts it, on the test run's database and Redis."""
     return subprocess.Popen(  # noqa: S603 (our own command line)
-        [str(ROOT / ".venv" / "bin" / "rq"), "worker", "--worker-class", "rq.worker.SimpleWorker"]
+        [str(ROOT / ".venv" / "bin" / "rq"), "worker", "--worker-class", "runtime.Worker"]
         + ["--url", os.environ["REDIS_URL"], "--logging_level", "WARNING", queue().name],
         cwd=ROOT,
         env=os.environ,

@@ -1,0 +1,163 @@
+"""The Stripe gateway: one off-session PaymentIntent per attempt, through Stripe's official SDK.
+
+Stripe tells a charge's outcome twice: in its answer to the request that confirms the PaymentIntent (a card's
+success at once, a decline as a CardError) and as a webhook (`POST /webhooks/stripe`). Both are stored as one
+gateway event under the same id, `event_key(PaymentIntent, event type)`, so whichever comes first is applied and
+the other is a duplicate. A PaymentIntent still `processing` (SEPA, for days) tells nothing yet: the attempt
+stays in flight until Stripe's webhook reports how it ended.
+"""
+
+import json
+from decimal import Decimal
+from typing import Final
+
+import stripe
+
+from billing.charging import ChargeRequest, store_event
+from billing.plans import PaymentMethod
+from gateways import PaymentMethodRejected
+
+SUCCEEDED: Final = "payment_intent.succeeded"
+FAILED: Final = "payment_intent.payment_failed"
+# The events Tranche needs, and the only ones its webhook endpoint subscribes to.
+EVENT_TYPES = (SUCCEEDED, FAILED)
+# A final status is an outcome. Off-session, `requires_action` means the bank wants the customer, who is not
+# there to answer (3-D Secure): the charge failed, and the customer is asked for another card.
+_OUTCOME_OF_STATUS = {"succeeded": SUCCEEDED, "requires_payment_method": FAILED, "requires_action": FAILED}
+_STRIPE_METHOD = {"card": "card", "sepa": "sepa_debit"}
+# The SDK sends a timed-out, refused (409) or failed (5xx) request again, with the same Idempotency-Key.
+NETWORK_RETRIES = 3
+TIMEOUT_SECONDS = 30
+ATTEMPT_KEY = "tranche_attempt"
+
+# Stripe counts in the currency's smallest unit: cents, but for these.
+ZERO_DECIMAL = frozenset("BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split())
+THREE_DECIMAL = frozenset("BHD JOD KWD OMR TND".split())
+CARD_DATA_REFUSED = (
+    "With Stripe, card and bank details go to Stripe, never to Tranche: give the customer's Stripe "
+    "PaymentMethod (pm_…) instead."
+)
+
+
+def _exponent(currency: str) -> int:
+    currency = currency.upper()
+    return 0 if currency in ZERO_DECIMAL else 3 if currency in THREE_DECIMAL else 2
+
+
+def stripe_amount(amount: Decimal, currency: str) -> int:
+    """`amount` in Stripe's smallest unit of `currency` (4000 for 40.00 EUR); ValueError if it is no whole count."""
+    units = amount.scaleb(_exponent(currency))
+    if units != units.to_integral_value():
+        raise ValueError(f"{amount} {currency} is no whole amount of {currency}'s smallest unit")
+    return int(units)
+
+
+def tranche_amount(units: int, currency: str) -> Decimal:
+    """Stripe's amount in `currency`'s smallest unit as Tranche keeps amounts (40.00 for 4000 EUR)."""
+    return Decimal(units).scaleb(-_exponent(currency)).quantize(Decimal("0.01"))
+
+
+def event_key(payment_intent_id: str, event_type: str) -> str:
+    """The id a PaymentIntent's outcome is stored under, whether Stripe's answer or its webhook told it.
+
+    Tranche confirms each PaymentIntent once and never again, so it ends once: one outcome per PaymentIntent."""
+    return f"{payment_intent_id}:{event_type}"
+
+
+class StripeGateway:
+    def __init__(self, secret_key: str, api_base: str) -> None:
+        self.client = stripe.StripeClient(
+            secret_key,
+            base_addresses={"api": api_base},
+            max_network_retries=NETWORK_RETRIES,
+            http_client=stripe.RequestsClient(timeout=TIMEOUT_SECONDS),
+        )
+
+    def create_webhook_endpoint(self, url: str) -> tuple[str, str]:
+        """Have Stripe send the events Tranche needs to `url`; returns the endpoint's id and signing secret."""
+        endpoint = self.client.v1.webhook_endpoints.create(
+            {
+                "url": url,
+                "enabled_events": [SUCCEEDED, FAILED],
+                "description": "Tranche: the outcomes of its charges",
+            }
+        )
+        return endpoint.id, endpoint.secret or ""
+
+    def tokenize_card(self, number: str, exp_month: int, exp_year: int) -> PaymentMethod:
+        raise PaymentMethodRejected(CARD_DATA_REFUSED)
+
+    def sepa_mandate(self, iban: str) -> PaymentMethod:
+        raise PaymentMethodRejected(CARD_DATA_REFUSED)
+
+    def charge(self, request: ChargeRequest) -> str:
+        """Confirm the attempt's PaymentIntent off-session (or find the one an earlier send made) and store
+        whatever outcome Stripe's answer holds; returns the PaymentIntent's id.
+
+        A network fault the SDK's retries do not outlast, and a 429, raise: the attempt stays in flight and is
+        sent again, with the same key, after charging.RESEND_AFTER."""
+        payment_intent = self._sent_before(request) or self._confirm(request)
+        event_type = _OUTCOME_OF_STATUS.get(payment_intent.status)
+        if event_type is not None:
+            event = {
+                "id": f"answer_{payment_intent.id}",
+                "object": "event",
+                "type": event_type,
+                "created": int(request.at.timestamp()),
+                "data": {"object": payment_intent.to_dict(for_json=True)},
+            }
+            store_event(event_key(payment_intent.id, event_type), event_type, json.dumps(event), request.at)
+        return payment_intent.id
+
+    def _sent_before(self, request: ChargeRequest) -> stripe.PaymentIntent | None:
+        """The PaymentIntent an earlier send of this attempt made: by the id recorded from Stripe's answer, else
+        (a worker died before recording it) by the attempt's key in the metadata of the customer's PaymentIntents.
+        Asked before anything is sent again, since Stripe forgets an Idempotency-Key after 24 hours."""
+        if request.reference:
+            return self.client.v1.payment_intents.retrieve(request.reference)
+        if not request.resent or request.gateway_customer is None:
+            return None
+        # A list, not a search: Stripe's search lags writes, a list does not.
+        listed = self.client.v1.payment_intents.list(params={"customer": request.gateway_customer, "limit": 100})
+        for payment_intent in listed.auto_paging_iter():
+            if payment_intent.metadata.to_dict().get(ATTEMPT_KEY) == request.idempotency_key:
+                return payment_intent
+        return None
+
+    def _confirm(self, request: ChargeRequest) -> stripe.PaymentIntent:
+        params: stripe.params.PaymentIntentCreateParams = {
+            "amount": stripe_amount(request.amount, request.currency),
+            "currency": request.currency.lower(),
+            "payment_method": request.token,
+            # Not payment_method_types: since API version 2026-09-30 Stripe refuses it (400).
+            "allowed_payment_method_types": [_STRIPE_METHOD[request.method]],
+            "confirm": True,
+            "off_session": True,
+            "metadata": {
+                "tranche_order_id": str(request.order_id),
+                "tranche_installment": str(request.installment),
+                ATTEMPT_KEY: request.idempotency_key,
+            },
+        }
+        if request.gateway_customer:
+            params["customer"] = request.gateway_customer
+        try:
+            return self.client.v1.payment_intents.create(params, {"idempotency_key": request.idempotency_key})
+        except stripe.CardError as declined:
+            return self._declined(declined)
+
+    def _declined(self, declined: stripe.CardError) -> stripe.PaymentIntent:
+        """The PaymentIntent a decline at confirm left behind (requires_payment_method, with its error). Stripe's
+        error holds it; localstripe's names only the charge, whose PaymentIntent it is."""
+        error = declined.error
+        if error is not None and error.payment_intent is not None:
+            return error.payment_intent
+        if error is not None and error.charge:
+            charge = self.client.v1.charges.retrieve(error.charge)
+            if charge.payment_intent is not None:
+                return self.client.v1.payment_intents.retrieve(_id(charge.payment_intent))
+        raise declined
+
+
+def _id(field: str | stripe.PaymentIntent) -> str:
+    return field if isinstance(field, str) else field.id
