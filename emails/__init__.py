@@ -35,13 +35,26 @@ def N_(message: str) -> str:
     return message
 
 
-# R5: the reason in plain words, by the gateway's failure code; the gateway's own text is English only.
+# R5: the reason in plain words, by the gateway's failure code (the sandbox's, Stripe's decline codes); the
+# gateway's own text is English only.
+_NO_REASON = N_("Your bank declined the payment without giving us a reason. Your bank can tell you more.")
+_LOST = N_("Your bank reported this card as lost or stolen and refuses every payment with it.")
+_REFUSED_FOR_GOOD = N_("Your bank refuses every payment with this card.")
 FAILURE_REASONS = {
     "insufficient_funds": N_("There were not enough funds on the account linked to your card."),
-    "card_declined": N_("Your bank declined the payment without giving us a reason. Your bank can tell you more."),
+    "card_declined": _NO_REASON,
+    "generic_decline": _NO_REASON,
     "expired_card": N_("The card we have on file has expired."),
-    "lost_card": N_("Your bank reported this card as lost or stolen and refuses every payment with it."),
-    "stolen_card": N_("Your bank reported this card as lost or stolen and refuses every payment with it."),
+    "lost_card": _LOST,
+    "stolen_card": _LOST,
+    "pickup_card": _REFUSED_FOR_GOOD,
+    "restricted_card": _REFUSED_FOR_GOOD,
+    "fraudulent": _REFUSED_FOR_GOOD,
+    "authentication_required": N_(
+        "Your bank asks you to confirm this payment yourself: update your card below and confirm it with your bank."
+    ),
+    "card_velocity_exceeded": N_("The card has reached its spending limit for now."),
+    "processing_error": N_("Your bank could not process the payment because of an error on its side."),
 }
 UNKNOWN_FAILURE_REASON = N_("Your bank or card issuer did not accept the payment. Your bank can tell you more.")
 

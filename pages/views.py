@@ -33,12 +33,23 @@ bp = Blueprint("pages", __name__, static_folder="static", static_url_path="/page
 
 # A page waiting for the gateway's answer reloads itself this often (seconds).
 REFRESH_EVERY = 3
+_DECLINED = N_("The bank declined the card.")
+_LOST = N_("The bank reported the card as lost or stolen.")
+_REFUSED_FOR_GOOD = N_("The bank refuses every payment with this card.")
+# By the gateway's failure code (the sandbox's, Stripe's decline codes).
 FAILURE_REASONS = {
     "insufficient_funds": N_("There was not enough money on the account."),
-    "card_declined": N_("The bank declined the card."),
+    "card_declined": _DECLINED,
+    "generic_decline": _DECLINED,
     "expired_card": N_("The card has expired."),
-    "lost_card": N_("The bank reported the card as lost or stolen."),
-    "stolen_card": N_("The bank reported the card as lost or stolen."),
+    "lost_card": _LOST,
+    "stolen_card": _LOST,
+    "pickup_card": _REFUSED_FOR_GOOD,
+    "restricted_card": _REFUSED_FOR_GOOD,
+    "fraudulent": _REFUSED_FOR_GOOD,
+    "authentication_required": N_("The bank asks you to confirm the payment: use the card again and confirm it."),
+    "card_velocity_exceeded": N_("The card has reached its spending limit for now."),
+    "processing_error": N_("The bank could not process the payment."),
 }
 UNKNOWN_FAILURE = N_("The bank refused the payment.")
 REJECTED = N_("This payment method could not be used. Please try another one.")

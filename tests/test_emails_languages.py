@@ -183,6 +183,14 @@ def test_each_card_failure_tells_the_customer_in_their_language_the_attempt_the_
             },
         ),
         (
+            "authentication_required",
+            {
+                "fr": "Votre banque vous demande de confirmer ce paiement vous-même",
+                "de": "Ihre Bank möchte, dass Sie diese Zahlung selbst bestätigen",
+                "en": "Your bank asks you to confirm this payment yourself",
+            },
+        ),
+        (
             "do_not_honor",
             {
                 "fr": "Votre banque ou l’émetteur de votre carte n’a pas accepté le paiement.",
