@@ -179,6 +179,12 @@ def payment_failed(facts: dict) -> tuple[str, list[dict]]:
     return text, [section(f":warning: {text}\n{detail}"), _context(_order_line(facts))]
 
 
+def _debt_alert(text: str, facts: dict, detail: str | None = None) -> tuple[str, list[dict]]:
+    """A debt Tranche stops chasing by itself (R6, R7, R8, Declines): what happened, every failure, what to do."""
+    body = f":rotating_light: *{text}*\n{_failures(facts)}" + (f"\n{detail}" if detail else "")
+    return text, [section(body), _context(_order_line(facts))]
+
+
 def third_failure(facts: dict) -> tuple[str, list[dict]]:
     text = (
         f"Third payment attempt failed: order {facts['order_id']}, installment {facts['installment']}, "
@@ -188,7 +194,7 @@ def third_failure(facts: dict) -> tuple[str, list[dict]]:
         "Contact the customer, then renew the payment plan (the fourth and final attempt) or hand the order "
         "to the collection partner."
     )
-    return text, [section(f":rotating_light: *{text}*\n{_failures(facts)}\n{detail}"), _context(_order_line(facts))]
+    return _debt_alert(text, facts, detail)
 
 
 def hard_decline(facts: dict) -> tuple[str, list[dict]]:
@@ -200,7 +206,7 @@ def hard_decline(facts: dict) -> tuple[str, list[dict]]:
         "The customer was emailed a link to give another card. Contact them, or hand the order to the "
         "collection partner."
     )
-    return text, [section(f":rotating_light: *{text}*\n{_failures(facts)}\n{detail}"), _context(_order_line(facts))]
+    return _debt_alert(text, facts, detail)
 
 
 def sepa_failed(facts: dict) -> tuple[str, list[dict]]:
@@ -208,7 +214,7 @@ def sepa_failed(facts: dict) -> tuple[str, list[dict]]:
         f"SEPA debit failed: order {facts['order_id']}, installment {facts['installment']}, {_amount(facts)}. "
         "A SEPA debit is never retried: the order is in collections."
     )
-    return text, [section(f":rotating_light: *{text}*\n{_failures(facts)}"), _context(_order_line(facts))]
+    return _debt_alert(text, facts)
 
 
 def renewal_failed(facts: dict) -> tuple[str, list[dict]]:
@@ -216,7 +222,7 @@ def renewal_failed(facts: dict) -> tuple[str, list[dict]]:
         f"The fourth and final attempt failed: order {facts['order_id']}, installment {facts['installment']}, "
         f"{_amount(facts)}. The order is in collections."
     )
-    return text, [section(f":rotating_light: *{text}*\n{_failures(facts)}"), _context(_order_line(facts))]
+    return _debt_alert(text, facts)
 
 
 def payment_recovered(facts: dict) -> tuple[str, list[dict]]:
