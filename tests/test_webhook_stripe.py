@@ -261,6 +261,8 @@ def test_a_signed_body_that_is_no_stripe_event_is_400_and_not_stored(client, str
         {"currency": "xyz"},
         {"currency": None},
         {"last_payment_error": {"code": "card\x00declined"}},
+        # Its id fits a column, but not with the event type it is stored under.
+        {"id": "pi_" + "x" * 240},
     ],
     ids=str,
 )

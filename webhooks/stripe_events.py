@@ -34,7 +34,9 @@ class StripeEvent:
     @property
     def key(self) -> str:
         """The id it is stored under: one per PaymentIntent's outcome (gateways.stripe.event_key)."""
-        return event_key(checked_text(self.object.get("id"), "data.object.id"), self.type)
+        key = event_key(checked_text(self.object.get("id"), "data.object.id"), self.type)
+        # Checked whole: the id with its event type must fit the column the key is kept in.
+        return checked_text(key, "data.object.id with the event type")
 
     @property
     def used(self) -> bool:
