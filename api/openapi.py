@@ -64,7 +64,7 @@ def _field(error: dict) -> str:
             tagged.add(here)
             continue
         path.append(str(part))
-    if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+    if error["type"] in ("union_tag_invalid", "union_tag_not_found", "payment_method_type"):
         path.append(error["ctx"]["discriminator"].strip("'"))
     return ".".join(path)
 

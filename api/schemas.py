@@ -19,9 +19,11 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     PlainValidator,
     RootModel,
+    Tag,
     WithJsonSchema,
 )
 from pydantic_core import PydanticCustomError
@@ -330,7 +332,30 @@ class SepaInput(Input):
     iban: Text(42)
 
 
-PaymentMethodInput = Annotated[CardInput | SepaInput, Field(discriminator="type")]
+class PaymentMethodToken(Input):
+    """With GATEWAY=stripe: the customer's Stripe PaymentMethod, which Tranche attaches to their Stripe Customer
+    (made, or reused from an earlier order of the same email). One Stripe refuses is refused (409)."""
+
+    type: Literal["card", "sepa"]
+    token: str = Field(pattern=r"^pm_[A-Za-z0-9]{1,250}$", description="a Stripe PaymentMethod id")
+
+
+def _payment_method_kind(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return None
+    return "token" if "token" in value else value.get("type")
+
+
+PaymentMethodInput = Annotated[
+    Annotated[CardInput, Tag("card")] | Annotated[SepaInput, Tag("sepa")] | Annotated[PaymentMethodToken, Tag("token")],
+    Discriminator(
+        _payment_method_kind,
+        custom_error_type="payment_method_type",
+        custom_error_message="type must be card or sepa",
+        custom_error_context={"discriminator": "type"},
+    ),
+    Field(description="Card data or an IBAN with the sandbox gateway; a Stripe PaymentMethod with GATEWAY=stripe."),
+]
 
 
 class _OrderInput(Input):
@@ -360,7 +385,7 @@ class NewOrder(RootModel[Annotated[InstallmentPlan | Subscription, Field(discrim
 
 
 # pydantic names the member of a tagged union an error lies in (payment_method.card.number): not a field.
-UNION_TAGS = {(): (INSTALLMENTS, SUBSCRIPTION), ("payment_method",): ("card", "sepa")}
+UNION_TAGS = {(): (INSTALLMENTS, SUBSCRIPTION), ("payment_method",): ("card", "sepa", "token")}
 
 
 class NewPlanChange(Input):

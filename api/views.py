@@ -1,6 +1,7 @@
 """The routes of /api/v1: authenticate, read the input, call one rule, answer its result or its refusal."""
 
 import datetime as dt
+import hashlib
 
 from flask import g, jsonify, request
 from spectree import Response
@@ -8,11 +9,12 @@ from spectree import Response
 from api import bp, schemas, serialize
 from api.openapi import InvalidRequest, MalformedBody, spec
 from billing import collections, dunning, plan_changes, plans, search
+from billing.customers import gateway_customer_of
 from billing.errors import InvalidInput, OrderNotFound, Refused
 from billing.orders import find_order, order_view
 from billing.sellers import seller_by_api_key
 from billing.workspaces import install_link
-from gateways import PaymentMethodRejected, get_gateway
+from gateways import Attached, GatewayUnavailable, Payer, PaymentMethodRejected, get_gateway
 from models import Customer, Product, transaction
 from runtime import settings, utcnow
 
@@ -58,6 +60,13 @@ def refused_input(error: InvalidInput):
 @bp.errorhandler(Refused)
 def refused(error: Refused):
     return _error(409, error.code, error.message)
+
+
+@bp.errorhandler(GatewayUnavailable)
+def gateway_unavailable(error: GatewayUnavailable):
+    response, status = _error(503, "gateway_unavailable", f"{error} Nothing was created: send the request again.")
+    response.headers["Retry-After"] = "5"
+    return response, status
 
 
 @bp.errorhandler(OrderNotFound)
@@ -119,19 +128,40 @@ def _own_product(product_id: int) -> Product:
     return product
 
 
-def _payment_method(method: schemas.CardInput | schemas.SepaInput, today: dt.date) -> plans.PaymentMethod:
-    """The gateway's token for the card or the SEPA mandate; the card number goes no further."""
-    gateway = get_gateway(settings())
+def _payment_method(body: schemas.InstallmentPlan | schemas.Subscription, today: dt.date) -> Attached:
+    """The gateway's token for the card or the SEPA mandate, and its customer; the card number goes no further."""
+    gateway, method = get_gateway(settings()), body.payment_method
     try:
+        if isinstance(method, schemas.PaymentMethodToken):
+            customer = body.customer
+            payer = Payer(
+                name=customer.name,
+                email=customer.email,
+                known_as=gateway_customer_of(g.seller, customer.email),
+                idempotency_key=_payer_key(customer),
+            )
+            attached = gateway.attach(method.type, method.token, payer)
+            card = attached.payment_method
+            if card.exp_month and card.exp_year and plans.card_expired(card.exp_month, card.exp_year, today):
+                raise InvalidInput(
+                    "payment_method", f"the card expired at the end of {card.exp_month:02d}/{card.exp_year}"
+                )
+            return attached
         if isinstance(method, schemas.SepaInput):
-            return gateway.sepa_mandate(method.iban)
+            return Attached(gateway.sepa_mandate(method.iban), None)
         if plans.card_expired(method.exp_month, method.exp_year, today):
             raise InvalidInput(
                 "payment_method", f"the card expired at the end of {method.exp_month:02d}/{method.exp_year}"
             )
-        return gateway.tokenize_card(method.number, method.exp_month, method.exp_year)
+        return Attached(gateway.tokenize_card(method.number, method.exp_month, method.exp_year), None)
     except PaymentMethodRejected as error:
         raise InvalidInput("payment_method", str(error)) from None
+
+
+def _payer_key(customer: schemas.NewCustomer) -> str:
+    # A request sent again makes one customer at the gateway; the key names no one.
+    facts = f"{g.seller.id}\n{customer.email.lower()}\n{customer.name}".encode()
+    return f"tranche-customer-{hashlib.sha256(facts).hexdigest()[:32]}"
 
 
 REFUSED_ORDER = (
@@ -147,19 +177,22 @@ REFUSED_ORDER = (
     "createOrder",
     HTTP_201=(schemas.Order, "The order with its schedule."),
     HTTP_409=REFUSED_ORDER,
+    HTTP_503=(schemas.Error, "The gateway did not answer; nothing was created (code gateway_unavailable)."),
     **BODY_REFUSALS,
 )
 def create_order(json: schemas.NewOrder):
     """Create an order with its payment plan; the card or IBAN is handed to the gateway"""
     body, now = json.root, utcnow()
     product = _own_product(body.product_id)
-    payment = _payment_method(body.payment_method, now.date())
+    payment = _payment_method(body, now.date())
     # The customer exists only with its order: a refused order leaves no customer behind.
     with transaction():
         order = plans.create_order(
             g.seller,
             product=product,
-            customer=Customer.create(seller=g.seller, **body.customer.model_dump()),
+            customer=Customer.create(
+                seller=g.seller, gateway_customer_id=payment.customer, **body.customer.model_dump()
+            ),
             invoice_number=body.invoice_number,
             plan=body.plan,
             installment_count=getattr(body, "installment_count", None),
@@ -167,7 +200,7 @@ def create_order(json: schemas.NewOrder):
             amount=body.amount,
             currency=body.currency,
             anchor_at=body.first_due_at or now,
-            payment=payment,
+            payment=payment.payment_method,
             now=now,
         )
     return jsonify(serialize.order(order_view(order, now))), 201

@@ -15,7 +15,7 @@ from standardwebhooks import Webhook
 
 from billing.charging import ChargeRequest
 from billing.plans import PaymentMethod
-from gateways import PaymentMethodRejected
+from gateways import Attached, Payer, PaymentMethodRejected
 from models import SandboxCharge
 
 # Test card number → failure code (None: the charge succeeds).
@@ -80,6 +80,11 @@ class SandboxGateway:
             method="sepa",
             token=_token("mdt", TEST_IBANS[compact]),
             iban_masked=f"{compact[:4]} **** {compact[-4:]}",
+        )
+
+    def attach(self, kind: str, token: str, payer: Payer) -> Attached:
+        raise PaymentMethodRejected(
+            "The sandbox takes its test card numbers and IBANs; a payment method token is Stripe's (GATEWAY=stripe)."
         )
 
     def charge(self, request: ChargeRequest) -> str:

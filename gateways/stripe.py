@@ -15,7 +15,7 @@ import stripe
 
 from billing.charging import ChargeRequest, store_event
 from billing.plans import PaymentMethod
-from gateways import PaymentMethodRejected
+from gateways import Attached, GatewayUnavailable, Payer, PaymentMethodRejected
 
 SUCCEEDED: Final = "payment_intent.succeeded"
 FAILED: Final = "payment_intent.payment_failed"
@@ -25,6 +25,8 @@ EVENT_TYPES = (SUCCEEDED, FAILED)
 # there to answer (3-D Secure): the charge failed, and the customer is asked for another card.
 _OUTCOME_OF_STATUS = {"succeeded": SUCCEEDED, "requires_payment_method": FAILED, "requires_action": FAILED}
 _STRIPE_METHOD = {"card": "card", "sepa": "sepa_debit"}
+# What "Stripe did not answer" looks like through the SDK, once its own retries are spent.
+UNANSWERED = (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError)
 # The SDK sends a timed-out, refused (409) or failed (5xx) request again, with the same Idempotency-Key.
 NETWORK_RETRIES = 3
 TIMEOUT_SECONDS = 30
@@ -89,6 +91,33 @@ class StripeGateway:
 
     def sepa_mandate(self, iban: str) -> PaymentMethod:
         raise PaymentMethodRejected(CARD_DATA_REFUSED)
+
+    def attach(self, kind: str, token: str, payer: Payer) -> Attached:
+        """The PaymentMethod `token` attached to the payer's Stripe Customer: the one it is attached to already
+        (the seller's checkout made it), else the one an earlier order of this email made, else a new one."""
+        try:
+            found = self.client.v1.payment_methods.retrieve(token)
+            if found.type != _STRIPE_METHOD[kind]:
+                raise PaymentMethodRejected(f"{token} is a {found.type} PaymentMethod, not a {kind} one.")
+            if found.customer is not None:
+                return Attached(stored_method(found), _id(found.customer))
+            customer = payer.known_as or self._new_customer(payer)
+            attached = self.client.v1.payment_methods.attach(token, {"customer": customer})
+        except stripe.InvalidRequestError as refused:
+            if refused.http_status == 404:
+                raise PaymentMethodRejected(f"Stripe has no PaymentMethod {token} for this account.") from None
+            raise PaymentMethodRejected(f"Stripe refused {token}: {_reason(refused)}") from None
+        except stripe.CardError as declined:
+            raise PaymentMethodRejected(f"Stripe refused {token}: {_reason(declined)}") from None
+        except UNANSWERED as fault:
+            raise GatewayUnavailable(f"Stripe did not answer ({type(fault).__name__}).") from None
+        return Attached(stored_method(attached), customer)
+
+    def _new_customer(self, payer: Payer) -> str:
+        customer = self.client.v1.customers.create(
+            {"name": payer.name, "email": payer.email}, {"idempotency_key": payer.idempotency_key}
+        )
+        return customer.id
 
     def charge(self, request: ChargeRequest) -> str:
         """Confirm the attempt's PaymentIntent off-session (or find the one an earlier send made) and store
@@ -159,5 +188,30 @@ class StripeGateway:
         raise declined
 
 
-def _id(field: str | stripe.PaymentIntent) -> str:
+def stored_method(payment_method: stripe.PaymentMethod) -> PaymentMethod:
+    """What Tranche keeps of a Stripe PaymentMethod (SPEC): its id, the card's brand, last 4 and expiry, or the
+    account's masked IBAN; the id stands for the mandate, which Stripe keeps with it."""
+    card, sepa = payment_method.card, payment_method.sepa_debit
+    if payment_method.type == "card" and card is not None:
+        return PaymentMethod(
+            "card",
+            payment_method.id,
+            brand=card.brand,
+            last4=card.last4,
+            exp_month=card.exp_month,
+            exp_year=card.exp_year,
+        )
+    if payment_method.type == "sepa_debit" and sepa is not None:
+        return PaymentMethod("sepa", payment_method.id, iban_masked=f"{sepa.country}** **** {sepa.last4}")
+    raise PaymentMethodRejected(
+        f"{payment_method.id} is a {payment_method.type} PaymentMethod: Tranche takes cards and SEPA."
+    )
+
+
+def _reason(error: stripe.StripeError) -> str:
+    detail = getattr(error, "error", None)
+    return (detail.message if detail is not None else None) or error.user_message or "no reason given"
+
+
+def _id(field: str | stripe.PaymentIntent | stripe.Customer) -> str:
     return field if isinstance(field, str) else field.id

@@ -56,7 +56,8 @@ def test_the_served_document_is_valid_openapi_produced_from_the_models(document)
 
 
 def test_the_discriminators_map_each_type_to_its_schema(document):
-    """type card is a CardInput (CardSummary in answers), sepa a SepaInput (SepaSummary); plan picks the order's."""
+    """type card is a CardSummary in answers, sepa a SepaSummary; plan picks the order's. A request's payment
+    method is one of card data, an IBAN or a Stripe PaymentMethod: exactly one of them (oneOf)."""
     found = document["components"]["schemas"]
 
     def mapping(name: str, field: str | None = None) -> dict:
@@ -64,10 +65,29 @@ def test_the_discriminators_map_each_type_to_its_schema(document):
         return schema["discriminator"]["mapping"]
 
     ref = "#/components/schemas/"
-    assert mapping("InstallmentPlan", "payment_method") == {"card": f"{ref}CardInput", "sepa": f"{ref}SepaInput"}
-    assert mapping("Subscription", "payment_method") == {"card": f"{ref}CardInput", "sepa": f"{ref}SepaInput"}
     assert mapping("Order", "payment_method") == {"card": f"{ref}CardSummary", "sepa": f"{ref}SepaSummary"}
     assert mapping("NewOrder") == {"installments": f"{ref}InstallmentPlan", "subscription": f"{ref}Subscription"}
+    for plan in ("InstallmentPlan", "Subscription"):
+        members = [m["$ref"] for m in found[plan]["properties"]["payment_method"]["oneOf"]]
+        assert members == [f"{ref}CardInput", f"{ref}SepaInput", f"{ref}PaymentMethodToken"]
+
+
+def test_each_payment_method_of_a_request_fits_exactly_one_member_of_its_one_of(document):
+    """oneOf holds only if the members exclude each other: a token is no card data, card data no token."""
+    found = document["components"]["schemas"]
+    members = {
+        name: {**found[name], "components": document["components"]}
+        for name in ("CardInput", "SepaInput", "PaymentMethodToken")
+    }
+    examples = [
+        {"type": "card", "number": "4242424242424242", "exp_month": 12, "exp_year": 2030},
+        {"type": "sepa", "iban": "DE89370400440532013000"},
+        {"type": "card", "token": "pm_1Abc"},
+        {"type": "sepa", "token": "pm_1Abc"},
+    ]
+    for example in examples:
+        fitting = [name for name, schema in members.items() if OAS31Validator(schema).is_valid(example)]
+        assert len(fitting) == 1, (example, fitting)
 
 
 @pytest.fixture
