@@ -191,7 +191,8 @@ class StripeGateway:
 def stored_method(payment_method: stripe.PaymentMethod) -> PaymentMethod:
     """What Tranche keeps of a Stripe PaymentMethod (SPEC): its id, the card's brand, last 4 and expiry, or the
     account's masked IBAN; the id stands for the mandate, which Stripe keeps with it."""
-    card, sepa = payment_method.card, payment_method.sepa_debit
+    # Stripe sends only the field of its type.
+    card, sepa = getattr(payment_method, "card", None), getattr(payment_method, "sepa_debit", None)
     if payment_method.type == "card" and card is not None:
         return PaymentMethod(
             "card",
