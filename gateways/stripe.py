@@ -22,8 +22,14 @@ FAILED: Final = "payment_intent.payment_failed"
 # The events Tranche needs, and the only ones its webhook endpoint subscribes to.
 EVENT_TYPES = (SUCCEEDED, FAILED)
 # A final status is an outcome. Off-session, `requires_action` means the bank wants the customer, who is not
-# there to answer (3-D Secure): the charge failed, and the customer is asked for another card.
-_OUTCOME_OF_STATUS = {"succeeded": SUCCEEDED, "requires_payment_method": FAILED, "requires_action": FAILED}
+# there to answer (3-D Secure): the charge failed, and the customer is asked for another card. A PaymentIntent
+# canceled at Stripe (its dashboard, while a debit was processing) will bring no money: a failure too.
+_OUTCOME_OF_STATUS = {
+    "succeeded": SUCCEEDED,
+    "requires_payment_method": FAILED,
+    "requires_action": FAILED,
+    "canceled": FAILED,
+}
 _STRIPE_METHOD = {"card": "card", "sepa": "sepa_debit"}
 # What "Stripe did not answer" looks like through the SDK, once its own retries are spent.
 UNANSWERED = (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError)

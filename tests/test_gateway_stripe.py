@@ -242,6 +242,23 @@ def test_a_sepa_debit_processing_for_days_stays_in_flight_and_is_looked_up_never
     assert GatewayEvent.select().count() == 0
 
 
+def test_a_sepa_debit_whose_payment_intent_was_canceled_at_stripe_fails_and_stops_being_looked_up(stripe_api):
+    """Canceled in Stripe's dashboard while processing: no money will come, and no webhook Tranche takes says so.
+    The next look-up reads it as the attempt's failure (SEPA: collections), and nothing is asked again."""
+    order = factories.stripe_order("cus_Recorded0001", "sepa")
+    processing = recorded("payment_intent__processing_sepa")
+    processing["metadata"]["tranche_order_id"] = str(order.id)
+    stripe_api.answer("POST", "/v1/payment_intents", processing)
+    run_due_work(T)
+    stripe_api.answer("GET", f"/v1/payment_intents/{PAYMENT_INTENT}", {**processing, "status": "canceled"})
+    run_due_work(RESEND)
+    run_due_work(RESEND + dt.timedelta(days=1))
+
+    assert attempts() == [(1, "failed", T, "canceled", PAYMENT_INTENT)]
+    assert Order.get_by_id(order.id).status == "collections"
+    assert len(stripe_api.sent()) == 2
+
+
 @pytest.mark.parametrize(
     ("answer", "code", "advice", "order_status"),
     [

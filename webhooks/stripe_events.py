@@ -19,7 +19,7 @@ from gateways.stripe import EVENT_TYPES, SUCCEEDED, event_key, tranche_amount
 from webhooks.events import LONG_TEXT, SHORT_TEXT, InvalidEvent, checked_text
 
 # A failure without Stripe's error: off-session, `requires_action` is the bank asking for the absent customer.
-_CODE_OF_STATUS = {"requires_action": "authentication_required"}
+_CODE_OF_STATUS = {"requires_action": "authentication_required", "canceled": "canceled"}
 # Past any amount Tranche charges in any currency's smallest unit, and short of what Decimal's context holds.
 MOST_UNITS = 10**12
 
