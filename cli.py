@@ -1,6 +1,7 @@
 """The `flask …` commands for operators: sellers, the tick, demo data, migrations, unmatched events, Stripe."""
 
 import datetime as dt
+import re
 from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
@@ -18,12 +19,15 @@ from gateways.stripe import StripeGateway
 from i18n import DEFAULT_LANGUAGE, LANGUAGES
 from jobs.work import NotReplayable, replay_event, run_due_work
 from models import GatewayEvent
-from runtime import settings, utcnow
+from runtime import set_clock, settings, utcnow
 
 sellers = AppGroup("sellers", help="Manage sellers.")
 events = AppGroup("events", help="Inspect gateway events.")
 db_group = AppGroup("db", help="Database schema.")
 stripe_group = AppGroup("stripe", help="Connect a Stripe account.")
+clock = AppGroup("clock", help="Travel in time outside production: one clock for the web app, workers and CLI.")
+DURATION = re.compile(r"(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+DURATION_UNITS = ("weeks", "days", "hours", "minutes", "seconds")
 
 
 def _plain_text(_ctx, param, value: str) -> str:
@@ -82,10 +86,51 @@ def _event_id(_ctx, _param, value: str) -> int:
     return number
 
 
+def _travel(at: dt.datetime | None) -> dt.datetime:
+    """Move the one clock, outside production only; returns the time it shows now."""
+    if settings().production:
+        raise click.ClickException("TRANCHE_ENV=production runs on the wall clock: time travel is refused")
+    return set_clock(at)
+
+
+def _show_clock(at: dt.datetime | None) -> None:
+    now = _travel(at)
+    click.echo(f"clock: {now.isoformat(timespec='seconds')}" + ("" if at else " (the wall clock)"))
+
+
+def _duration(_ctx, _param, value: str) -> dt.timedelta:
+    found = DURATION.fullmatch(value.strip())
+    if not value.strip() or found is None:
+        raise click.BadParameter(f"{value!r} is not a duration like 7d, 36h, 1w2d or 90m")
+    return dt.timedelta(**{unit: int(n) for unit, n in zip(DURATION_UNITS, found.groups(), strict=True) if n})
+
+
+@clock.command("set")
+@click.argument("at", callback=_parse_at)
+def clock_set(at):
+    """Set the time every process reads to AT (ISO 8601; no offset means UTC)."""
+    _show_clock(at)
+
+
+@clock.command("advance")
+@click.argument("duration", callback=_duration)
+def clock_advance(duration):
+    """Move the time every process reads forward by DURATION (7d, 36h, 1w2d, 90m)."""
+    _show_clock(utcnow() + duration)
+
+
+@clock.command("reset")
+def clock_reset():
+    """Put every process back on the wall clock."""
+    _show_clock(None)
+
+
 @click.command("tick")
-@click.option("--at", callback=_parse_at, help="ISO time to run the work due by (default: now). No offset means UTC.")
+@click.option("--at", callback=_parse_at, help="ISO time to move the clock to first (default: now). No offset: UTC.")
 def tick_command(at):
-    """Run all work due by --at (charges, retries, emails, hand-offs) and wait for it."""
+    """Run all work due by now, or by --at, which moves the one clock there (charges, retries, emails, hand-offs)."""
+    if at is not None:
+        _travel(at)
     at = at or utcnow()
     ran = run_due_work(at)
     click.echo(f"tick at {at.isoformat()}: all due work done, {ran} jobs run by this process")
@@ -157,5 +202,5 @@ def stripe_webhook_endpoint(url):
 
 
 def register_commands(app: Flask) -> None:
-    for command in (sellers, events, db_group, stripe_group, tick_command, demo_command, slack):
+    for command in (sellers, events, db_group, stripe_group, clock, tick_command, demo_command, slack):
         app.cli.add_command(command)

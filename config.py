@@ -58,6 +58,13 @@ class Settings:
     stripe_api_base: str = field(default_factory=lambda: _env("STRIPE_API_BASE", "https://api.stripe.com"))
     stripe_js_url: str = field(default_factory=lambda: _env("STRIPE_JS_URL", "https://js.stripe.com/v3/"))
 
+    # `production` keeps every process on the wall clock and refuses `flask clock`; anything else may travel in time.
+    environment: str = field(default_factory=lambda: _env("TRANCHE_ENV", "development"))
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "production"
+
     def check(self) -> None:
         """Refuse to run with settings the chosen gateway cannot work with (MissingSetting names the variable)."""
         if self.gateway not in GATEWAYS:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from peewee import (
     AutoField,
+    BigIntegerField,
     BooleanField,
     CharField,
     DatabaseProxy,
@@ -444,7 +445,15 @@ class SlackRequest(BaseModel):
     seen_at = UTCDateTimeField(index=True)
 
 
+class Clock(BaseModel):
+    """Outside production, how far the one clock every process reads runs ahead of the wall clock (`flask clock`):
+    a row, so the web app, the workers and the CLI all travel together. No row: the wall clock."""
+
+    offset_us = BigIntegerField()
+
+
 MODELS = [
+    Clock,
     Seller,
     Product,
     Customer,

@@ -9,7 +9,6 @@ One `make run` per var/ folder: a second one refuses before it starts anything, 
 first one's embedded Redis and stop it on its way out.
 """
 
-import datetime as dt
 import fcntl
 import os
 import shlex
@@ -26,8 +25,6 @@ from honcho.manager import Manager
 from rq.exceptions import StopRequested
 
 from config import ROOT, VAR, Settings
-
-DAY = dt.timedelta(days=1)
 
 
 class AlreadyRunning(Exception):
@@ -174,7 +171,6 @@ def announce(api_key: str | None) -> None:
     else:
         intro = "The demo was loaded on the first start; a new API key: .venv/bin/flask --app app sellers create"
     auth = '-H "Authorization: Bearer $API_KEY"'
-    week = (dt.datetime.now(dt.UTC) + 7 * DAY).replace(microsecond=0).isoformat()
     lines = [
         "",
         "=" * 100,
@@ -186,7 +182,8 @@ def announce(api_key: str | None) -> None:
         f'  search:  curl {auth} "{url}/api/v1/orders?q=Olivia"',
         f"  renew:   curl -X POST {auth} {url}/api/v1/orders/<order id>/renew",
         f"  emails:  {settings.smtp_url or settings.outbox_dir}",
-        f"  travel:  .venv/bin/flask --app app tick --at {week}   (runs the work due a week from now)",
+        "  travel:  .venv/bin/flask --app app clock advance 7d && .venv/bin/flask --app app tick"
+        "   (a week later for every process, and its due work run)",
         "Ctrl-C stops everything.",
         "=" * 100,
     ]

@@ -5,6 +5,7 @@ The web app, the workers, the CLI and the tests read them from here; `jobs/` hol
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Iterable
 from functools import cache
 from typing import Any
@@ -17,7 +18,7 @@ from rq import Queue, SimpleWorker
 from billing import followups
 from billing.followups import FollowUp
 from config import VAR, MissingSetting, Settings
-from models import db, open_database
+from models import Clock, db, open_database
 
 QUEUE = "tranche"
 log = logging.getLogger(__name__)
@@ -50,8 +51,43 @@ def queue() -> Queue:
     return Queue(QUEUE, connection=redis_connection())
 
 
+# How long a process trusts the clock it read: `flask clock` in one process moves the others within this.
+CLOCK_READ_EVERY = 1.0
+_offset_read: tuple[float, dt.timedelta] | None = None
+
+
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    """The time every rule is given: the wall clock, moved by `flask clock` outside production."""
+    wall = dt.datetime.now(dt.UTC)
+    return wall if settings().production else wall + _clock_offset()
+
+
+def _clock_offset() -> dt.timedelta:
+    global _offset_read
+    if _offset_read is None or time.monotonic() - _offset_read[0] > CLOCK_READ_EVERY:
+        database()
+        row = Clock.get_or_none(Clock.id == 1)
+        _offset_read = (time.monotonic(), dt.timedelta(microseconds=row.offset_us if row else 0))
+    return _offset_read[1]
+
+
+def set_clock(at: dt.datetime | None) -> dt.datetime:
+    """Move the one clock to `at` (None: back to the wall clock) for every process; returns the time it shows.
+
+    Not in production, whose time is the wall clock's (callers refuse first)."""
+    global _offset_read
+    database()
+    if at is None:
+        Clock.delete().execute()
+        offset = dt.timedelta()
+    else:
+        offset = at - dt.datetime.now(dt.UTC)
+        microseconds = offset // dt.timedelta(microseconds=1)
+        Clock.insert(id=1, offset_us=microseconds).on_conflict(
+            conflict_target=[Clock.id], update={Clock.offset_us: microseconds}
+        ).execute()
+    _offset_read = (time.monotonic(), offset)
+    return utcnow()
 
 
 def waiting_key(work: str) -> str:

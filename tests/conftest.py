@@ -56,7 +56,7 @@ from werkzeug.serving import make_server  # noqa: E402
 from app import create_app  # noqa: E402
 from migrations import upgrade  # noqa: E402
 from models import MODELS, db  # noqa: E402
-from runtime import redis_connection  # noqa: E402
+from runtime import redis_connection, set_clock  # noqa: E402
 from tests.localstripe_instance import localstripe  # noqa: E402, F401 (the Stripe tests' fixtures)
 from tests.slack_api import slack, slack_api_server  # noqa: E402, F401 (the Slack tests' fixtures)
 from tests.stripe_api import stripe_api  # noqa: E402, F401
@@ -91,6 +91,7 @@ def clean(app):
     with db.connection_context():
         for model in reversed(MODELS):
             model.delete().execute()
+        set_clock(None)  # and forgets the offset this process read, a travelled test's
         yield
 
 

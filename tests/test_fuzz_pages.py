@@ -27,7 +27,7 @@ from tests.fuzzing import (
 from tests.test_pages_links import card_link, path_of, snapshot
 
 DAY = dt.timedelta(days=1)
-NEXT_YEAR = f"12/{(utcnow().year + 1) % 100:02d}"
+NEXT_YEAR = f"12/{(dt.datetime.now(dt.UTC).year + 1) % 100:02d}"
 
 
 def form_tokens(draft: Draft, form: dict):

@@ -1,5 +1,6 @@
 """GET|POST /card/<token>: a new card or SEPA mandate, then the open installment charged at once (R10)."""
 
+import datetime as dt
 import logging
 import re
 
@@ -14,7 +15,7 @@ from tests.test_pages_confirm import form_token_in, work_the_queue
 from tests.test_pages_links import card_link, failed_card_order, interrupted_order, listed_order, snapshot
 
 CARD_DECLINED = "4000000000000002"
-NEXT_YEAR = f"12/{(utcnow().year + 1) % 100:02d}"
+NEXT_YEAR = f"12/{(dt.datetime.now(dt.UTC).year + 1) % 100:02d}"
 
 
 def pay(client, path, **fields):
