@@ -1,12 +1,19 @@
 """create_app(): configuration, blueprints and CLI commands of the Tranche web app."""
 
+import logging
+import re
+import uuid
+
 from flask import Flask, Response, g, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from billing.links import HIDE_LINK_TOKENS
 from models import db
 from pages.rendering import render
-from runtime import database, redis_connection, settings
+from runtime import database, logged, redis_connection, settings, touched
+
+# A caller's own request id is kept (a proxy's X-Request-Id) when it looks like one; else one is made.
+REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
+log = logging.getLogger("tranche.request")
 
 ABOUT = (
     "Tranche keeps the installment plans and subscriptions of digital-product sellers paid: it charges each "
@@ -19,21 +26,35 @@ def create_app() -> Flask:
     """The web app, configured from the environment (config.Settings)."""
     settings().check()  # GATEWAY=stripe without its keys refuses to start, naming the one missing
     app = Flask(__name__)
-    # Flask logs an unexpected error with the request's path, which may be a customer's link.
-    app.logger.addFilter(HIDE_LINK_TOKENS)
     database()
 
     @app.before_request
     def _open_connection():
+        given = request.headers.get("X-Request-Id", "")
+        g.request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        # The request's one log line (runtime.logged), written when the request ends; link tokens hidden.
+        g.log_line = logged(log, "request", request_id=g.request_id, method=request.method, path=request.path)
+        g.log_fields = g.log_line.__enter__()
+        touched(order=(request.view_args or {}).get("order_id"))
         # A context rather than connect(): work run inline nests inside it without closing it.
         g.db_context = db.connection_context()
         g.db_context.__enter__()
+
+    @app.after_request
+    def _answered(response: Response) -> Response:
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        if "log_fields" in g:
+            g.log_fields.update(status=response.status_code, failed=response.status_code >= 500)
+        return response
 
     @app.teardown_request
     def _close_connection(_exc):
         context = g.pop("db_context", None)
         if context is not None:
             context.__exit__(None, None, None)
+        line = g.pop("log_line", None)
+        if line is not None:
+            line.__exit__(None, None, None)
 
     @app.get("/")
     def front_page():

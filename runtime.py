@@ -5,18 +5,26 @@ The web app, the workers, the CLI and the tests read them from here; `jobs/` hol
 
 import datetime as dt
 import logging
+import re
+import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cache
 from typing import Any
 
 from peewee import DatabaseProxy
+from pythonjsonlogger.json import JsonFormatter
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
+from rq.executions import Execution
+from rq.job import Job
 
 from billing import followups
 from billing.followups import FollowUp
+from billing.links import mask_link_tokens
 from config import VAR, MissingSetting, Settings
 from models import Clock, db, open_database
 
@@ -125,12 +133,112 @@ def _enqueue(work: str, *args: object, job_id: str | None = None) -> None:
 followups.start_with(start_follow_ups)
 
 
-class Worker(SimpleWorker):
-    """The Procfile's worker: RQ's SimpleWorker, which refuses to start on settings its jobs cannot run with."""
+# --- logs: JSON lines, one per request and per job, that never carry a secret ---------------------------------
+
+# What a log line must not show, and what it shows instead. A card number is 13 to 19 digits, spaced or not; an
+# IBAN two letters, two digits and up to 30 letters or digits; an address keeps its first letter and its domain.
+_SECRETS = (
+    (re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b"), "[IBAN]"),
+    (re.compile(r"(?<![\d.])(?:\d[ -]?){12,18}\d(?![\d.])"), "[card number]"),
+    (re.compile(r"\b([A-Za-z0-9])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)"), r"\1…@\2"),
+    (re.compile(r"\b(tr|sk|rk|whsec|xoxb|xoxp)_[A-Za-z0-9_+/=-]{6,}"), r"\1_…"),
+    (re.compile(r"(Bearer )\S+", re.IGNORECASE), r"\1…"),
+)
+# The order, attempt and event ids the current request or job touched, for its one line.
+_touched: ContextVar[dict[str, set[int]] | None] = ContextVar("touched", default=None)
+
+
+def hide_secrets(text: str) -> str:
+    """`text` without link tokens, card numbers, IBANs, full email addresses, API keys or secrets."""
+    text = mask_link_tokens(text)
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class JsonLines(JsonFormatter):
+    """One JSON object per line: time (UTC), level, logger, message and the record's fields, its traceback
+    included, with every secret hidden from the whole line, whatever field or exception carries it."""
+
+    def __init__(self, process: str = "tranche") -> None:
+        super().__init__(
+            "%(levelname)s %(name)s %(message)s",
+            rename_fields={"levelname": "level", "name": "logger"},
+            static_fields={"process": process},
+            timestamp="time",
+        )
+
+    def format(self, record: logging.LogRecord) -> str:
+        return hide_secrets(super().format(record))
+
+
+class _QuietRQ(logging.Filter):
+    """RQ's own line per job start and end: the job's line (`logged`) says it all, once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name.startswith("rq.") and record.levelno < logging.WARNING)
+
+
+def configure_logging(process: str) -> None:
+    """A process of the Procfile writes JSON lines to stderr, INFO and up."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLines(process))
+    handler.addFilter(_QuietRQ())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    for name in ("rq.worker", "rq.scheduler", "rq.cron"):
+        logging.getLogger(name).handlers.clear()  # RQ's CLI gave them handlers of its own; the root's will do
+
+
+def touched(**ids: int | None) -> None:
+    """Record the ids (order=…, attempt=…, event=…) the current request or job acts on, for its log line."""
+    seen = _touched.get()
+    if seen is None:
+        return
+    for kind, value in ids.items():
+        if value is not None:
+            seen.setdefault(f"{kind}_ids", set()).add(value)
+
+
+@contextmanager
+def logged(logger: logging.Logger, message: str, **fields: Any) -> Iterator[dict[str, Any]]:
+    """One line at the end of a request or job: `fields`, what the block adds to the dict it is given, the ids
+    it touched and its duration; WARNING when the block's `failed` field says so, ERROR when it raised."""
+    token = _touched.set({})
+    started = time.perf_counter()
+    level = logging.INFO
+    try:
+        yield fields
+    except BaseException:
+        level = logging.ERROR
+        raise
+    finally:
+        ids = {kind: sorted(values) for kind, values in (_touched.get() or {}).items()}
+        _touched.reset(token)
+        if fields.pop("failed", False):
+            level = max(level, logging.WARNING)
+        duration = round((time.perf_counter() - started) * 1000, 2)
+        logger.log(level, message, extra={**fields, **ids, "duration_ms": duration})
+
+
+class JobWorker(SimpleWorker):
+    """RQ's SimpleWorker, writing one line per job: its id, function, outcome, duration and what it touched."""
+
+    def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
+        with logged(log, "job", job_id=job.id, job=job.func_name) as line:
+            succeeded = super().perform_job(job, queue, execution)
+            line.update(status="ok" if succeeded else "failed", failed=not succeeded)
+        return succeeded
+
+
+class Worker(JobWorker):
+    """The Procfile's worker: refuses to start on settings its jobs cannot run with, and writes JSON lines."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         try:
             settings().check()
         except MissingSetting as error:
             raise SystemExit(f"worker: {error}") from None
+        configure_logging("worker")
         super().__init__(*args, **kwargs)

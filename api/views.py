@@ -16,7 +16,7 @@ from billing.sellers import seller_by_api_key
 from billing.workspaces import install_link
 from gateways import Attached, GatewayUnavailable, Payer, PaymentMethodRejected, get_gateway
 from models import Customer, Product, transaction
-from runtime import settings, utcnow
+from runtime import settings, touched, utcnow
 
 PUBLIC_ENDPOINTS = {"api.openapi_document"}
 
@@ -203,6 +203,7 @@ def create_order(json: schemas.NewOrder):
             payment=payment.payment_method,
             now=now,
         )
+    touched(order=order.id)
     return jsonify(serialize.order(order_view(order, now))), 201
 
 
@@ -250,6 +251,7 @@ def show_order(order_id):
 def renew_order(order_id):
     """The fourth and final attempt, after the third automatic one failed (card plans only)"""
     attempt = dunning.renew_plan(find_order(g.seller, order_id), utcnow())
+    touched(attempt=attempt.id)
     return jsonify(serialize.renewal(attempt, g.seller.timezone)), 202
 
 

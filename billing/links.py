@@ -7,7 +7,6 @@ status, the installment's), so the page checks that after `verify`.
 
 import datetime as dt
 import hashlib
-import logging
 import re
 from typing import Any
 
@@ -126,19 +125,3 @@ def form_token_valid(settings: Settings, link_token: str, value: str, now: dt.da
 def mask_link_tokens(text: str) -> str:
     """`text` with every link token in a page's path replaced by an ellipsis: `/card/…`."""
     return LINKED_PATH.sub(r"\1…", text)
-
-
-class HideLinkTokens(logging.Filter):
-    """Masks the link tokens of a log line (an access log's request line or referer, an error's path) before any
-    handler writes it."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        masked = mask_link_tokens(message)
-        if masked != message:
-            record.msg, record.args = masked, None
-        return True
-
-
-# One instance: adding it again to a logger (every create_app) is then a no-op.
-HIDE_LINK_TOKENS = HideLinkTokens()

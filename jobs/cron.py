@@ -7,6 +7,7 @@ what the database says is due into jobs, and every job claims its row before it 
 from rq import cron
 
 from jobs.work import tick
-from runtime import QUEUE
+from runtime import QUEUE, configure_logging
 
+configure_logging("tick")  # this module is loaded only by the Procfile's `rq cron`
 cron.register(tick, QUEUE, interval=60, result_ttl=0)

@@ -5,7 +5,7 @@ import os
 import socket
 import time
 
-from rq import SimpleWorker, Worker
+from rq import Worker
 from rq.executions import Execution
 
 from billing import charging, collections, plan_changes, plans
@@ -18,7 +18,7 @@ from gateways import get_gateway
 from gateways.stripe import EVENT_TYPES as STRIPE_EVENT_TYPES
 from jobs.partner import post_to_partner
 from models import CollectionCase, GatewayEvent, Outbox, lock, transaction
-from runtime import database, queue, redis_connection, settings, utcnow, waiting_key
+from runtime import JobWorker, database, queue, redis_connection, settings, touched, utcnow, waiting_key
 from webhooks.events import parse_outcome
 from webhooks.stripe_events import stripe_outcome
 
@@ -55,6 +55,7 @@ def charge(attempt_id: int, at: str | None = None) -> None:
     now = dt.datetime.fromisoformat(at) if at else utcnow()
     with database().connection_context():
         request = charging.claim_attempt(attempt_id, now)
+        touched(attempt=attempt_id, order=request.order_id if request else None)
         if request is None:
             return
         reference = get_gateway(settings()).charge(request)
@@ -75,8 +76,11 @@ def process_event(event_id: int, now: dt.datetime) -> None:
             )
             if not claimed:
                 return
+            touched(event=event_id)
             try:
-                note = charging.apply_outcome(read_outcome(GatewayEvent.get_by_id(event_id)), now)
+                outcome = read_outcome(GatewayEvent.get_by_id(event_id))
+                touched(order=outcome.order_id)
+                note = charging.apply_outcome(outcome, now)
                 status = GatewayEvent.IGNORED if note.startswith("ignored") else GatewayEvent.PROCESSED
             except charging.Unmatched as error:
                 note, status = str(error), GatewayEvent.UNMATCHED
@@ -197,6 +201,7 @@ def deliver_handoff(case_id: int, at: str | None = None) -> None:
         if not claimed:
             return
         case = CollectionCase.get_by_id(case_id)
+        touched(order=case.order_id)
         error = post_to_partner(settings(), f"handoff_{case.id}", collections.handoff_payload(case))
         collections.record_handoff_delivery(case, error, now)
 
@@ -239,7 +244,7 @@ def run_due_work(at: dt.datetime, timeout: float = 300) -> int:
     """
     tick(at.isoformat())
     work_queue = queue()
-    worker = SimpleWorker([work_queue], connection=redis_connection())
+    worker = JobWorker([work_queue], connection=redis_connection())
     deadline = time.monotonic() + timeout
     while True:
         worker.work(burst=True, logging_level="WARNING")

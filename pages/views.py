@@ -27,7 +27,7 @@ from i18n import DEFAULT_LANGUAGE, LANGUAGES, Formats, language_of
 from models import ChargeAttempt, Installment, Order, PlanChange
 from pages import forms
 from pages.rendering import N_, render
-from runtime import settings, utcnow
+from runtime import settings, touched, utcnow
 
 bp = Blueprint("pages", __name__, static_folder="static", static_url_path="/pages/static")
 
@@ -149,6 +149,7 @@ def _linked_change(token: str) -> PlanChange:
         amount = None
     if change is None or change.order_id != payload["order"] or change.new_amount != amount:
         raise LinkRefused("invalid", PLAN_CHANGE, _browser_language())
+    touched(order=change.order_id)
     order = change.order
     language = language_of(order.customer.language)
     # Read-only, for GET and POST alike: the tick records the expiry, a page never does.
@@ -201,6 +202,7 @@ def _linked_installment(token: str) -> Installment:
     )
     if installment is None:
         raise LinkRefused("invalid", CARD_UPDATE, _browser_language())
+    touched(order=installment.order_id)
     if too_old and installment.status != Installment.PAID:
         raise LinkRefused("expired", CARD_UPDATE, language_of(installment.order.customer.language), installment.order)
     return installment

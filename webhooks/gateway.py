@@ -7,7 +7,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from billing.charging import store_event
-from runtime import settings, utcnow
+from runtime import settings, touched, utcnow
 from webhooks.events import InvalidEvent, checked_text, event_text, parse_outcome
 
 bp = Blueprint("webhooks", __name__)
@@ -36,6 +36,7 @@ def gateway_event() -> tuple[Response, int]:
         outcome = parse_outcome(body)
     except InvalidEvent as error:
         return _error(400, error.code, str(error))
+    touched(order=outcome.order_id)
     event_type = "payment.succeeded" if outcome.succeeded else "payment.failed"
     stored = store_event(webhook_id, event_type, body, utcnow())
     return jsonify(status="stored" if stored else "duplicate", webhook_id=webhook_id), 200

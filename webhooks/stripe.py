@@ -10,7 +10,7 @@ from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from billing.charging import Unmatched, store_event
-from runtime import settings, utcnow
+from runtime import settings, touched, utcnow
 from webhooks.events import InvalidEvent, event_text
 from webhooks.stripe_events import outcome_of, read_event
 
@@ -45,7 +45,7 @@ def stripe_event() -> ResponseReturnValue:
         if not event.used:
             return jsonify(status="ignored", event_id=event.id), 200
         key = event.key
-        outcome_of(event)
+        touched(order=outcome_of(event).order_id)
     except InvalidEvent as error:
         return _error(400, error.code, str(error))
     except Unmatched:
