@@ -19,6 +19,7 @@ from gateways.stripe import StripeGateway
 from i18n import DEFAULT_LANGUAGE, LANGUAGES
 from jobs.work import NotReplayable, replay_event, run_due_work
 from models import GatewayEvent
+from progress import showing_progress, summary
 from runtime import set_clock, settings, utcnow
 
 sellers = AppGroup("sellers", help="Manage sellers.")
@@ -132,8 +133,10 @@ def tick_command(at):
     if at is not None:
         _travel(at)
     at = at or utcnow()
-    ran = run_due_work(at)
+    with showing_progress(f"tick at {at.isoformat(timespec='seconds')}") as jobs:
+        ran = run_due_work(at, on_job=jobs)
     click.echo(f"tick at {at.isoformat()}: all due work done, {ran} jobs run by this process")
+    click.echo(summary(at, jobs))
 
 
 @events.command("unmatched")

@@ -8,6 +8,7 @@ the every-minute tick would have run it. Then the seller hands one interrupted o
 import datetime as dt
 import threading
 import unicodedata
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -26,6 +27,7 @@ from billing.sellers import create_seller
 from gateways import get_gateway
 from jobs.work import run_due_work
 from models import ChargeAttempt, Customer, Installment, Order, Product, Seller
+from progress import showing_progress, summary
 from runtime import queue, redis_connection, settings, utcnow
 
 DEMO_EMAIL = "demo@example.com"
@@ -89,7 +91,7 @@ class DemoRefused(Exception):
     """The demo cannot be loaded here; the message says why."""
 
 
-def load_demo(app: Flask, now: dt.datetime) -> Demo:
+def load_demo(app: Flask, now: dt.datetime, on_job: Callable[[str, bool], None] | None = None) -> Demo:
     """Make the demo seller and its orders; refuses when the demo is already loaded or workers are running."""
     existing = Seller.get_or_none(Seller.email == DEMO_EMAIL)
     if existing is not None:
@@ -133,11 +135,11 @@ def load_demo(app: Flask, now: dt.datetime) -> Demo:
         )
         orders.append((order, spec))
     with _webhook_endpoint(app):
-        _replay(seller, until=now)
+        _replay(seller, until=now, on_job=on_job)
         for order, spec in orders:
             if spec.hand_off:
                 hand_to_collections(order, now)
-        run_due_work(now)
+        run_due_work(now, on_job=on_job)
     return Demo(seller, api_key, [(order, spec.story) for order, spec in orders])
 
 
@@ -146,7 +148,7 @@ def _email(name: str) -> str:
     return f"{ascii_name.lower().replace(' ', '.')}@example.com"
 
 
-def _replay(seller: Seller, until: dt.datetime) -> None:
+def _replay(seller: Seller, until: dt.datetime, on_job: Callable[[str, bool], None] | None) -> None:
     """Run the work of each past moment of the seller's orders in turn, as the tick would have run it then.
 
     A moment is the due time of a scheduled installment or charge attempt; paying or failing one adds
@@ -154,7 +156,7 @@ def _replay(seller: Seller, until: dt.datetime) -> None:
     """
     moment = None
     while (moment := _next_moment(seller, moment, until)) is not None:
-        run_due_work(moment)
+        run_due_work(moment, on_job=on_job)
 
 
 def _next_moment(seller: Seller, after: dt.datetime | None, until: dt.datetime) -> dt.datetime | None:
@@ -206,8 +208,11 @@ def _webhook_endpoint(app: Flask):
 @with_appcontext
 def demo_command():
     """Load demo data: a seller, two products and a dozen orders in every state (prints the API key)."""
+    now = utcnow()
     try:
-        demo = load_demo(current_app._get_current_object(), utcnow())
+        with showing_progress("replaying the demo's weeks") as jobs:
+            demo = load_demo(current_app._get_current_object(), now, on_job=jobs)
     except DemoRefused as refusal:
         raise click.ClickException(str(refusal)) from None
     click.echo(demo.summary())
+    click.echo(summary(demo.seller.created_at, jobs))

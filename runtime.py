@@ -8,7 +8,7 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import cache
@@ -223,12 +223,17 @@ def logged(logger: logging.Logger, message: str, **fields: Any) -> Iterator[dict
 
 
 class JobWorker(SimpleWorker):
-    """RQ's SimpleWorker, writing one line per job: its id, function, outcome, duration and what it touched."""
+    """RQ's SimpleWorker, writing one line per job: its id, function, outcome, duration and what it touched;
+    `on_job`, when set, hears of each job (a progress display)."""
+
+    on_job: Callable[[str, bool], None] | None = None
 
     def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
         with logged(log, "job", job_id=job.id, job=job.func_name) as line:
             succeeded = super().perform_job(job, queue, execution)
             line.update(status="ok" if succeeded else "failed", failed=not succeeded)
+        if self.on_job is not None:
+            self.on_job(job.func_name or job.id, succeeded)
         return succeeded
 
 

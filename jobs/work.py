@@ -4,6 +4,7 @@ import datetime as dt
 import os
 import socket
 import time
+from collections.abc import Callable
 
 from rq import Worker
 from rq.executions import Execution
@@ -236,7 +237,7 @@ def jobs_running_elsewhere(work_queue) -> int:
     return running
 
 
-def run_due_work(at: dt.datetime, timeout: float = 300) -> int:
+def run_due_work(at: dt.datetime, timeout: float = 300, on_job: Callable[[str, bool], None] | None = None) -> int:
     """Tick at `at` and work the queue until it and every running job are done; returns the jobs run here.
 
     How `flask tick --at` and the tests travel in time: every job a job queues runs too. Workers already
@@ -245,6 +246,7 @@ def run_due_work(at: dt.datetime, timeout: float = 300) -> int:
     tick(at.isoformat())
     work_queue = queue()
     worker = JobWorker([work_queue], connection=redis_connection())
+    worker.on_job = on_job
     deadline = time.monotonic() + timeout
     while True:
         worker.work(burst=True, logging_level="WARNING")
