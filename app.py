@@ -13,7 +13,7 @@ from runtime import database, logged, redis_connection, settings, touched
 
 # A caller's own request id is kept (a proxy's X-Request-Id) when it looks like one; else one is made.
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
-log = logging.getLogger("tranche.request")
+log = logging.getLogger(__name__)  # not "tranche": that is the Slack app's logger, which slack-bolt sets to WARNING
 
 ABOUT = (
     "Tranche keeps the installment plans and subscriptions of digital-product sellers paid: it charges each "

@@ -188,7 +188,10 @@ def configure_logging(process: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
     for name in ("rq.worker", "rq.scheduler", "rq.cron"):
-        logging.getLogger(name).handlers.clear()  # RQ's CLI gave them handlers of its own; the root's will do
+        # RQ's CLI gave them handlers of their own, and stopped them from reaching the root's: the root's will do.
+        rq_logger = logging.getLogger(name)
+        rq_logger.handlers.clear()
+        rq_logger.propagate = True
 
 
 def touched(**ids: int | None) -> None:
