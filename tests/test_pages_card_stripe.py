@@ -16,7 +16,7 @@ from tests import factories
 from tests.stripe_api import recorded
 from tests.test_gateway_stripe import CARD
 from tests.test_pages_confirm import form_token_in, work_the_queue
-from tests.test_pages_links import card_link, failed_card_order, snapshot
+from tests.test_pages_links import card_link, failed_card_order, snapshot, tampered
 
 # Another expiry than the card on file's (12/2030): it shows which card is on file.
 NEW_CARD = {"type": "card", "card": {"number": "4242424242424242", "exp_month": 8, "exp_year": 2031, "cvc": "123"}}
@@ -202,6 +202,21 @@ def test_a_setup_asked_for_other_than_by_the_page_is_refused_as_json_and_makes_n
     asked = client.post(f"{path}/setup-intent", data=fields)
 
     assert (asked.status_code, asked.get_json()) == (status, {"error": error})
+    assert localstripe.setup_intents() == []
+
+
+def test_a_setup_through_a_link_we_never_signed_is_a_404_in_the_browsers_language(client, localstripe):
+    order = failed_stripe_order(stripe_customer(localstripe))
+    path = card_link(order)
+    token = form_token_in(client.get(path))
+
+    asked = client.post(
+        f"{tampered(path)}/setup-intent",
+        data={"form_token": token, "method": "card"},
+        headers={"Accept-Language": "fr-FR,fr;q=0.9"},
+    )
+
+    assert (asked.status_code, asked.get_json()) == (404, {"error": "Ce lien ne fonctionne pas"})
     assert localstripe.setup_intents() == []
 
 
