@@ -35,7 +35,50 @@ class Attached:
     customer: str | None
 
 
+@dataclass(frozen=True)
+class SetupFor:
+    """The installment a payment method is set up in the customer's browser to pay, and the customer at the gateway
+    it is set up for: a setup made for anyone or anything else never pays it."""
+
+    customer: str | None
+    order_id: int
+    installment: int
+
+
+@dataclass(frozen=True)
+class BrowserScript:
+    """The gateway's own script on the card page, which takes card and bank details from the customer's browser
+    straight to the gateway (Stripe.js): Tranche sees only the payment method it made."""
+
+    url: str
+    publishable_key: str
+    # Content-Security-Policy directive → the sources the script needs the page to allow.
+    sources: dict[str, tuple[str, ...]]
+
+
+class BrowserSetup(Protocol):
+    """A gateway whose card page sets payment methods up in the customer's browser, with its own script."""
+
+    @property
+    def script(self) -> BrowserScript: ...
+
+    def start_setup(self, kind: str, setup_for: SetupFor) -> str:
+        """Begin setting up a "card" or "sepa" payment method in the customer's browser; returns the secret the
+        script completes the setup with."""
+        ...
+
+    def finish_setup(self, setup_id: str, kind: str, setup_for: SetupFor) -> PaymentMethod:
+        """The `kind` payment method the browser's setup `setup_id` made, once that setup succeeded for `setup_for`;
+        PaymentMethodRejected for any other (not finished, another customer's, another installment's)."""
+        ...
+
+
 class Gateway(Protocol):
+    @property
+    def browser_setup(self) -> BrowserSetup | None:
+        """None when the card page takes the card number or IBAN itself, for tokenize_card and sepa_mandate."""
+        ...
+
     def tokenize_card(self, number: str, exp_month: int, exp_year: int) -> PaymentMethod: ...
 
     def sepa_mandate(self, iban: str) -> PaymentMethod: ...
@@ -58,7 +101,11 @@ def get_gateway(settings: Settings) -> Gateway:
 
         return SandboxGateway(settings.public_url + "/webhooks/gateway", settings.gateway_webhook_secret)
     if settings.gateway == "stripe":
-        from gateways.stripe import StripeGateway
+        from gateways.stripe import StripeGateway, stripe_js
 
-        return StripeGateway(settings.stripe_secret_key, settings.stripe_api_base)
+        return StripeGateway(
+            settings.stripe_secret_key,
+            settings.stripe_api_base,
+            stripe_js(settings.stripe_js_url, settings.stripe_publishable_key),
+        )
     raise RuntimeError(f"GATEWAY={settings.gateway!r} is not supported (use 'sandbox' or 'stripe')")

@@ -55,6 +55,9 @@ def _failure_code(token: str) -> str | None:
 
 
 class SandboxGateway:
+    # The card page takes the test card numbers and IBANs itself (tokenize_card, sepa_mandate).
+    browser_setup = None
+
     def __init__(self, webhook_url: str, webhook_secret: str):
         self.webhook_url = webhook_url
         self.signer = Webhook(webhook_secret)

@@ -8,14 +8,16 @@ stays in flight until Stripe's webhook reports how it ended.
 """
 
 import json
+import re
 from decimal import Decimal
 from typing import Final
+from urllib.parse import urlsplit
 
 import stripe
 
 from billing.charging import ChargeRequest, store_event
 from billing.plans import PaymentMethod
-from gateways import Attached, GatewayUnavailable, Payer, PaymentMethodRejected
+from gateways import Attached, BrowserScript, GatewayUnavailable, Payer, PaymentMethodRejected, SetupFor
 
 SUCCEEDED: Final = "payment_intent.succeeded"
 FAILED: Final = "payment_intent.payment_failed"
@@ -45,6 +47,14 @@ CARD_DATA_REFUSED = (
     "With Stripe, card and bank details go to Stripe, never to Tranche: give the customer's Stripe "
     "PaymentMethod (pm_…) instead."
 )
+SETUP_INTENT_ID = re.compile(r"seti_[A-Za-z0-9]+", re.ASCII)
+# What Stripe's security guide has a page running Stripe.js allow, beside the origin the script is loaded from: its
+# frames (card fields, 3-D Secure) and its API.
+STRIPE_JS_SOURCES = {
+    "script-src": ("https://js.stripe.com", "https://*.js.stripe.com"),
+    "frame-src": ("https://js.stripe.com", "https://*.js.stripe.com", "https://hooks.stripe.com"),
+    "connect-src": ("https://api.stripe.com",),
+}
 
 
 def _exponent(currency: str) -> int:
@@ -72,14 +82,24 @@ def event_key(payment_intent_id: str, event_type: str) -> str:
     return f"{payment_intent_id}:{event_type}"
 
 
+def stripe_js(url: str, publishable_key: str) -> BrowserScript:
+    """Stripe.js loaded from `url` (Stripe's own, or a stand-in's copy that calls its own origin's API)."""
+    parts = urlsplit(url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    sources = {directive: tuple(dict.fromkeys((origin, *stripes))) for directive, stripes in STRIPE_JS_SOURCES.items()}
+    return BrowserScript(url, publishable_key, sources)
+
+
 class StripeGateway:
-    def __init__(self, secret_key: str, api_base: str) -> None:
+    def __init__(self, secret_key: str, api_base: str, script: BrowserScript | None = None) -> None:
         self.client = stripe.StripeClient(
             secret_key,
             base_addresses={"api": api_base},
             max_network_retries=NETWORK_RETRIES,
             http_client=stripe.RequestsClient(timeout=TIMEOUT_SECONDS),
         )
+        # Without Stripe.js (the CLI's gateway) it only talks to Stripe's API.
+        self.browser_setup = SetupIntents(self.client, script) if script is not None else None
 
     def create_webhook_endpoint(self, url: str) -> tuple[str, str]:
         """Have Stripe send the events Tranche needs to `url`; returns the endpoint's id and signing secret."""
@@ -168,11 +188,7 @@ class StripeGateway:
             "allowed_payment_method_types": [_STRIPE_METHOD[request.method]],
             "confirm": True,
             "off_session": True,
-            "metadata": {
-                "tranche_order_id": str(request.order_id),
-                "tranche_installment": str(request.installment),
-                ATTEMPT_KEY: request.idempotency_key,
-            },
+            "metadata": {**_metadata(request.order_id, request.installment), ATTEMPT_KEY: request.idempotency_key},
         }
         if request.gateway_customer:
             params["customer"] = request.gateway_customer
@@ -194,12 +210,68 @@ class StripeGateway:
         raise declined
 
 
+class SetupIntents:
+    """The card page's SetupIntents: made here for the order's Stripe Customer, confirmed by Stripe.js in the
+    customer's browser (3-D Secure included), read back here before their PaymentMethod pays anything."""
+
+    def __init__(self, client: stripe.StripeClient, script: BrowserScript) -> None:
+        self.client, self.script = client, script
+
+    def start_setup(self, kind: str, setup_for: SetupFor) -> str:
+        if setup_for.customer is None:
+            raise PaymentMethodRejected(f"Order {setup_for.order_id} has no Stripe Customer to set a method up for.")
+        try:
+            setup_intent = self.client.v1.setup_intents.create(
+                {
+                    "customer": setup_for.customer,
+                    "usage": "off_session",
+                    # As for PaymentIntents: since API version 2026-09-30 Stripe refuses payment_method_types.
+                    "allowed_payment_method_types": [_STRIPE_METHOD[kind]],
+                    "metadata": _metadata(setup_for.order_id, setup_for.installment),
+                }
+            )
+        except stripe.InvalidRequestError as refused:
+            raise PaymentMethodRejected(f"Stripe refused a SetupIntent: {_reason(refused)}") from None
+        except UNANSWERED as fault:
+            raise GatewayUnavailable(f"Stripe did not answer ({type(fault).__name__}).") from None
+        return setup_intent.client_secret or ""
+
+    def finish_setup(self, setup_id: str, kind: str, setup_for: SetupFor) -> PaymentMethod:
+        if not SETUP_INTENT_ID.fullmatch(setup_id):
+            raise PaymentMethodRejected(f"{setup_id!r} is no SetupIntent id.")
+        try:
+            setup_intent = self.client.v1.setup_intents.retrieve(setup_id, {"expand": ["payment_method"]})
+        except stripe.InvalidRequestError:
+            raise PaymentMethodRejected(f"Stripe has no SetupIntent {setup_id} for this account.") from None
+        except UNANSWERED as fault:
+            raise GatewayUnavailable(f"Stripe did not answer ({type(fault).__name__}).") from None
+        if setup_intent.status != "succeeded":
+            raise PaymentMethodRejected(f"SetupIntent {setup_id} is {setup_intent.status}, not succeeded.")
+        expected = _metadata(setup_for.order_id, setup_for.installment)
+        metadata = setup_intent.metadata.to_dict() if setup_intent.metadata else {}
+        made_for = {key: metadata.get(key) for key in expected}
+        if setup_intent.customer is None or _id(setup_intent.customer) != setup_for.customer:
+            raise PaymentMethodRejected(f"SetupIntent {setup_id} is another customer's.")
+        if made_for != expected:
+            raise PaymentMethodRejected(f"SetupIntent {setup_id} was made for another installment ({made_for}).")
+        payment_method = setup_intent.payment_method
+        if not isinstance(payment_method, stripe.PaymentMethod) or payment_method.type != _STRIPE_METHOD[kind]:
+            raise PaymentMethodRejected(f"SetupIntent {setup_id} set up no {kind} PaymentMethod.")
+        return stored_method(payment_method)
+
+
+def _metadata(order_id: int, installment: int) -> dict[str, str]:
+    """What a PaymentIntent or SetupIntent says it is for: the webhook reads it back (webhooks.stripe_events)."""
+    return {"tranche_order_id": str(order_id), "tranche_installment": str(installment)}
+
+
 def stored_method(payment_method: stripe.PaymentMethod) -> PaymentMethod:
     """What Tranche keeps of a Stripe PaymentMethod (SPEC): its id, the card's brand, last 4 and expiry, or the
     account's masked IBAN; the id stands for the mandate, which Stripe keeps with it."""
-    # Stripe sends only the field of its type.
-    card, sepa = getattr(payment_method, "card", None), getattr(payment_method, "sepa_debit", None)
-    if payment_method.type == "card" and card is not None:
+    # A PaymentMethod carries the details of its own type only: the SDK raises AttributeError for the others.
+    card = payment_method.card if payment_method.type == "card" else None
+    sepa = payment_method.sepa_debit if payment_method.type == "sepa_debit" else None
+    if card is not None:
         return PaymentMethod(
             "card",
             payment_method.id,
@@ -208,7 +280,7 @@ def stored_method(payment_method: stripe.PaymentMethod) -> PaymentMethod:
             exp_month=card.exp_month,
             exp_year=card.exp_year,
         )
-    if payment_method.type == "sepa_debit" and sepa is not None:
+    if sepa is not None:
         return PaymentMethod("sepa", payment_method.id, iban_masked=f"{sepa.country}** **** {sepa.last4}")
     raise PaymentMethodRejected(
         f"{payment_method.id} is a {payment_method.type} PaymentMethod: Tranche takes cards and SEPA."

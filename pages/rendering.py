@@ -17,7 +17,7 @@ _language: ContextVar[str] = ContextVar("language", default="en")
 
 
 def gettext(message: str) -> str:
-    return translations(_language.get(), DOMAIN).gettext(message)
+    return translate(_language.get(), message)
 
 
 def ngettext(singular: str, plural: str, n: int) -> str:
@@ -48,3 +48,8 @@ def render(template: str, language: str, **context) -> str:
         return _env.get_template(template).render(language=language, **context)
     finally:
         _language.reset(token)
+
+
+def translate(language: str, message: str) -> str:
+    """`message` of the "pages" catalog in `language`, outside a template (the card page's JSON answers)."""
+    return translations(language, DOMAIN).gettext(message)

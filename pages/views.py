@@ -7,7 +7,7 @@ why, with a 4xx status, and changes nothing.
 
 from decimal import Decimal, InvalidOperation
 
-from flask import Blueprint, Response, redirect, request, url_for
+from flask import Blueprint, Response, jsonify, redirect, request, url_for
 
 from billing.card_updates import check_card_update, update_card_and_charge
 from billing.errors import Refused
@@ -22,11 +22,11 @@ from billing.plan_changes import (
 from billing.plans import PaymentMethod
 from billing.sellers import DEFAULT_TIMEZONE
 from billing.values import identifier
-from gateways import PaymentMethodRejected, get_gateway
+from gateways import BrowserScript, GatewayUnavailable, PaymentMethodRejected, SetupFor, get_gateway
 from i18n import DEFAULT_LANGUAGE, LANGUAGES, Formats, language_of
 from models import ChargeAttempt, Installment, Order, PlanChange
 from pages import forms
-from pages.rendering import N_, render
+from pages.rendering import N_, render, translate
 from runtime import settings, touched, utcnow
 
 bp = Blueprint("pages", __name__, static_folder="static", static_url_path="/pages/static")
@@ -65,7 +65,32 @@ STATUSES = {
     "handed_off": 410,
     "form": 400,
     "pending": 409,
+    "unavailable": 503,
 }
+# The title of the page a link gets instead of acting, which the card page's script shows when its setup is refused.
+TITLES = {
+    "invalid": N_("This link does not work"),
+    "expired": N_("This link has expired"),
+    "confirmed": N_("You already confirmed this change"),
+    "declined": N_("You already declined this change"),
+    "superseded": N_("This proposal was replaced"),
+    "closed": N_("This payment is handled by the seller"),
+    "paid": N_("This installment is paid"),
+    "handed_off": N_("This payment is no longer handled here"),
+    "pending": N_("A payment is already in progress"),
+    "form": N_("This page has expired"),
+    "unavailable": N_("The payment service did not answer"),
+}
+PLAN_CLOSED = N_("This plan can no longer change")
+POLICY = {
+    "default-src": ("'none'",),
+    "style-src": ("'self'",),
+    "form-action": ("'self'",),
+    "frame-ancestors": ("'none'",),
+    "base-uri": ("'none'",),
+}
+# Beside the gateway's script, the page's own (pages/static/card.js), and its fetch of a setup from this app.
+OWN_SOURCES = {"script-src": ("'self'",), "connect-src": ("'self'",)}
 
 
 class LinkRefused(Exception):
@@ -75,8 +100,26 @@ class LinkRefused(Exception):
         super().__init__(reason)
         self.reason, self.purpose, self.language, self.order, self.facts = reason, purpose, language, order, facts
 
+    @property
+    def title(self) -> str:
+        return PLAN_CLOSED if (self.reason, self.purpose) == ("closed", PLAN_CHANGE) else TITLES[self.reason]
 
-def _page(template: str, language: str, order: Order | None, status: int = 200, **context) -> Response:
+
+def _content_security_policy(script: BrowserScript | None) -> str:
+    policy = dict(POLICY)
+    for directive, sources in (script.sources if script else {}).items():
+        policy[directive] = (*OWN_SOURCES.get(directive, ()), *sources)
+    return "; ".join(f"{directive} {' '.join(sources)}" for directive, sources in policy.items())
+
+
+def _page(
+    template: str,
+    language: str,
+    order: Order | None,
+    status: int = 200,
+    script: BrowserScript | None = None,
+    **context,
+) -> Response:
     timezone = order.seller.timezone if order else DEFAULT_TIMEZONE
     html = render(
         template,
@@ -85,6 +128,7 @@ def _page(template: str, language: str, order: Order | None, status: int = 200, 
         seller=order.seller.name if order else None,
         product=order.product.name if order else None,
         fmt=Formats(language, timezone),
+        script=script,
         **context,
     )
     response = Response(html, status, content_type="text/html; charset=utf-8")
@@ -95,8 +139,7 @@ def _page(template: str, language: str, order: Order | None, status: int = 200, 
             "Referrer-Policy": "no-referrer",
             "X-Robots-Tag": "noindex",
             "Content-Language": language,
-            "Content-Security-Policy": "default-src 'none'; style-src 'self'; form-action 'self'; "
-            "frame-ancestors 'none'; base-uri 'none'",
+            "Content-Security-Policy": _content_security_policy(script),
         }
     )
     return response
@@ -111,6 +154,7 @@ def _refused(refused: LinkRefused):
         STATUSES[refused.reason],
         reason=refused.reason,
         purpose=refused.purpose,
+        title=refused.title,
         request_url=request.base_url,
         **refused.facts,
     )
@@ -213,6 +257,14 @@ def _card_refused(refused: Refused, language: str, order: Order) -> LinkRefused:
     return LinkRefused("invalid" if refused.code == "not_due" else refused.code, CARD_UPDATE, language, order)
 
 
+def _check_payable(installment: Installment, language: str) -> None:
+    """LinkRefused when the customer may not pay this installment now (R10); reads only."""
+    try:
+        check_card_update(installment.order, installment, utcnow())
+    except Refused as refused:
+        raise _card_refused(refused, language, installment.order) from None
+
+
 def _shown_attempt(installment: Installment) -> ChargeAttempt | None:
     """The customer's own charge the page was sent back to after paying (?attempt=<id>), if it is this link's."""
     attempt_id = identifier(request.args.get("attempt"))
@@ -236,9 +288,28 @@ def _schedule(installment: Installment) -> dict:
     }
 
 
-def _payment_method(method: str, now) -> tuple[PaymentMethod | None, dict[str, str]]:
-    """The gateway's token for the submitted card or IBAN, or the errors to show beside the form's fields."""
+def _posted_method(language: str, order: Order) -> str:
+    method = request.form.get("method")
+    if method not in ("card", "sepa"):
+        raise LinkRefused("form", CARD_UPDATE, language, order)
+    return method
+
+
+def _setup_for(installment: Installment) -> SetupFor:
+    order = installment.order
+    return SetupFor(order.customer.gateway_customer_id, order.id, installment.number)
+
+
+def _payment_method(method: str, installment: Installment, now) -> tuple[PaymentMethod | None, dict[str, str]]:
+    """The gateway's token for the submitted card or IBAN, or for what the browser set up with the gateway's own
+    script, or the errors to show beside the form's fields ("setup": beside the browser's setup)."""
     gateway = get_gateway(settings())
+    if gateway.browser_setup is not None:
+        setup_id = request.form.get("setup_intent", "")
+        try:
+            return gateway.browser_setup.finish_setup(setup_id, method, _setup_for(installment)), {}
+        except PaymentMethodRejected:
+            return None, {"setup": REJECTED}
     if method == "card":
         card, errors = forms.read_card(request.form, now.date())
         if errors:
@@ -260,10 +331,11 @@ def _pay(token: str, installment: Installment, language: str):
     """Store the submitted card or mandate and charge the installment; the form again, with errors, if not."""
     order = installment.order
     now = utcnow()
-    method = request.form.get("method")
-    if method not in ("card", "sepa"):
-        raise LinkRefused("form", CARD_UPDATE, language, order)
-    payment, errors = _payment_method(method, now)
+    method = _posted_method(language, order)
+    try:
+        payment, errors = _payment_method(method, installment, now)
+    except GatewayUnavailable:
+        raise LinkRefused("unavailable", CARD_UPDATE, language, order) from None
     if errors:
         return _card_form(token, installment, language, None, errors, method, 422)
     try:
@@ -276,11 +348,13 @@ def _pay(token: str, installment: Installment, language: str):
 
 def _card_form(token, installment, language, outcome, errors=None, method=None, status=200):
     """The card page's form, under the schedule; `outcome` is the customer's failed charge it came back to."""
+    setup = get_gateway(settings()).browser_setup
     return _page(
         "card.html",
         language,
         installment.order,
         status,
+        script=setup.script if setup else None,
         installment=installment,
         token=token,
         outcome=outcome,
@@ -302,12 +376,46 @@ def card(token: str):
     if shown and shown.status == ChargeAttempt.SUCCEEDED:
         return _page("card_paid.html", language, order, installment=installment, attempt=shown)
     try:
-        check_card_update(order, installment, utcnow())
-    except Refused as refused:
-        if refused.code == "pending" and not posted:
+        _check_payable(installment, language)
+    except LinkRefused as refused:
+        if refused.reason == "pending" and not posted:
             return _page("card_pending.html", language, order, installment=installment, refresh=REFRESH_EVERY)
-        raise _card_refused(refused, language, order) from None
+        raise
     if posted:
         _check_form(token, CARD_UPDATE, language, order)
         return _pay(token, installment, language)
     return _card_form(token, installment, language, shown)
+
+
+def _answer(body: dict, status: int = 200) -> Response:
+    response = jsonify(body)
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/card/<token>/setup-intent", methods=["POST"])
+def card_setup(token: str):
+    """A setup of the customer's new card or mandate at the gateway, which the page's script completes with the
+    gateway's own (Stripe.js): {"client_secret"} as JSON, or {"error"} in the customer's language with a 4xx
+    (503 when the gateway did not answer). Asked for on submit only: a GET of the page never makes one."""
+    setup = get_gateway(settings()).browser_setup
+    language = _browser_language()
+    try:
+        if setup is None:  # the sandbox's page takes the card number itself
+            raise LinkRefused("invalid", CARD_UPDATE, language)
+        installment = _linked_installment(token)
+        order = installment.order
+        language = language_of(order.customer.language)
+        _check_payable(installment, language)
+        _check_form(token, CARD_UPDATE, language, order)
+        method = _posted_method(language, order)
+        try:
+            secret = setup.start_setup(method, _setup_for(installment))
+        except GatewayUnavailable:
+            raise LinkRefused("unavailable", CARD_UPDATE, language, order) from None
+    except LinkRefused as refused:
+        return _answer({"error": translate(refused.language, refused.title)}, STATUSES[refused.reason])
+    except PaymentMethodRejected:
+        return _answer({"error": translate(language, REJECTED)}, 422)
+    return _answer({"client_secret": secret})

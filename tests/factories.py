@@ -74,13 +74,14 @@ def order(
     )
 
 
-def stripe_order(gateway_customer: str, method: str = "card", token: str = "pm_Recorded0001") -> Order:
-    """A card (or SEPA) order whose customer is `gateway_customer` at Stripe, paying with the PaymentMethod `token`."""
+def stripe_order(gateway_customer: str, method: str = "card", token: str = "pm_Recorded0001", **options) -> Order:
+    """A card (or SEPA) order whose customer is `gateway_customer` at Stripe, paying with the PaymentMethod `token`;
+    `options` as `order` takes them (anchor, language)."""
     if method == "card":
         payment = PaymentMethod(method="card", token=token, brand="visa", last4="4242", exp_month=12, exp_year=2030)
     else:
         payment = PaymentMethod(method="sepa", token=token, iban_masked="DE89 **** 3000")
-    made = order(seller(), payment=payment)
+    made = order(seller(), payment=payment, **options)
     Customer.update(gateway_customer_id=gateway_customer).where(Customer.id == made.customer_id).execute()
     return made
 

@@ -75,6 +75,9 @@ class Localstripe:
     def payment_intents(self) -> list[stripe.PaymentIntent]:
         return list(self.client.v1.payment_intents.list().auto_paging_iter())
 
+    def setup_intents(self) -> list[stripe.SetupIntent]:
+        return list(self.client.v1.setup_intents.list().auto_paging_iter())
+
     def delivered(self, event_type: str, count: int = 1, timeout: float = 15) -> None:
         """Wait until localstripe logged `count` deliveries of `event_type` that the app answered 2xx."""
         line = f'webhook "{event_type}" successfully delivered'
