@@ -8,6 +8,7 @@ from flask import Flask, Response, g, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from models import db
+from ops.readiness import readiness, ready
 from pages.rendering import render
 from runtime import database, logged, redis_connection, settings, touched
 
@@ -84,6 +85,13 @@ def create_app() -> Flask:
             checks["redis"] = f"unreachable: {type(error).__name__}"
         healthy = all(v == "ok" for v in checks.values())
         return jsonify(status="ok" if healthy else "unavailable", **checks), 200 if healthy else 503
+
+    @app.get("/readyz")
+    def readyz():
+        """Ready to work: the database, Redis, the schema, a worker and the tick; 503 naming what is not."""
+        checks = readiness()
+        is_ready = ready(checks)
+        return jsonify(status="ready" if is_ready else "not ready", **checks), 200 if is_ready else 503
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):

@@ -452,8 +452,17 @@ class Clock(BaseModel):
     offset_us = BigIntegerField()
 
 
+class Heartbeat(BaseModel):
+    """When a process of the Procfile was last seen doing its work (the tick's job, each run), on the wall clock:
+    readiness and `flask status` say it is missing when it is older than they allow."""
+
+    name = CharField(unique=True)
+    seen_at = UTCDateTimeField()
+
+
 MODELS = [
     Clock,
+    Heartbeat,
     Seller,
     Product,
     Customer,

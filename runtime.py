@@ -26,7 +26,7 @@ from billing import followups
 from billing.followups import FollowUp
 from billing.links import mask_link_tokens
 from config import VAR, MissingSetting, Settings
-from models import Clock, db, open_database
+from models import Clock, Heartbeat, db, open_database
 
 QUEUE = "tranche"
 log = logging.getLogger(__name__)
@@ -240,8 +240,25 @@ class JobWorker(SimpleWorker):
         return succeeded
 
 
+# --- liveness: the Procfile's processes seen doing their work --------------------------------------------------
+
+TICK = "tick"
+# A process not seen for this long is missing (SPEC: /readyz). An idle RQ worker beats every worker_ttl - 15 s.
+SEEN_WITHIN = dt.timedelta(minutes=2)
+WORKER_TTL = 60
+
+
+def beat(name: str) -> None:
+    """`name` was seen now, on the wall clock: liveness is about real time, whatever `flask clock` says."""
+    seen = dt.datetime.now(dt.UTC)
+    Heartbeat.insert(name=name, seen_at=seen).on_conflict(
+        conflict_target=[Heartbeat.name], update={Heartbeat.seen_at: seen}
+    ).execute()
+
+
 class Worker(JobWorker):
-    """The Procfile's worker: refuses to start on settings its jobs cannot run with, and writes JSON lines."""
+    """The Procfile's worker: refuses to start on settings its jobs cannot run with, writes JSON lines, and
+    renews its registration (RQ's heartbeat) often enough for readiness to see it within SEEN_WITHIN."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         try:
@@ -249,4 +266,5 @@ class Worker(JobWorker):
         except MissingSetting as error:
             raise SystemExit(f"worker: {error}") from None
         configure_logging("worker")
+        kwargs["worker_ttl"] = kwargs.get("worker_ttl") or WORKER_TTL
         super().__init__(*args, **kwargs)

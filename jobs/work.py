@@ -19,7 +19,7 @@ from gateways import get_gateway
 from gateways.stripe import EVENT_TYPES as STRIPE_EVENT_TYPES
 from jobs.partner import post_to_partner
 from models import CollectionCase, GatewayEvent, Outbox, lock, transaction
-from runtime import JobWorker, database, queue, redis_connection, settings, touched, utcnow, waiting_key
+from runtime import TICK, JobWorker, beat, database, queue, redis_connection, settings, touched, utcnow, waiting_key
 from webhooks.events import parse_outcome
 from webhooks.stripe_events import stripe_outcome
 
@@ -35,6 +35,7 @@ def tick(at: str | None = None) -> None:
     """
     now = dt.datetime.fromisoformat(at) if at else utcnow()
     with database().connection_context():
+        beat(TICK)
         plans.start_due_installments(now)
         plan_changes.expire_plan_changes(now)
         forget_old_requests(now)

@@ -13,3 +13,9 @@ def upgrade() -> list[str]:
     """Apply the pending migrations; returns their names."""
     runner = Runner(database().obj, directory=str(DIRECTORY))
     return runner.up()
+
+
+def pending() -> list[str]:
+    """The migrations this code has that the database has not applied."""
+    runner = Runner(database().obj, directory=str(DIRECTORY))
+    return [migration.name for migration in runner.status() if migration.path is not None and not migration.applied]
