@@ -5,6 +5,7 @@ import os
 from gunicorn.glogging import Logger
 
 from billing.links import HIDE_LINK_TOKENS
+from metrics import process_ended
 
 bind = f"127.0.0.1:{os.environ.get('PORT') or 5000}"
 # A couple of sync workers: each request is a few short queries, and the sandbox gateway's webhook
@@ -28,3 +29,8 @@ class LinkTokensHidden(Logger):
 
 
 logger_class = LinkTokensHidden
+
+
+def child_exit(server, worker):
+    """prometheus_client's bookkeeping for a worker gone (ended, killed or recycled); its counts still add up."""
+    process_ended(worker.pid)
