@@ -5,7 +5,7 @@ import os
 from gunicorn.glogging import Logger
 
 from billing.links import HIDE_LINK_TOKENS
-from metrics import process_ended
+from metrics import process_ended, start_at_zero
 
 bind = f"127.0.0.1:{os.environ.get('PORT') or 5000}"
 # A couple of sync workers: each request is a few short queries, and the sandbox gateway's webhook
@@ -29,6 +29,10 @@ class LinkTokensHidden(Logger):
 
 
 logger_class = LinkTokensHidden
+
+
+def when_ready(server):
+    start_at_zero()
 
 
 def child_exit(server, worker):

@@ -37,13 +37,20 @@ CHARGES = Counter(
     "Charge outcomes applied (a repeat of one is not counted), by kind of attempt and outcome.",
     ["kind", "outcome"],
 )
-# Every series exists from the start, at 0: an alert on its rate needs no first event to see it.
-for _route in WEBHOOK_ROUTES:
-    for _result in WEBHOOK_RESULTS:
-        WEBHOOKS.labels(_route, _result)
-for _kind in (ChargeAttempt.AUTOMATIC, ChargeAttempt.CUSTOMER, ChargeAttempt.RENEWAL):
-    for _outcome in (ChargeAttempt.SUCCEEDED, ChargeAttempt.FAILED):
-        CHARGES.labels(_kind, _outcome)
+
+
+def start_at_zero() -> None:
+    """Make every series exist at 0, so that an alert on its rate needs no first event to see it.
+
+    Called by one long-lived process (gunicorn's master): a series touched makes its process's file, and a file
+    per `flask` command run would pile up, each read by every scrape."""
+    for route in WEBHOOK_ROUTES:
+        for result in WEBHOOK_RESULTS:
+            WEBHOOKS.labels(route, result)
+    for kind in (ChargeAttempt.AUTOMATIC, ChargeAttempt.CUSTOMER, ChargeAttempt.RENEWAL):
+        for outcome in (ChargeAttempt.SUCCEEDED, ChargeAttempt.FAILED):
+            CHARGES.labels(kind, outcome)
+
 
 Clock = Callable[[], dt.datetime]
 

@@ -3,8 +3,10 @@
 import datetime as dt
 import os
 import subprocess
+import sys
 from pathlib import Path
 
+import requests
 from playhouse.test_utils import count_queries
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
@@ -13,13 +15,14 @@ from rq import SimpleWorker
 from billing.charging import store_event
 from billing.collections import hand_to_collections
 from jobs.work import run_due_work
-from metrics import exposition
+from metrics import WEBHOOK_RESULTS, WEBHOOK_ROUTES, exposition
 from models import GatewayEvent, Order
 from runtime import queue, redis_connection
 from tests import factories
 from tests import test_webhook_gateway as gateway
 from tests import test_webhook_stripe as stripe
-from tests.conftest import METRICS_DIR, ROOT
+from tests.conftest import METRICS_DIR, ROOT, free_port
+from tests.test_web_logs import wait_for
 
 T = dt.datetime(2026, 5, 1, 8, 0, tzinfo=dt.UTC)
 MINUTE = dt.timedelta(minutes=1)
@@ -248,3 +251,37 @@ def samples_of_files(paths: list[Path]) -> Samples:
         for family in MultiProcessCollector.merge([str(path) for path in paths])
         for sample in family.samples
     }
+
+
+def test_the_procfiles_gunicorn_shows_every_counter_series_at_zero_from_its_start(tmp_path):
+    """Before any webhook or charge: each gateway and result, each kind and outcome, at 0 (an alert on a rate needs
+    its series to exist), from a folder of its own."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "PORT": str(port), "PUBLIC_URL": url, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    with subprocess.Popen(  # noqa: S603 (the Procfile's web command, run by this virtualenv's Python)
+        [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "app:create_app()"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    ) as web:
+        try:
+            wait_for(f"{url}/healthz", web)
+            counters = {
+                (name, labels): count
+                for (name, labels), count in samples_of(requests.get(f"{url}/metrics", timeout=10).text).items()
+                if name in ("tranche_webhooks_total", "tranche_charges_total")
+            }
+        finally:
+            web.terminate()
+            web.wait(timeout=30)
+
+    webhooks = {(dict(labels)["gateway"], dict(labels)["result"]) for name, labels in counters if "webhooks" in name}
+    charges = {(dict(labels)["kind"], dict(labels)["outcome"]) for name, labels in counters if "charges" in name}
+    assert webhooks == {(route, result) for route in WEBHOOK_ROUTES for result in WEBHOOK_RESULTS}
+    assert charges == {
+        (kind, outcome) for kind in ("automatic", "customer", "renewal") for outcome in ("succeeded", "failed")
+    }
+    assert set(counters.values()) == {0}
+    assert web.returncode == 0
