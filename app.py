@@ -6,6 +6,7 @@ import uuid
 
 from flask import Flask, Response, g, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from models import db
 from ops.readiness import readiness, ready
@@ -107,6 +108,8 @@ def create_app() -> Flask:
     from api import bp as api_bp
     from bot.web import bp as slack_bp
     from cli import register_commands
+    from ops import bp as ops_bp
+    from ops.dashboard import PATH, queue_dashboard
     from pages.views import bp as pages_bp
     from webhooks.gateway import bp as webhooks_bp
     from webhooks.stripe import bp as stripe_webhooks_bp
@@ -116,5 +119,7 @@ def create_app() -> Flask:
     app.register_blueprint(api_bp)
     app.register_blueprint(pages_bp)
     app.register_blueprint(slack_bp)
+    app.register_blueprint(ops_bp)
+    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {PATH: queue_dashboard()})
     register_commands(app)
     return app

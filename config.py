@@ -7,6 +7,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 # Where `make run` keeps its database, embedded Redis, outbox and lock; one run per folder.
 VAR = Path(os.environ.get("TRANCHE_VAR") or ROOT / "var")
+# Where every process of one machine keeps its Prometheus counters, one file per process, for /metrics to add
+# up (prometheus_client's multiprocess mode reads PROMETHEUS_MULTIPROC_DIR). `make run` empties it at start.
+METRICS_DIR = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or VAR / "metrics")
 
 
 GATEWAYS = ("sandbox", "stripe")
@@ -57,6 +60,10 @@ class Settings:
     # Stripe's own unless a stand-in answers for it (the tests' localstripe).
     stripe_api_base: str = field(default_factory=lambda: _env("STRIPE_API_BASE", "https://api.stripe.com"))
     stripe_js_url: str = field(default_factory=lambda: _env("STRIPE_JS_URL", "https://js.stripe.com/v3/"))
+    # Empty: GET /metrics answers anyone who reaches it (keep it off the public network then).
+    metrics_token: str = field(default_factory=lambda: _env("METRICS_TOKEN", ""))
+    # Empty: the operators' pages under /ops/ do not exist (404).
+    ops_password: str = field(default_factory=lambda: _env("OPS_PASSWORD", ""))
 
     # `production` keeps every process on the wall clock and refuses `flask clock`; anything else may travel in time.
     environment: str = field(default_factory=lambda: _env("TRANCHE_ENV", "development"))

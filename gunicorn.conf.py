@@ -4,6 +4,7 @@ import os
 
 from gunicorn.glogging import Logger
 
+from metrics import process_ended, start_at_zero
 from runtime import JsonLines, configure_logging
 
 bind = f"127.0.0.1:{os.environ.get('PORT') or 5000}"
@@ -33,3 +34,12 @@ logger_class = JsonLogger
 
 def post_worker_init(_worker):
     configure_logging("web")
+
+
+def when_ready(server):
+    start_at_zero()
+
+
+def child_exit(server, worker):
+    """prometheus_client's bookkeeping for a worker gone (ended, killed or recycled); its counts still add up."""
+    process_ended(worker.pid)

@@ -24,7 +24,7 @@ from honcho.environ import parse_procfile
 from honcho.manager import Manager
 from rq.exceptions import StopRequested
 
-from config import ROOT, VAR, Settings
+from config import METRICS_DIR, ROOT, VAR, Settings
 
 
 class AlreadyRunning(Exception):
@@ -41,6 +41,10 @@ def main() -> int:
     except AlreadyRunning as refusal:
         print(f"make run: {refusal}", file=sys.stderr, flush=True)
         return 1
+    # Emptied at start, as prometheus_client asks: the files of an earlier run's processes would add up with ours.
+    # Its own files only, should PROMETHEUS_MULTIPROC_DIR name a folder that holds others.
+    for counts in METRICS_DIR.glob("*.db"):
+        counts.unlink()
     os.environ.setdefault("DATABASE_URL", Settings().database_url)
     # The sandbox gateway posts its events here: the web app of this run, whatever its port.
     os.environ.setdefault("PUBLIC_URL", f"http://127.0.0.1:{port}")

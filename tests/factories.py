@@ -94,7 +94,7 @@ def charge_due(now):
 
 def gateway_reports(request, at, failure_code=None, advice_code=None):
     """The gateway's answer to one charge request, applied as the event job applies it (same charge, same
-    reference)."""
+    reference); returns what applying it did, in words."""
     return apply_outcome(
         Outcome(
             succeeded=failure_code is None,
@@ -109,7 +109,7 @@ def gateway_reports(request, at, failure_code=None, advice_code=None):
             currency=request.currency,
         ),
         at,
-    )
+    ).note
 
 
 def answer_due_charges(at, failure_code=None):

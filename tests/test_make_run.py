@@ -18,8 +18,15 @@ READY = "Ctrl-C stops everything."
 
 
 def run_env(port: int, **changes) -> dict:
-    """This suite's settings, a port of the launched web app's own, and `changes` (None unsets)."""
-    env = {**os.environ, "PORT": str(port), "PUBLIC_URL": f"http://127.0.0.1:{port}", **changes}
+    """This suite's settings, a port of the launched web app's own, and `changes` (None unsets). The run keeps its
+    metrics under its TRANCHE_VAR: it empties that folder at start, which must not be the suite's."""
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "PROMETHEUS_MULTIPROC_DIR": None,
+        **changes,
+    }
     return {name: value for name, value in env.items() if value is not None}
 
 

@@ -66,7 +66,7 @@ def test_a_failure_for_an_installment_already_paid_is_ignored():
             failure_code="card_declined",
         ),
         T + HOUR,
-    )
+    ).note
 
     assert note == "ignored: installment already paid"
     assert statuses() == [(1, ChargeAttempt.SUCCEEDED)]

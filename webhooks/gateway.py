@@ -2,20 +2,17 @@
 
 import binascii
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, request
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from billing.charging import store_event
 from runtime import settings, touched, utcnow
+from webhooks.answers import accepted, refused
 from webhooks.events import InvalidEvent, checked_text, event_text, parse_outcome
 
 bp = Blueprint("webhooks", __name__)
-
-
-def _error(status: int, code: str, message: str) -> tuple[Response, int]:
-    # The API's shape, so that one client reads the errors of every surface.
-    return jsonify(error={"code": code, "message": message}), status
+GATEWAY = "gateway"
 
 
 @bp.post("/webhooks/gateway")
@@ -24,19 +21,19 @@ def gateway_event() -> tuple[Response, int]:
         # Decoded first: the signature library would decode it too, and call a non-UTF-8 body a bad signature.
         body = event_text(request.get_data())
     except InvalidEvent as error:
-        return _error(400, error.code, str(error))
+        return refused(GATEWAY, 400, error.code, str(error))
     try:
         # json_parse=False: the library would parse after verifying, turning a signed malformed body into a 401.
         Webhook(settings().gateway_webhook_secret).verify(body, dict(request.headers), json_parse=False)
     except (WebhookVerificationError, ValueError, binascii.Error) as error:
         # The library lets malformed headers escape as ValueError or binascii.Error: all mean "not signed by us".
-        return _error(401, "bad_signature", f"signature rejected: {error}")
+        return refused(GATEWAY, 401, "bad_signature", f"signature rejected: {error}")
     try:
         webhook_id = checked_text(request.headers["webhook-id"], "the webhook-id header")
         outcome = parse_outcome(body)
     except InvalidEvent as error:
-        return _error(400, error.code, str(error))
+        return refused(GATEWAY, 400, error.code, str(error))
     touched(order=outcome.order_id)
     event_type = "payment.succeeded" if outcome.succeeded else "payment.failed"
     stored = store_event(webhook_id, event_type, body, utcnow())
-    return jsonify(status="stored" if stored else "duplicate", webhook_id=webhook_id), 200
+    return accepted(GATEWAY, "stored" if stored else "duplicate", webhook_id=webhook_id)

@@ -6,22 +6,19 @@ for an application that never comes. Stripe would send again, for days, anything
 """
 
 import stripe
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
 
 from billing.charging import Unmatched, store_event
 from runtime import settings, touched, utcnow
+from webhooks.answers import accepted, refused
 from webhooks.events import InvalidEvent, event_text
 from webhooks.stripe_events import outcome_of, read_event
 
 bp = Blueprint("stripe_webhooks", __name__)
+GATEWAY = "stripe"
 # Stripe's own default, and SPEC's five minutes.
 TOLERANCE_SECONDS = 300
-
-
-def _error(status: int, code: str, message: str) -> ResponseReturnValue:
-    # The API's shape, so that one client reads the errors of every surface.
-    return jsonify(error={"code": code, "message": message}), status
 
 
 @bp.post("/webhooks/stripe")
@@ -30,25 +27,25 @@ def stripe_event() -> ResponseReturnValue:
         # Decoded first: the SDK would decode it too, and raise UnicodeDecodeError on a body that is not UTF-8.
         body = event_text(request.get_data())
     except InvalidEvent as error:
-        return _error(400, error.code, str(error))
+        return refused(GATEWAY, 400, error.code, str(error))
     try:
         stripe.Webhook.construct_event(
             body, request.headers.get("Stripe-Signature"), settings().stripe_webhook_secret, TOLERANCE_SECONDS
         )
     except stripe.SignatureVerificationError as error:
-        return _error(401, "bad_signature", f"signature rejected: {error}")
+        return refused(GATEWAY, 401, "bad_signature", f"signature rejected: {error}")
     except (ValueError, TypeError, AttributeError, KeyError, RecursionError):
         # Verified, then parsed: the SDK lets a signed body that is no event object escape as what parsing raised.
-        return _error(400, "malformed_event", "the body is not a Stripe event object")
+        return refused(GATEWAY, 400, "malformed_event", "the body is not a Stripe event object")
     try:
         event = read_event(body)
         if not event.used:
-            return jsonify(status="ignored", event_id=event.id), 200
+            return accepted(GATEWAY, "ignored", event_id=event.id)
         key = event.key
         touched(order=outcome_of(event).order_id)
     except InvalidEvent as error:
-        return _error(400, error.code, str(error))
+        return refused(GATEWAY, 400, error.code, str(error))
     except Unmatched:
         pass  # kept, as unmatched, for an operator: Tranche's job says so when it applies it
     stored = store_event(key, event.type, body, utcnow())
-    return jsonify(status="stored" if stored else "duplicate", event_id=event.id), 200
+    return accepted(GATEWAY, "stored" if stored else "duplicate", event_id=event.id)
