@@ -19,6 +19,7 @@ from gateways.stripe import StripeGateway
 from i18n import DEFAULT_LANGUAGE, LANGUAGES
 from jobs.work import NotReplayable, replay_event, run_due_work
 from models import GatewayEvent
+from ops.status import status
 from progress import showing_progress, summary
 from runtime import set_clock, settings, utcnow
 
@@ -126,6 +127,15 @@ def clock_reset():
     _show_clock(None)
 
 
+@click.command("status")
+@click.pass_context
+def status_command(ctx):
+    """What waits, fails or is stuck; exits 1 when something needs an operator (a cron or monitoring check)."""
+    report = status(utcnow())
+    click.echo(report.render())
+    ctx.exit(1 if report.needs_operator else 0)
+
+
 @click.command("tick")
 @click.option("--at", callback=_parse_at, help="ISO time to move the clock to first (default: now). No offset: UTC.")
 def tick_command(at):
@@ -205,5 +215,5 @@ def stripe_webhook_endpoint(url):
 
 
 def register_commands(app: Flask) -> None:
-    for command in (sellers, events, db_group, stripe_group, clock, tick_command, demo_command, slack):
+    for command in (sellers, events, db_group, stripe_group, clock, status_command, tick_command, demo_command, slack):
         app.cli.add_command(command)

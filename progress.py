@@ -63,6 +63,11 @@ def showing_progress(what: str) -> Iterator[JobsSeen]:
     yield seen
 
 
+def counted(count: int, noun: str) -> str:
+    """ "1 event", "2 events"."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def summary(since: dt.datetime, jobs: JobsSeen) -> str:
     """What was done since `since` (the time the work ran at, on the one clock), and what is failing now."""
     charged = dict(
@@ -86,15 +91,15 @@ def summary(since: dt.datetime, jobs: JobsSeen) -> str:
         f"hand-offs delivered: {delivered}, gateway events applied: {applied}",
     ]
     failing = {
-        "job{} here": sum(jobs.failed.values()),
-        "event{} (flask events failed)": GatewayEvent.select()
+        ("job", "here"): sum(jobs.failed.values()),
+        ("event", "(flask events failed)"): GatewayEvent.select()
         .where(GatewayEvent.status == GatewayEvent.FAILED)
         .count(),
-        "message{} not sent yet": Outbox.select().where(Outbox.sent_at.is_null(), Outbox.attempts > 0).count(),
-        "hand-off{} the partner has not accepted": CollectionCase.select()
+        ("message", "not sent yet"): Outbox.select().where(Outbox.sent_at.is_null(), Outbox.attempts > 0).count(),
+        ("hand-off", "the partner has not accepted"): CollectionCase.select()
         .where(CollectionCase.delivered_at.is_null(), CollectionCase.delivery_attempts > 0)
         .count(),
     }
-    failed = [f"{count} {what.format('' if count == 1 else 's')}" for what, count in failing.items() if count]
+    failed = [f"{counted(count, noun)} {what}" for (noun, what), count in failing.items() if count]
     lines.append("failed: " + ("; ".join(failed) if failed else "nothing"))
     return "\n".join(lines)

@@ -13,6 +13,7 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 from billing import operations
 from models import CollectionCase, GatewayEvent, Heartbeat
 from ops.readiness import OK, readiness
+from progress import counted
 from runtime import TICK, queue, redis_connection
 
 # Work waiting longer than this needs an operator: the workers are not keeping up, or not running.
@@ -60,7 +61,7 @@ def status(now: dt.datetime) -> Status:
         started = StartedJobRegistry(queue=work_queue).count
         report.line("queue", f"{work_queue.name}: {work_queue.count} queued, {started} running, {failed_jobs} failed")
         if failed_jobs:
-            report.flag(f"{failed_jobs} failed jobs (see /ops/rq or `rq info`)")
+            report.flag(f"{counted(failed_jobs, 'failed job')} (see /ops/rq or `rq info`)")
         workers = Worker.all(connection=redis_connection(), queue=work_queue)
         report.line(
             "workers", f"{len(workers)} registered" + (f": {', '.join(w.name for w in workers)}" if workers else "")
@@ -80,12 +81,12 @@ def status(now: dt.datetime) -> Status:
     if received.age(wall) > EVENTS_WAIT_AT_MOST.total_seconds():
         report.flag(f"events waiting for {_age(received.age(wall))}")
     if failed.count:
-        report.flag(f"{failed.count} failed events (flask events failed, then flask events replay <id>)")
+        report.flag(f"{counted(failed.count, 'failed event')} (flask events failed, then flask events replay <id>)")
 
     late = operations.attempts_past_resend(now)
     report.line("charges", f"{late} in flight past their resend time")
     if late:
-        report.flag(f"{late} charges unanswered by the gateway past their resend time")
+        report.flag(f"{counted(late, 'charge')} unanswered by the gateway past their resend time")
 
     for channel, backlog in operations.outbox_backlog().items():
         oldest = f" (oldest {_age(backlog.age(wall))})" if backlog.count else ""
@@ -106,5 +107,5 @@ def status(now: dt.datetime) -> Status:
         + (f" (last error: {last_error.last_delivery_error})" if last_error else ""),
     )
     if last_error:
-        report.flag(f"{failing.count()} hand-offs the collection partner has not accepted")
+        report.flag(f"{counted(failing.count(), 'hand-off')} the collection partner has not accepted")
     return report
