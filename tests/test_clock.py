@@ -10,6 +10,7 @@ from email.utils import parsedate_to_datetime
 import pytest
 
 from billing.links import card_update_link
+from i18n import Formats
 from models import ChargeAttempt, Clock
 from runtime import settings, utcnow
 from tests import factories
@@ -78,7 +79,12 @@ def test_a_card_link_signed_on_the_travelled_clock_expires_on_it(client, runner)
     order = factories.order(factories.seller(), payment=factories.card(factories.INSUFFICIENT_FUNDS), anchor=TRAVELLED)
     invoke(runner, "tick")
     link = path_of(card_update_link(settings(), order.id, 1, now=utcnow()))
-    assert client.get(link).status_code == 200
+    page = client.get(link)
+    assert page.status_code == 200
+    # The page dates the failed attempt and the next one on the travelled clock.
+    dates = Formats("fr", order.seller.timezone)
+    assert dates.date(TRAVELLED) in page.get_data(as_text=True)
+    assert dates.date(TRAVELLED + 7 * DAY) in page.get_data(as_text=True)
 
     invoke(runner, "clock", "advance", "31d")
 
