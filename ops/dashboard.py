@@ -17,7 +17,7 @@ PATH = "/ops/rq"
 
 
 def operators_only() -> Response | None:
-    """404 without OPS_PASSWORD, 401 without it in the request, 403 for a change asked from another site."""
+    """404 without OPS_PASSWORD, 401 without it in the request; 405 or 403 for a change another site could ask for."""
     password = settings().ops_password
     if not password:
         abort(404)
@@ -29,8 +29,11 @@ def operators_only() -> Response | None:
             {"WWW-Authenticate": 'Basic realm="Tranche operations", charset="UTF-8"'},
             mimetype="text/plain",
         )
-    # A browser sends the password to every request for this site, a form posted from another site's page too:
-    # the dashboard's own requeue and delete buttons come from here (their Origin), a forged one does not.
+    # A browser sends the password with every request to this site, those another site's page makes it send too:
+    # a change is a POST (rq-dashboard's "requeue all" answers a GET as well, which an image tag could send), and
+    # its Origin is this site (the dashboard's own buttons), never another one.
+    if request.endpoint == "rq_dashboard.requeue_all" and request.method != "POST":
+        abort(405)
     origin = request.headers.get("Origin")
     if request.method not in ("GET", "HEAD") and origin is not None and urlsplit(origin).netloc != request.host:
         return Response("Changes come from the dashboard's own pages only.\n", 403, mimetype="text/plain")

@@ -51,13 +51,15 @@ def test_with_the_right_password_the_dashboard_shows_the_queue_and_a_failed_job_
 
 
 def test_a_failed_job_is_requeued_from_the_dashboard_and_never_from_another_sites_page(client, ops_password):
-    """The dashboard's own POST (its Origin) requeues; the same POST from another site's page is refused 403."""
+    """The dashboard's own POST (its Origin) requeues; the same POST from another site's page is refused 403, and
+    "requeue all" by a GET, which any page could have a browser send, 405."""
     a_failed_job()
     [job_id] = queue().failed_job_registry.get_job_ids()
     auth = ("ops", PASSWORD)
 
     forged = client.post(f"/ops/rq/job/{job_id}/requeue", auth=auth, headers={"Origin": "https://elsewhere.example"})
     assert forged.status_code == 403
+    assert client.get("/ops/rq/requeue/tranche", auth=auth).status_code == 405  # "requeue all", as an <img> asks
     assert queue().count == 0
     own = client.post(f"/ops/rq/job/{job_id}/requeue", auth=auth, headers={"Origin": "http://localhost"})
 
