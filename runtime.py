@@ -139,7 +139,8 @@ followups.start_with(start_follow_ups)
 # IBAN two letters, two digits and up to 30 letters or digits; an address keeps its first letter and its domain.
 _SECRETS = (
     (re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b"), "[IBAN]"),
-    (re.compile(r"(?<![\d.])(?:\d[ -]?){12,18}\d(?![\d.])"), "[card number]"),
+    # Standing alone: a run of digits inside an id (a request id's hex) is no card number.
+    (re.compile(r"(?<![\w.])(?:\d[ -]?){12,18}\d(?![\w.])"), "[card number]"),
     (re.compile(r"\b([A-Za-z0-9])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)"), r"\1…@\2"),
     (re.compile(r"\b(tr|sk|rk|whsec|xoxb|xoxp)_[A-Za-z0-9_+/=-]{6,}"), r"\1_…"),
     (re.compile(r"(Bearer )\S+", re.IGNORECASE), r"\1…"),

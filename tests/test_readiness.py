@@ -2,6 +2,7 @@
 Procfile's tick were seen in the last two minutes; 503 naming each part that is not."""
 
 import datetime as dt
+import logging
 
 import pytest
 from playhouse.migrations import Runner
@@ -83,8 +84,12 @@ def test_a_migration_not_applied_makes_tranche_not_ready_naming_it(client, worke
     assert answer.get_json()["schema"] == f"migrations not applied: {latest} (flask db upgrade)"
 
 
-def test_an_idle_procfile_worker_beats_well_within_the_time_readiness_allows():
+def test_an_idle_procfile_worker_beats_well_within_the_time_readiness_allows(monkeypatch):
     """RQ renews an idle worker's registration every worker_ttl - 15 s; the Procfile's worker asks for 60 s."""
+    root = logging.getLogger()
+    # The Procfile's worker sets up the process's logging: this test's process keeps its own.
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    monkeypatch.setattr(root, "level", root.level)
     assert dt.timedelta(seconds=WORKER_TTL - 15) < SEEN_WITHIN
     procfile_worker = Worker([queue()], connection=redis_connection())
     assert procfile_worker.dequeue_timeout == WORKER_TTL - 15

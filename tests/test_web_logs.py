@@ -99,7 +99,10 @@ def test_a_log_line_never_shows_a_secret(secret):
 
 
 def test_times_amounts_and_ids_are_left_as_they_are():
-    text = "2026-12-01T09:00:00+00:00 order 12 attempt tranche-12-1-automatic-1 30.00 EUR pi_3QfRecorded0001"
+    text = (
+        "2026-12-01T09:00:00+00:00 order 12 attempt tranche-12-1-automatic-1 30.00 EUR pi_3QfRecorded0001 "
+        "request 6662d999193d4e0a8842301234567890"
+    )
     assert hide_secrets(text) == text
 
 
