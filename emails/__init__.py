@@ -40,6 +40,7 @@ def N_(message: str) -> str:
 _NO_REASON = N_("Your bank declined the payment without giving us a reason. Your bank can tell you more.")
 _LOST = N_("Your bank reported this card as lost or stolen and refuses every payment with it.")
 _REFUSED_FOR_GOOD = N_("Your bank refuses every payment with this card.")
+_UNUSABLE = N_("This card or account can no longer be charged: please give another one.")
 FAILURE_REASONS = {
     "insufficient_funds": N_("There were not enough funds on the account linked to your card."),
     "card_declined": _NO_REASON,
@@ -55,6 +56,16 @@ FAILURE_REASONS = {
     ),
     "card_velocity_exceeded": N_("The card has reached its spending limit for now."),
     "processing_error": N_("Your bank could not process the payment because of an error on its side."),
+    # Stripe's, for a payment method detached or deleted there (gateways.stripe.UNUSABLE_METHOD).
+    **dict.fromkeys(
+        (
+            "resource_missing",
+            "payment_method_unactivated",
+            "payment_method_not_available",
+            "payment_method_unexpected_state",
+        ),
+        _UNUSABLE,
+    ),
 }
 UNKNOWN_FAILURE_REASON = N_("Your bank or card issuer did not accept the payment. Your bank can tell you more.")
 

@@ -10,13 +10,14 @@ stays in flight until Stripe's webhook reports how it ended.
 import json
 import re
 from decimal import Decimal
-from typing import Final
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import stripe
 
 from billing.charging import ChargeRequest, store_event
 from billing.plans import PaymentMethod
+from billing.retries import DO_NOT_TRY_AGAIN
 from gateways import Attached, BrowserScript, GatewayUnavailable, Payer, PaymentMethodRejected, SetupFor
 
 SUCCEEDED: Final = "payment_intent.succeeded"
@@ -33,6 +34,11 @@ _OUTCOME_OF_STATUS = {
     "canceled": FAILED,
 }
 _STRIPE_METHOD = {"card": "card", "sepa": "sepa_debit"}
+# Stripe's codes for a payment method that cannot be charged any more, and the parameters a missing one is named by.
+UNUSABLE_METHOD = frozenset(
+    {"payment_method_unactivated", "payment_method_not_available", "payment_method_unexpected_state"}
+)
+CHARGED_WITH = frozenset({"payment_method", "customer"})
 # What "Stripe did not answer" looks like through the SDK, once its own retries are spent.
 UNANSWERED = (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError)
 # The SDK sends a timed-out, refused (409) or failed (5xx) request again, with the same Idempotency-Key.
@@ -151,18 +157,27 @@ class StripeGateway:
 
         A network fault the SDK's retries do not outlast, and a 429, raise: the attempt stays in flight and is
         sent again, with the same key, after charging.RESEND_AFTER."""
-        payment_intent = self._sent_before(request) or self._confirm(request)
-        event_type = _OUTCOME_OF_STATUS.get(payment_intent.status)
+        try:
+            payment_intent = self._sent_before(request) or self._confirm(request)
+        except stripe.InvalidRequestError as refused:
+            if not _unusable_method(refused):
+                raise
+            return self._store_answer(request, _refused_payment_intent(request, refused))
+        return self._store_answer(request, payment_intent.to_dict(for_json=True))
+
+    def _store_answer(self, request: ChargeRequest, payment_intent: dict[str, Any]) -> str:
+        """Store the outcome a PaymentIntent's state holds, as its webhook would; returns its id."""
+        event_type = _OUTCOME_OF_STATUS.get(payment_intent["status"])
         if event_type is not None:
             event = {
-                "id": f"answer_{payment_intent.id}",
+                "id": f"answer_{payment_intent['id']}",
                 "object": "event",
                 "type": event_type,
                 "created": int(request.at.timestamp()),
-                "data": {"object": payment_intent.to_dict(for_json=True)},
+                "data": {"object": payment_intent},
             }
-            store_event(event_key(payment_intent.id, event_type), event_type, json.dumps(event), request.at)
-        return payment_intent.id
+            store_event(event_key(payment_intent["id"], event_type), event_type, json.dumps(event), request.at)
+        return str(payment_intent["id"])
 
     def _sent_before(self, request: ChargeRequest) -> stripe.PaymentIntent | None:
         """The PaymentIntent an earlier send of this attempt made: by the id recorded from Stripe's answer, else
@@ -188,7 +203,7 @@ class StripeGateway:
             "allowed_payment_method_types": [_STRIPE_METHOD[request.method]],
             "confirm": True,
             "off_session": True,
-            "metadata": {**_metadata(request.order_id, request.installment), ATTEMPT_KEY: request.idempotency_key},
+            "metadata": _attempt_metadata(request),
         }
         if request.gateway_customer:
             params["customer"] = request.gateway_customer
@@ -285,6 +300,39 @@ def stored_method(payment_method: stripe.PaymentMethod) -> PaymentMethod:
     raise PaymentMethodRejected(
         f"{payment_method.id} is a {payment_method.type} PaymentMethod: Tranche takes cards and SEPA."
     )
+
+
+def _attempt_metadata(request: ChargeRequest) -> dict[str, str]:
+    """SPEC's metadata of an attempt's PaymentIntent: its order, installment and idempotency key."""
+    return {**_metadata(request.order_id, request.installment), ATTEMPT_KEY: request.idempotency_key}
+
+
+def _unusable_method(refused: stripe.InvalidRequestError) -> bool:
+    """Whether Stripe refused the charge for its payment method or customer (detached, deleted, not activated),
+    which no retry changes; any other refusal may be Tranche's own mistake, and is left to an operator."""
+    error = refused.error
+    if error is None:
+        return False
+    return error.code in UNUSABLE_METHOD or (error.code == "resource_missing" and error.param in CHARGED_WITH)
+
+
+def _refused_payment_intent(request: ChargeRequest, refused: stripe.InvalidRequestError) -> dict[str, Any]:
+    """The failed PaymentIntent Stripe's refusal stands for (it made none): the attempt's, failed for good with
+    Stripe's code and message, under the id of Stripe's request (its dashboard's logs find it)."""
+    error = refused.error
+    return {
+        "id": refused.request_id or f"refused_{request.idempotency_key}",
+        "object": "payment_intent",
+        "amount": stripe_amount(request.amount, request.currency),
+        "currency": request.currency.lower(),
+        "status": "requires_payment_method",
+        "metadata": _attempt_metadata(request),
+        "last_payment_error": {
+            "code": error.code if error else None,
+            "message": _reason(refused),
+            "advice_code": DO_NOT_TRY_AGAIN,
+        },
+    }
 
 
 def _reason(error: stripe.StripeError) -> str:

@@ -34,6 +34,7 @@ bp = Blueprint("pages", __name__, static_folder="static", static_url_path="/page
 # A page waiting for the gateway's answer reloads itself this often (seconds).
 REFRESH_EVERY = 3
 _DECLINED = N_("The bank declined the card.")
+_UNUSABLE = N_("This card or account can no longer be charged: please give another one.")
 _LOST = N_("The bank reported the card as lost or stolen.")
 _REFUSED_FOR_GOOD = N_("The bank refuses every payment with this card.")
 # By the gateway's failure code (the sandbox's, Stripe's decline codes).
@@ -50,6 +51,16 @@ FAILURE_REASONS = {
     "authentication_required": N_("The bank asks you to confirm the payment: use the card again and confirm it."),
     "card_velocity_exceeded": N_("The card has reached its spending limit for now."),
     "processing_error": N_("The bank could not process the payment."),
+    # Stripe's, for a payment method detached or deleted there (gateways.stripe.UNUSABLE_METHOD).
+    **dict.fromkeys(
+        (
+            "resource_missing",
+            "payment_method_unactivated",
+            "payment_method_not_available",
+            "payment_method_unexpected_state",
+        ),
+        _UNUSABLE,
+    ),
 }
 UNKNOWN_FAILURE = N_("The bank refused the payment.")
 REJECTED = N_("This payment method could not be used. Please try another one.")

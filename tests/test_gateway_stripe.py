@@ -242,6 +242,32 @@ def test_a_sepa_debit_processing_for_days_stays_in_flight_and_is_looked_up_never
     assert GatewayEvent.select().count() == 0
 
 
+def test_a_payment_method_stripe_no_longer_has_fails_the_attempt_for_good_and_asks_for_another_card(stripe_api):
+    """Detached or deleted at Stripe: no retry can charge it, so it is a hard decline (SPEC "Declines") at once,
+    not an attempt left in flight and sent again every 10 minutes."""
+    order = in_flight_order(stripe_api, recorded("invalid_request__payment_method_missing"), 400)
+
+    failed = ChargeAttempt.get(ChargeAttempt.number == 1)
+    assert (failed.status, failed.failure_code, failed.advice_code) == (
+        "failed",
+        "resource_missing",
+        "do_not_try_again",
+    )
+    assert failed.failure_message == "No such PaymentMethod: 'pm_Recorded0001'"
+    assert Order.get_by_id(order.id).status == "interrupted"
+    run_due_work(RESEND)
+    assert len(stripe_api.sent("POST", "/v1/payment_intents")) == 1
+
+
+def test_a_request_stripe_refuses_for_another_reason_stays_in_flight_for_an_operator(stripe_api):
+    """A 400 that names no payment method may be Tranche's own mistake: the customer is not failed for it; the
+    charge job fails (an operator sees it) and the attempt waits, in flight, to be sent again."""
+    in_flight_order(stripe_api, recorded("invalid_request__parameter_unknown"), 400)
+
+    assert [a[:2] for a in attempts()] == [(1, "in_flight")]
+    assert queue().failed_job_registry.count == 1
+
+
 def test_a_sepa_debit_whose_payment_intent_was_canceled_at_stripe_fails_and_stops_being_looked_up(stripe_api):
     """Canceled in Stripe's dashboard while processing: no money will come, and no webhook Tranche takes says so.
     The next look-up reads it as the attempt's failure (SEPA: collections), and nothing is asked again."""
