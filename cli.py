@@ -18,6 +18,7 @@ from gateways.stripe import EVENT_TYPES as STRIPE_EVENT_TYPES
 from gateways.stripe import StripeGateway
 from i18n import DEFAULT_LANGUAGE, LANGUAGES
 from jobs.work import NotReplayable, replay_event, run_due_work
+from migrations import pending
 from models import GatewayEvent
 from ops.status import status
 from progress import showing_progress, summary
@@ -92,6 +93,12 @@ def _travel(at: dt.datetime | None) -> dt.datetime:
     """Move the one clock, outside production only; returns the time it shows now."""
     if settings().production:
         raise click.ClickException("TRANCHE_ENV=production runs on the wall clock: time travel is refused")
+    if at is not None and not time_in_range(at):
+        raise click.ClickException(
+            f"{at.isoformat()} lies outside {EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d}, the rules' range"
+        )
+    if pending():
+        raise click.ClickException("the database is behind this code: run `flask db upgrade` first")
     return set_clock(at)
 
 
@@ -104,7 +111,10 @@ def _duration(_ctx, _param, value: str) -> dt.timedelta:
     found = DURATION.fullmatch(value.strip())
     if not value.strip() or found is None:
         raise click.BadParameter(f"{value!r} is not a duration like 7d, 36h, 1w2d or 90m")
-    return dt.timedelta(**{unit: int(n) for unit, n in zip(DURATION_UNITS, found.groups(), strict=True) if n})
+    try:
+        return dt.timedelta(**{unit: int(n) for unit, n in zip(DURATION_UNITS, found.groups(), strict=True) if n})
+    except OverflowError:
+        raise click.BadParameter(f"{value!r} is longer than any calendar") from None
 
 
 @clock.command("set")

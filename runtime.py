@@ -62,6 +62,7 @@ def queue() -> Queue:
 # How long a process trusts the clock it read: `flask clock` in one process moves the others within this.
 CLOCK_READ_EVERY = 1.0
 _offset_read: tuple[float, dt.timedelta] | None = None
+_clock_table_exists = False
 
 
 def utcnow() -> dt.datetime:
@@ -74,9 +75,18 @@ def _clock_offset() -> dt.timedelta:
     global _offset_read
     if _offset_read is None or time.monotonic() - _offset_read[0] > CLOCK_READ_EVERY:
         database()
-        row = Clock.get_or_none(Clock.id == 1)
+        # Asked first, not failed on: code deployed before `flask db upgrade` must not fail every request for want
+        # of a table only time travel uses (and on PostgreSQL a failed read would abort the request's transaction).
+        row = Clock.get_or_none(Clock.id == 1) if _clock_table() else None
         _offset_read = (time.monotonic(), dt.timedelta(microseconds=row.offset_us if row else 0))
     return _offset_read[1]
+
+
+def _clock_table() -> bool:
+    """Whether the clock's table exists: once seen, it is not asked again (no migration drops it)."""
+    global _clock_table_exists
+    _clock_table_exists = _clock_table_exists or Clock.table_exists()  # type: ignore[no-untyped-call]
+    return _clock_table_exists
 
 
 def set_clock(at: dt.datetime | None) -> dt.datetime:

@@ -9,6 +9,7 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 
+import runtime
 from billing.links import card_update_link
 from i18n import Formats
 from models import ChargeAttempt, Clock
@@ -164,3 +165,31 @@ def test_flask_clock_advance_reads_weeks_days_hours_and_minutes_together(runner)
     invoke(runner, "clock", "advance", "1w2d3h30m")
 
     assert near(utcnow(), TRAVELLED + dt.timedelta(days=9, hours=3, minutes=30))
+
+
+@pytest.mark.parametrize(
+    ("duration", "code", "says"),
+    [("99999999999w", 2, "is longer than any calendar"), ("9000w", 1, "lies outside 2000-01-01 to 2100-01-01")],
+)
+def test_a_journey_past_what_the_rules_can_date_is_refused_and_moves_nothing(runner, duration, code, says):
+    result = runner.invoke(args=["clock", "advance", duration])
+
+    assert result.exit_code == code
+    assert says in result.output
+    assert Clock.select().count() == 0
+
+
+def test_code_deployed_before_its_migration_keeps_the_wall_clock_and_answers(client, monkeypatch):
+    """The clock's table missing (flask db upgrade not run yet) must not fail every request that reads the time."""
+    monkeypatch.setattr(runtime, "_clock_table_exists", False)
+    monkeypatch.setattr(runtime, "_offset_read", None)
+    seller = factories.seller()
+    Clock.drop_table()
+    try:
+        answer = Api(client, seller.api_key).get("/orders")
+        now = utcnow()
+    finally:
+        Clock.create_table()
+
+    assert answer.status_code == 200, answer.get_json()
+    assert near(now, dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
