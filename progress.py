@@ -17,6 +17,7 @@ from peewee import fn
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from billing import operations
 from models import ChargeAttempt, CollectionCase, GatewayEvent, Outbox
 
 # Off a terminal, a progress line at most this often (seconds): enough to see it move, not a line per job.
@@ -92,13 +93,9 @@ def summary(since: dt.datetime, jobs: JobsSeen) -> str:
     ]
     failing = {
         ("job", "here"): sum(jobs.failed.values()),
-        ("event", "(flask events failed)"): GatewayEvent.select()
-        .where(GatewayEvent.status == GatewayEvent.FAILED)
-        .count(),
+        ("event", "(flask events failed)"): operations.gateway_events_waiting()[GatewayEvent.FAILED].count,
         ("message", "not sent yet"): Outbox.select().where(Outbox.sent_at.is_null(), Outbox.attempts > 0).count(),
-        ("hand-off", "the partner has not accepted"): CollectionCase.select()
-        .where(CollectionCase.delivered_at.is_null(), CollectionCase.delivery_attempts > 0)
-        .count(),
+        ("hand-off", "the partner has not accepted"): operations.handoffs_refused().count(),
     }
     failed = [f"{counted(count, noun)} {what}" for (noun, what), count in failing.items() if count]
     lines.append("failed: " + ("; ".join(failed) if failed else "nothing"))

@@ -142,20 +142,20 @@ def _payment_method(body: schemas.InstallmentPlan | schemas.Subscription, today:
             )
             attached = gateway.attach(method.type, method.token, payer)
             card = attached.payment_method
-            if card.exp_month and card.exp_year and plans.card_expired(card.exp_month, card.exp_year, today):
-                raise InvalidInput(
-                    "payment_method", f"the card expired at the end of {card.exp_month:02d}/{card.exp_year}"
-                )
+            if card.exp_month and card.exp_year:
+                _refuse_expired(card.exp_month, card.exp_year, today)
             return attached
         if isinstance(method, schemas.SepaInput):
             return Attached(gateway.sepa_mandate(method.iban), None)
-        if plans.card_expired(method.exp_month, method.exp_year, today):
-            raise InvalidInput(
-                "payment_method", f"the card expired at the end of {method.exp_month:02d}/{method.exp_year}"
-            )
+        _refuse_expired(method.exp_month, method.exp_year, today)
         return Attached(gateway.tokenize_card(method.number, method.exp_month, method.exp_year), None)
     except PaymentMethodRejected as error:
         raise InvalidInput("payment_method", str(error)) from None
+
+
+def _refuse_expired(exp_month: int, exp_year: int, today: dt.date) -> None:
+    if plans.card_expired(exp_month, exp_year, today):
+        raise InvalidInput("payment_method", f"the card expired at the end of {exp_month:02d}/{exp_year}")
 
 
 def _payer_key(customer: schemas.NewCustomer) -> str:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from peewee import fn
+from peewee import ModelSelect, fn
 
 from billing.charging import RESEND_AFTER
 from models import ChargeAttempt, CollectionCase, GatewayEvent, Installment, Order, Outbox
@@ -77,6 +77,16 @@ def handoffs_waiting() -> Backlog:
         .scalar(as_tuple=True)
     )
     return Backlog(count, oldest)
+
+
+def handoffs_refused() -> "ModelSelect[CollectionCase]":
+    """Hand-offs the collection partner refused or could not be reached for, not delivered yet, the next one due
+    first (its last_delivery_error says why)."""
+    return (
+        CollectionCase.select()
+        .where(CollectionCase.delivered_at.is_null(), CollectionCase.delivery_attempts > 0)
+        .order_by(CollectionCase.next_delivery_at)
+    )
 
 
 def revenue_at_risk(now: dt.datetime) -> dict[str, Decimal]:

@@ -10,6 +10,16 @@ RETRY_INTERVAL = dt.timedelta(days=7)
 # SPEC "Declines": the bank says the card must never be charged again, so no retry can succeed.
 HARD_DECLINES = frozenset({"lost_card", "stolen_card", "pickup_card", "fraudulent", "restricted_card"})
 DO_NOT_TRY_AGAIN = "do_not_try_again"
+# A gateway's codes for a payment method it no longer charges (detached, deleted, never activated): a hard decline
+# too, since no retry changes them (gateways.stripe gives these the advice DO_NOT_TRY_AGAIN).
+METHOD_GONE = frozenset(
+    {
+        "resource_missing",
+        "payment_method_unactivated",
+        "payment_method_not_available",
+        "payment_method_unexpected_state",
+    }
+)
 
 
 def hard_decline(failure_code: str | None, advice_code: str | None) -> bool:

@@ -19,7 +19,7 @@ import css_inline
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from billing.links import card_update_link, plan_change_link
-from billing.retries import DELIVERY_RETRIES
+from billing.retries import DELIVERY_RETRIES, METHOD_GONE
 from i18n import Formats, language_of, translations
 from models import Outbox
 
@@ -56,16 +56,7 @@ FAILURE_REASONS = {
     ),
     "card_velocity_exceeded": N_("The card has reached its spending limit for now."),
     "processing_error": N_("Your bank could not process the payment because of an error on its side."),
-    # Stripe's, for a payment method detached or deleted there (gateways.stripe.UNUSABLE_METHOD).
-    **dict.fromkeys(
-        (
-            "resource_missing",
-            "payment_method_unactivated",
-            "payment_method_not_available",
-            "payment_method_unexpected_state",
-        ),
-        _UNUSABLE,
-    ),
+    **dict.fromkeys(METHOD_GONE, _UNUSABLE),
 }
 UNKNOWN_FAILURE_REASON = N_("Your bank or card issuer did not accept the payment. Your bank can tell you more.")
 

@@ -17,7 +17,7 @@ import stripe
 
 from billing.charging import ChargeRequest, store_event
 from billing.plans import PaymentMethod
-from billing.retries import DO_NOT_TRY_AGAIN
+from billing.retries import DO_NOT_TRY_AGAIN, METHOD_GONE
 from gateways import Attached, BrowserScript, GatewayUnavailable, Payer, PaymentMethodRejected, SetupFor
 
 SUCCEEDED: Final = "payment_intent.succeeded"
@@ -34,10 +34,7 @@ _OUTCOME_OF_STATUS = {
     "canceled": FAILED,
 }
 _STRIPE_METHOD = {"card": "card", "sepa": "sepa_debit"}
-# Stripe's codes for a payment method that cannot be charged any more, and the parameters a missing one is named by.
-UNUSABLE_METHOD = frozenset(
-    {"payment_method_unactivated", "payment_method_not_available", "payment_method_unexpected_state"}
-)
+# The parameters Stripe names when the payment method or customer it was asked to charge is gone.
 CHARGED_WITH = frozenset({"payment_method", "customer"})
 # What "Stripe did not answer" looks like through the SDK, once its own retries are spent.
 UNANSWERED = (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError)
@@ -313,7 +310,8 @@ def _unusable_method(refused: stripe.InvalidRequestError) -> bool:
     error = refused.error
     if error is None:
         return False
-    return error.code in UNUSABLE_METHOD or (error.code == "resource_missing" and error.param in CHARGED_WITH)
+    # "resource_missing" names whatever is missing: only the payment method or customer is the customer's doing.
+    return error.code in METHOD_GONE and (error.code != "resource_missing" or error.param in CHARGED_WITH)
 
 
 def _refused_payment_intent(request: ChargeRequest, refused: stripe.InvalidRequestError) -> dict[str, Any]:

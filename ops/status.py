@@ -11,7 +11,7 @@ from rq import Worker
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
 from billing import operations
-from models import CollectionCase, GatewayEvent, Heartbeat
+from models import GatewayEvent, Heartbeat
 from ops.readiness import OK, readiness
 from progress import counted
 from runtime import TICK, queue, redis_connection
@@ -95,11 +95,7 @@ def status(now: dt.datetime) -> Status:
             report.flag(f"{channel} messages waiting for {_age(backlog.age(wall))}")
 
     handoffs = operations.handoffs_waiting()
-    failing = (
-        CollectionCase.select()
-        .where(CollectionCase.delivered_at.is_null(), CollectionCase.delivery_attempts > 0)
-        .order_by(CollectionCase.next_delivery_at)
-    )
+    failing = operations.handoffs_refused()
     last_error = failing.first()
     report.line(
         "hand-offs",

@@ -20,6 +20,7 @@ from billing.plan_changes import (
     first_due_at,
 )
 from billing.plans import PaymentMethod
+from billing.retries import METHOD_GONE
 from billing.sellers import DEFAULT_TIMEZONE
 from billing.values import identifier
 from gateways import BrowserScript, GatewayUnavailable, PaymentMethodRejected, SetupFor, get_gateway
@@ -51,16 +52,7 @@ FAILURE_REASONS = {
     "authentication_required": N_("The bank asks you to confirm the payment: use the card again and confirm it."),
     "card_velocity_exceeded": N_("The card has reached its spending limit for now."),
     "processing_error": N_("The bank could not process the payment."),
-    # Stripe's, for a payment method detached or deleted there (gateways.stripe.UNUSABLE_METHOD).
-    **dict.fromkeys(
-        (
-            "resource_missing",
-            "payment_method_unactivated",
-            "payment_method_not_available",
-            "payment_method_unexpected_state",
-        ),
-        _UNUSABLE,
-    ),
+    **dict.fromkeys(METHOD_GONE, _UNUSABLE),
 }
 UNKNOWN_FAILURE = N_("The bank refused the payment.")
 REJECTED = N_("This payment method could not be used. Please try another one.")
