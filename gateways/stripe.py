@@ -139,7 +139,7 @@ class StripeGateway:
         except stripe.CardError as declined:
             raise PaymentMethodRejected(f"Stripe refused {token}: {_reason(declined)}") from None
         except UNANSWERED as fault:
-            raise GatewayUnavailable(f"Stripe did not answer ({type(fault).__name__}).") from None
+            raise _unavailable(fault) from None
         return Attached(stored_method(attached), customer)
 
     def _new_customer(self, payer: Payer) -> str:
@@ -245,7 +245,7 @@ class SetupIntents:
         except stripe.InvalidRequestError as refused:
             raise PaymentMethodRejected(f"Stripe refused a SetupIntent: {_reason(refused)}") from None
         except UNANSWERED as fault:
-            raise GatewayUnavailable(f"Stripe did not answer ({type(fault).__name__}).") from None
+            raise _unavailable(fault) from None
         return setup_intent.client_secret or ""
 
     def finish_setup(self, setup_id: str, kind: str, setup_for: SetupFor) -> PaymentMethod:
@@ -256,7 +256,7 @@ class SetupIntents:
         except stripe.InvalidRequestError:
             raise PaymentMethodRejected(f"Stripe has no SetupIntent {setup_id} for this account.") from None
         except UNANSWERED as fault:
-            raise GatewayUnavailable(f"Stripe did not answer ({type(fault).__name__}).") from None
+            raise _unavailable(fault) from None
         if setup_intent.status != "succeeded":
             raise PaymentMethodRejected(f"SetupIntent {setup_id} is {setup_intent.status}, not succeeded.")
         expected = _metadata(setup_for.order_id, setup_for.installment)
@@ -331,6 +331,10 @@ def _refused_payment_intent(request: ChargeRequest, refused: stripe.InvalidReque
             "advice_code": DO_NOT_TRY_AGAIN,
         },
     }
+
+
+def _unavailable(fault: stripe.StripeError) -> GatewayUnavailable:
+    return GatewayUnavailable(f"Stripe did not answer ({type(fault).__name__}).")
 
 
 def _reason(error: stripe.StripeError) -> str:
