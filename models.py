@@ -318,6 +318,8 @@ class GatewayEvent(BaseModel):
     processed_at = UTCDateTimeField(null=True)
     tries = IntegerField(default=0)  # failed applications so far
     next_try_at = UTCDateTimeField(null=True, index=True)
+    # Set while a worker holds the received event (claimed()); a killed worker's claim lapses at this time.
+    claimed_until = UTCDateTimeField(null=True)
 
 
 class CollectionCase(BaseModel):
@@ -488,6 +490,21 @@ def lock(model: type[BaseModel], row_id: int) -> None:
     PostgreSQL locks the row; SQLite's IMMEDIATE transaction (see transaction()) already holds the database."""
     if db.for_update:
         model.select(model.id).where(model.id == row_id).for_update().get()
+
+
+def claimed(rows: "ModelSelect[Any]", holder: UTCDateTimeField[Any], until: dt.datetime) -> list[int]:
+    """Take the rows `rows` selects (ids, with a limit) until `until`, written to `holder`; returns their ids.
+
+    Any number of workers on any number of machines claim side by side: on PostgreSQL a claim skips the rows
+    another claim is taking (FOR UPDATE SKIP LOCKED) instead of waiting for it; SQLite's IMMEDIATE transaction
+    makes claims take turns. `rows` must leave out rows held until later than now, so that the claims of a
+    killed worker come back when `until` passes."""
+    model = rows.model
+    with transaction():
+        ids = [row.id for row in (rows.for_update(skip_locked=True) if db.for_update else rows)]
+        if ids:
+            model.update({holder: until}).where(model.id.in_(ids)).execute()
+    return ids
 
 
 def transaction() -> AbstractContextManager[object, None]:

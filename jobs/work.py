@@ -19,13 +19,17 @@ from gateways import get_gateway
 from gateways.stripe import EVENT_TYPES as STRIPE_EVENT_TYPES
 from jobs.partner import post_to_partner
 from metrics import CHARGES
-from models import CollectionCase, GatewayEvent, Outbox, lock, transaction
+from models import CollectionCase, GatewayEvent, Outbox, claimed, lock, transaction
 from runtime import TICK, JobWorker, beat, database, queue, redis_connection, settings, touched, utcnow, waiting_key
 from webhooks.events import parse_outcome
 from webhooks.stripe_events import stripe_outcome
 
 CLAIM = dt.timedelta(minutes=5)
 BATCH = 500
+# Events a worker takes at a time, and for how long: a batch applies in a fraction of a second, and a claim that
+# lapses early only lets a second worker find its events applied (process_event claims each one again).
+EVENTS_PER_CLAIM = 100
+EVENT_LEASE = dt.timedelta(minutes=1)
 
 
 def tick(at: str | None = None) -> None:
@@ -113,6 +117,7 @@ def record_event_failure(event_id: int, error: Exception, now: dt.datetime) -> N
                 tries=failures,
                 note=f"{type(error).__name__}: {error}"[:2000],
                 next_try_at=EVENT_RETRIES.next_try(failures, now),
+                claimed_until=None,
             )
             # Another worker may have applied it meanwhile: its outcome stands.
             .where(GatewayEvent.id == event_id, GatewayEvent.status == GatewayEvent.RECEIVED)
@@ -123,7 +128,7 @@ def record_event_failure(event_id: int, error: Exception, now: dt.datetime) -> N
 def retry_due_events(now: dt.datetime) -> int:
     """Hand failed events whose next try is due by `now` back to the processor; returns how many."""
     return (
-        GatewayEvent.update(status=GatewayEvent.RECEIVED, next_try_at=None)
+        GatewayEvent.update(status=GatewayEvent.RECEIVED, next_try_at=None, claimed_until=None)
         .where(GatewayEvent.status == GatewayEvent.FAILED, GatewayEvent.next_try_at <= now)
         .execute()
     )
@@ -150,22 +155,32 @@ def replay_event(event_id: int, now: dt.datetime) -> GatewayEvent:
 
 
 def process_received_events() -> None:
-    """Apply every stored event not yet applied, oldest first (the messages they write follow up themselves)."""
+    """Apply the stored events not yet applied, oldest first, a claimed batch at a time, beside any number of
+    workers: while more wait than one batch, another job is started to take the next (the messages the events
+    write follow up themselves)."""
     redis_connection().delete(
         waiting_key(APPLY_EVENTS)
     )  # before reading: an event stored from now on wakes another job
     with database().connection_context():
         while True:
-            batch = list(
-                GatewayEvent.select(GatewayEvent.id)
-                .where(GatewayEvent.status == GatewayEvent.RECEIVED)
-                .order_by(GatewayEvent.id)
-                .limit(BATCH)
-            )
-            for event in batch:
-                process_event(event.id, utcnow())
-            if len(batch) < BATCH:
+            batch = claim_received_events(utcnow())
+            if len(batch) == EVENTS_PER_CLAIM:
+                follow_up(FollowUp(APPLY_EVENTS))
+            for event_id in batch:
+                process_event(event_id, utcnow())
+            if len(batch) < EVENTS_PER_CLAIM:
                 return
+
+
+def claim_received_events(now: dt.datetime) -> list[int]:
+    """The ids of the oldest received events no other worker holds, held for EVENT_LEASE."""
+    unclaimed = GatewayEvent.select(GatewayEvent.id).where(
+        GatewayEvent.status == GatewayEvent.RECEIVED,
+        GatewayEvent.claimed_until.is_null() | (GatewayEvent.claimed_until < now),
+    )
+    return claimed(
+        unclaimed.order_by(GatewayEvent.id).limit(EVENTS_PER_CLAIM), GatewayEvent.claimed_until, now + EVENT_LEASE
+    )
 
 
 def send_due_messages(at: str | None = None) -> None:

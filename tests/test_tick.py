@@ -12,9 +12,9 @@ from rq import SimpleWorker
 from billing import charging, plans
 from billing.followups import APPLY_EVENTS
 from gateways.sandbox import SandboxGateway
-from jobs.work import charge, run_due_work, tick
+from jobs.work import EVENT_LEASE, charge, run_due_work, tick
 from models import ChargeAttempt, GatewayEvent, SandboxCharge, lock, transaction
-from runtime import queue, redis_connection, settings, waiting_key
+from runtime import queue, redis_connection, set_clock, settings, utcnow, waiting_key
 from tests import factories
 from tests.conftest import ROOT, free_port
 
@@ -181,14 +181,14 @@ def wait_until(condition, seconds: float = 30) -> None:
         time.sleep(0.05)
 
 
-def test_a_worker_killed_mid_job_holds_the_tick_back_seconds_at_most_and_its_work_is_still_done():
-    """SIGKILL of a worker while its job waits on a row lock: run_due_work sees it dead, goes on, applies the event."""
+def test_a_worker_killed_while_applying_its_claimed_events_leaves_them_to_the_first_tick_after_its_claim_lapses():
+    """SIGKILL of a worker while it applies an event it claimed: run_due_work sees it dead and goes on, and once
+    the claim lapses (EVENT_LEASE) the next tick applies the event, once."""
     factories.order(factories.seller(), payment=factories.card(factories.INSUFFICIENT_FUNDS))
     (attempt,) = plans.start_due_installments(T)
     charge(attempt.id, T.isoformat())  # the sandbox posts its event: stored, and the processor's job queued
-    event = GatewayEvent.get()
     with transaction():
-        lock(GatewayEvent, event.id)  # the worker's job blocks on the event until its process is killed
+        lock(ChargeAttempt, attempt.id)  # the worker's job blocks on the attempt until its process is killed
         worker = start_worker()
         # Started, and past its first line (which forgets the wake-up): it is waiting on the lock.
         wait_until(
@@ -201,8 +201,10 @@ def test_a_worker_killed_mid_job_holds_the_tick_back_seconds_at_most_and_its_wor
 
     started = time.monotonic()
     run_due_work(T, timeout=20)
-
     assert time.monotonic() - started < 10
+    set_clock(utcnow() + EVENT_LEASE)
+    run_due_work(T, timeout=20)
+
     assert GatewayEvent.get().status == "processed"
     assert attempts() == [(1, "failed", T), (2, "scheduled", T + 7 * DAY)]
 

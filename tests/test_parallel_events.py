@@ -1,0 +1,103 @@
+"""Events are applied by any number of workers side by side: each claims a batch no other holds, and a claim a
+killed worker left behind lapses, so every event is applied once."""
+
+import json
+import os
+import signal
+import subprocess
+
+from rq import Worker
+
+from billing import plans
+from billing.followups import APPLY_EVENTS, FollowUp, follow_up
+from jobs.work import EVENT_LEASE, EVENTS_PER_CLAIM, charge, claim_received_events, process_received_events
+from models import ChargeAttempt, GatewayEvent, Installment
+from runtime import queue, redis_connection, set_clock, utcnow, waiting_key
+from tests import factories
+from tests.conftest import ROOT
+from tests.test_tick import T, wait_until
+
+WORKERS = 4
+ORDERS = WORKERS * EVENTS_PER_CLAIM
+
+
+def events_received_for(count: int) -> None:
+    """`count` orders whose first charge the sandbox declined: their events stored, none applied yet."""
+    seller = factories.seller()
+    for _ in range(count):
+        factories.order(seller, payment=factories.card(factories.INSUFFICIENT_FUNDS))
+    for attempt in plans.start_due_installments(T):
+        charge(attempt.id, T.isoformat())
+    queue().empty()  # what the stored events queued: the test starts the work itself
+    redis_connection().delete(waiting_key(APPLY_EVENTS))
+
+
+def start_worker() -> subprocess.Popen:
+    """An RQ worker as the Procfile starts it, its JSON lines kept for the test."""
+    return subprocess.Popen(  # noqa: S603 (our own command line)
+        [str(ROOT / ".venv" / "bin" / "rq"), "worker", "--worker-class", "runtime.Worker"]
+        + ["--url", os.environ["REDIS_URL"], queue().name],
+        cwd=ROOT,
+        env=os.environ,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def events_each_applied(worker: subprocess.Popen) -> list[int]:
+    """Stop the worker (a warm shutdown) and read, from its job lines, the events its event jobs applied."""
+    worker.send_signal(signal.SIGTERM)
+    _, stderr = worker.communicate(timeout=30)
+    lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    return [
+        event for line in lines if line.get("job") == f"jobs.work.{APPLY_EVENTS}" for event in line.get("event_ids", [])
+    ]
+
+
+def attempts_by_number() -> dict[int, int]:
+    return {number: ChargeAttempt.select().where(ChargeAttempt.number == number).count() for number in (1, 2, 3)}
+
+
+def test_four_workers_apply_four_batches_of_events_side_by_side_each_event_once_and_none_left_behind():
+    events_received_for(ORDERS)
+    workers = [start_worker() for _ in range(WORKERS)]
+    try:
+        wait_until(lambda: len(Worker.all(queue=queue())) == WORKERS)
+
+        follow_up(FollowUp(APPLY_EVENTS))
+        wait_until(lambda: not GatewayEvent.select().where(GatewayEvent.status == GatewayEvent.RECEIVED).exists())
+        wait_until(lambda: queue().count == 0 and queue().started_job_registry.count == 0)
+    finally:
+        applied = [events_each_applied(worker) for worker in workers]
+
+    every_event = sorted(event.id for event in GatewayEvent.select())
+    assert sorted(event for by_one in applied for event in by_one) == every_event  # each once, by one worker
+    assert sum(1 for by_one in applied if by_one) >= 2, f"one worker did it all: {[len(a) for a in applied]}"
+    assert {event.status for event in GatewayEvent.select()} == {GatewayEvent.PROCESSED}
+    # Applied once each: every order's first charge failed once, and its second waits for day 7.
+    assert ChargeAttempt.select().where(ChargeAttempt.status == ChargeAttempt.FAILED).count() == ORDERS
+    assert attempts_by_number() == {1: ORDERS, 2: ORDERS, 3: 0}
+    assert Installment.select().where(Installment.status == Installment.OPEN).count() == ORDERS
+
+
+def test_events_a_killed_worker_claimed_wait_for_its_claim_to_lapse_then_any_worker_applies_them():
+    events_received_for(3)
+    assert len(claim_received_events(utcnow())) == 3  # …and the worker that claimed them is killed here
+
+    process_received_events()
+    assert {event.status for event in GatewayEvent.select()} == {GatewayEvent.RECEIVED}
+
+    set_clock(utcnow() + EVENT_LEASE)
+    process_received_events()
+    assert {event.status for event in GatewayEvent.select()} == {GatewayEvent.PROCESSED}
+    assert attempts_by_number() == {1: 3, 2: 3, 3: 0}
+
+
+def test_a_worker_claims_at_most_one_batch_and_leaves_the_rest_to_the_others():
+    events_received_for(EVENTS_PER_CLAIM + 1)
+
+    first, second = claim_received_events(utcnow()), claim_received_events(utcnow())
+
+    assert (len(first), len(second)) == (EVENTS_PER_CLAIM, 1)
+    assert not set(first) & set(second)
+    assert claim_received_events(utcnow()) == []
