@@ -173,7 +173,7 @@ def prepare(batches: int, size: int) -> list[list[dict]]:
     from billing import charging, plans
     from billing.sellers import create_seller
     from gateways.sandbox import SandboxGateway
-    from models import Customer, Order, Product, db
+    from models import ChargeAttempt, Customer, Order, Product, db
     from runtime import settings, utcnow
 
     now = utcnow()
@@ -204,7 +204,8 @@ def prepare(batches: int, size: int) -> list[list[dict]]:
             )
     customers = dict(Order.select(Order.id, Customer.email).join(Customer).tuples())
     events = []
-    for attempt in plans.start_due_installments(now):
+    plans.start_due_installments(now)
+    for attempt in ChargeAttempt.select().order_by(ChargeAttempt.id):
         # As the charge job leaves it: claimed, sent to the gateway, the gateway's reference noted.
         request = charging.claim_attempt(attempt.id, now)
         reference = f"ch_bench_{attempt.id}"

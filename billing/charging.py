@@ -10,7 +10,17 @@ from billing import collections, dunning, notifications
 from billing.card_updates import PAYABLE, adopt_payment_method
 from billing.followups import APPLY_EVENTS, FollowUp, follow_up
 from billing.plans import record_installment_paid
-from models import ChargeAttempt, Customer, GatewayEvent, Installment, Order, Product, Seller, lock, transaction
+from models import (
+    ChargeAttempt,
+    Customer,
+    GatewayEvent,
+    Installment,
+    Order,
+    Product,
+    Seller,
+    skipping_locked,
+    transaction,
+)
 
 # An attempt sent but never answered is sent again after this long, with the same idempotency key,
 # so a worker killed between the database and the gateway loses nothing and charges nothing twice.
@@ -60,6 +70,11 @@ def store_event(webhook_id: str, event_type: str, body: str, now: dt.datetime) -
     return bool(stored)
 
 
+# Attempts one charge job claims at a time: each is an HTTP call to the gateway, so a batch takes a second or so,
+# well within RESEND_AFTER, and a backlog is cut into enough batches for every worker to take some.
+CHARGES_PER_CLAIM = 100
+
+
 def due_attempts(now: dt.datetime) -> "ModelSelect[ChargeAttempt]":
     """Attempts to send now: scheduled ones that are due, and sent ones that never got an answer."""
     return ChargeAttempt.select(ChargeAttempt.id).where(
@@ -68,42 +83,90 @@ def due_attempts(now: dt.datetime) -> "ModelSelect[ChargeAttempt]":
     )
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """The charges a claim took, and whether it found as many due attempts as it could take (more may wait)."""
+
+    requests: list[ChargeRequest]
+    full: bool
+
+
+def claim_due_attempts(now: dt.datetime, limit: int = CHARGES_PER_CLAIM) -> Claimed:
+    """Mark up to `limit` due attempts in flight and say what to charge for each, beside any number of workers:
+    each claim skips the attempts another is taking."""
+    due = due_attempts(now).limit(limit)
+    requests, found = _claim(due, now)
+    return Claimed(requests, full=found == limit)
+
+
 def claim_attempt(attempt_id: int, now: dt.datetime) -> ChargeRequest | None:
     """Mark a due attempt in flight and say what to charge; None when there is nothing to send.
 
-    Two workers claiming the same attempt get one request between them: the claim is a conditional update.
+    Two workers claiming the same attempt get one request between them.
     """
-    attempt = ChargeAttempt.get_or_none(ChargeAttempt.id == attempt_id)
-    if attempt is None or attempt.due_at > now:
-        return None
-    order = attempt.installment.order
+    requests, _found = _claim(due_attempts(now).where(ChargeAttempt.id == attempt_id), now)
+    return requests[0] if requests else None
+
+
+def _claim(due: "ModelSelect[ChargeAttempt]", now: dt.datetime) -> tuple[list[ChargeRequest], int]:
+    """Claim the attempts `due` selects; returns the requests to send and how many attempts it found.
+
+    A scheduled attempt whose order can no longer be charged is cancelled. R2, one charge per installment at a
+    time: the claim holds each attempt's installment, so two claims of two attempts of one installment see each
+    other, and one that waits for an answer holds back the installment's others. On PostgreSQL it skips the rows
+    another transaction holds instead of waiting for them (they are claimed by the next batch or tick), so it can
+    never be one end of a deadlock with the rules that settle attempts.
+    """
     with transaction():
-        if attempt.status == ChargeAttempt.SCHEDULED:
-            if order.status not in _CHARGEABLE[attempt.kind]:
-                ChargeAttempt.update(status=ChargeAttempt.CANCELLED).where(
-                    ChargeAttempt.id == attempt.id, ChargeAttempt.status == ChargeAttempt.SCHEDULED
-                ).execute()
-                return None
-            if _another_charge_in_flight(attempt):
-                # R2: one charge per installment at a time; the next tick sends this one after the answer.
-                return None
-            claimed = (
-                ChargeAttempt.update(status=ChargeAttempt.IN_FLIGHT, requested_at=now)
-                .where(ChargeAttempt.id == attempt.id, ChargeAttempt.status == ChargeAttempt.SCHEDULED)
-                .execute()
+        # In no order: an order would have the planner read the attempts in that order, past every settled one.
+        attempts = sorted(
+            skipping_locked(
+                due.select(ChargeAttempt, Installment, Order, Customer).join(Installment).join(Order).join(Customer),
+                of=ChargeAttempt,
+            ),
+            key=lambda attempt: attempt.id,
+        )
+        if not attempts:
+            return [], 0
+        installments = {attempt.installment_id for attempt in attempts}
+        held = {
+            row.id
+            for row in skipping_locked(
+                Installment.select(Installment.id).where(Installment.id.in_(installments)).order_by(Installment.id)
             )
-        else:
-            claimed = (
-                ChargeAttempt.update(requested_at=now)
-                .where(
-                    ChargeAttempt.id == attempt.id,
-                    ChargeAttempt.status == ChargeAttempt.IN_FLIGHT,
-                    ChargeAttempt.requested_at <= now - RESEND_AFTER,
-                )
-                .execute()
+        }
+        waiting_for_answer = {
+            row.installment_id
+            for row in ChargeAttempt.select(ChargeAttempt.installment).where(
+                ChargeAttempt.installment.in_(held), ChargeAttempt.status == ChargeAttempt.IN_FLIGHT
             )
-    if not claimed:
-        return None
+        }
+        cancelled, sent, resent = [], [], []
+        for attempt in attempts:
+            if attempt.installment_id not in held:
+                continue
+            if attempt.status == ChargeAttempt.IN_FLIGHT:
+                resent.append(attempt)
+            elif attempt.installment.order.status not in _CHARGEABLE[attempt.kind]:
+                cancelled.append(attempt.id)
+            elif attempt.installment_id not in waiting_for_answer:
+                sent.append(attempt)
+                waiting_for_answer.add(attempt.installment_id)
+        if cancelled:
+            ChargeAttempt.update(status=ChargeAttempt.CANCELLED).where(ChargeAttempt.id.in_(cancelled)).execute()
+        if sent:
+            ChargeAttempt.update(status=ChargeAttempt.IN_FLIGHT, requested_at=now).where(
+                ChargeAttempt.id.in_([attempt.id for attempt in sent])
+            ).execute()
+        if resent:
+            ChargeAttempt.update(requested_at=now).where(ChargeAttempt.id.in_([a.id for a in resent])).execute()
+    requests = [_request(attempt, now, resent=False) for attempt in sent]
+    requests += [_request(attempt, now, resent=True) for attempt in resent]
+    return requests, len(attempts)
+
+
+def _request(attempt: ChargeAttempt, now: dt.datetime, resent: bool) -> ChargeRequest:
+    order = attempt.installment.order
     # A customer's charge carries the method the customer just gave; any other charges the one on file (R5, R10).
     held = attempt if attempt.method else order
     method = held.method
@@ -120,26 +183,8 @@ def claim_attempt(attempt_id: int, now: dt.datetime) -> ChargeRequest | None:
         token=token,
         at=now,
         gateway_customer=order.customer.gateway_customer_id,
-        resent=attempt.status == ChargeAttempt.IN_FLIGHT,
+        resent=resent,
         reference=attempt.reference,
-    )
-
-
-def _another_charge_in_flight(attempt: ChargeAttempt) -> bool:
-    """Whether another charge of the attempt's installment awaits its answer.
-
-    Called inside the claim's transaction, which holds the installment: a row lock on PostgreSQL, the
-    IMMEDIATE write lock on SQLite. So two workers claiming two attempts of one installment see each other.
-    """
-    lock(Installment, attempt.installment_id)
-    return (
-        ChargeAttempt.select()
-        .where(
-            ChargeAttempt.installment == attempt.installment_id,
-            ChargeAttempt.status == ChargeAttempt.IN_FLIGHT,
-            ChargeAttempt.id != attempt.id,
-        )
-        .exists()
     )
 
 

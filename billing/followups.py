@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from models import db
 
 CHARGE = "charge"
+SEND_CHARGES = "send_due_charges"
 DELIVER_HANDOFF = "deliver_handoff"
 SEND_MESSAGES = "send_due_messages"
 APPLY_EVENTS = "process_received_events"

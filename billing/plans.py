@@ -6,10 +6,20 @@ from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from peewee import IntegrityError, fn
+from peewee import IntegrityError, ModelSelect, chunked, fn
 
 from billing.errors import InvalidInput
-from models import ChargeAttempt, Customer, Installment, Order, Product, Seller, lock, transaction
+from models import (
+    ChargeAttempt,
+    Customer,
+    Installment,
+    Order,
+    Product,
+    Seller,
+    lock,
+    skipping_locked,
+    transaction,
+)
 
 INSTALLMENTS = "installments"
 SUBSCRIPTION = "subscription"
@@ -161,11 +171,48 @@ def open_installment(order: Order) -> Installment | None:
     return order.installments.where(Installment.status == Installment.OPEN).order_by(Installment.number).get_or_none()
 
 
-def start_due_installments(now: dt.datetime) -> list[ChargeAttempt]:
-    """R2: open every due installment whose plan is active and whose earlier installments are all paid.
+# Installments opened per transaction: a handful of statements for each batch, not two for each installment.
+OPEN_PER_BATCH = 5000
+# Rows in one INSERT: SQLite takes at most 32,766 values in a statement.
+ROWS_PER_INSERT = 1000
 
-    Opening writes its first automatic attempt, due at once; calling this twice opens nothing twice.
+
+def start_due_installments(now: dt.datetime) -> int:
+    """R2: open every due installment whose plan is active and whose earlier installments are all paid; returns how
+    many it opened.
+
+    Opening writes its first automatic attempt, due at once. A batch at a time, oldest due first; calling this
+    twice, or from two ticks at once, opens nothing twice: each batch holds its rows, which the other skips.
     """
+    opened, after = 0, None
+    while True:
+        with transaction():
+            batch = list(skipping_locked(_due_installments(now, after).limit(OPEN_PER_BATCH), of=Installment))
+            if batch:
+                Installment.update(status=Installment.OPEN).where(Installment.id.in_([i.id for i in batch])).execute()
+                first_attempts = [
+                    {
+                        "installment": installment.id,
+                        "kind": ChargeAttempt.AUTOMATIC,
+                        "number": 1,
+                        "idempotency_key": attempt_key(installment, ChargeAttempt.AUTOMATIC, 1),
+                        "due_at": installment.due_at,
+                        "amount": installment.amount,
+                        "status": ChargeAttempt.SCHEDULED,
+                    }
+                    for installment in batch
+                ]
+                for rows in chunked(first_attempts, ROWS_PER_INSERT):
+                    ChargeAttempt.insert_many(rows).execute()
+        opened += len(batch)
+        if len(batch) < OPEN_PER_BATCH:
+            return opened
+        after = batch[-1]
+
+
+def _due_installments(now: dt.datetime, after: Installment | None) -> "ModelSelect[Installment]":
+    """The scheduled installments due by `now` of active orders with every earlier installment paid, in due order,
+    past `after` (the last of the batch before: each batch reads on from there, not over again)."""
     earlier = Installment.alias()
     unpaid_before = earlier.select().where(
         earlier.order == Installment.order,
@@ -173,7 +220,9 @@ def start_due_installments(now: dt.datetime) -> list[ChargeAttempt]:
         earlier.status != Installment.PAID,
     )
     due = (
-        Installment.select(Installment, Order)
+        Installment.select(
+            Installment.id, Installment.order, Installment.number, Installment.due_at, Installment.amount
+        )
         .join(Order)
         .where(
             Order.status == Order.ACTIVE,
@@ -181,20 +230,19 @@ def start_due_installments(now: dt.datetime) -> list[ChargeAttempt]:
             Installment.due_at <= now,
             ~fn.EXISTS(unpaid_before),
         )
-        .order_by(Installment.due_at)
+        .order_by(Installment.due_at, Installment.id)
     )
-    opened = []
-    # Read all first: on SQLite a write inside an open read fails if another process wrote meanwhile.
-    for installment in list(due):
-        with transaction():
-            claimed = (
-                Installment.update(status=Installment.OPEN)
-                .where(Installment.id == installment.id, Installment.status == Installment.SCHEDULED)
-                .execute()
-            )
-            if claimed:
-                opened.append(add_attempt(installment, ChargeAttempt.AUTOMATIC, 1, installment.due_at))
-    return opened
+    if after is not None:
+        due = due.where(
+            Installment.due_at >= after.due_at,  # said alone too, so that the index's range starts there
+            (Installment.due_at > after.due_at) | (Installment.id > after.id),
+        )
+    return due
+
+
+def attempt_key(installment: Installment, kind: str, number: int) -> str:
+    """The idempotency key the gateway sees for (order, installment, attempt)."""
+    return f"tranche-{installment.order_id}-{installment.number}-{kind}-{number}"
 
 
 def add_attempt(
@@ -203,12 +251,11 @@ def add_attempt(
     """A charge attempt row, with the idempotency key the gateway sees for (order, installment, attempt).
 
     Without `payment` it charges the order's method on file when it is sent; with it, that method only."""
-    key = f"tranche-{installment.order_id}-{installment.number}-{kind}-{number}"
     return ChargeAttempt.create(
         installment=installment,
         kind=kind,
         number=number,
-        idempotency_key=key,
+        idempotency_key=attempt_key(installment, kind, number),
         due_at=due_at,
         amount=installment.amount,
         **(payment.columns() if payment else {}),

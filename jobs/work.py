@@ -10,7 +10,7 @@ from rq import Worker
 from rq.executions import Execution
 
 from billing import charging, collections, plan_changes, plans
-from billing.followups import APPLY_EVENTS, CHARGE, DELIVER_HANDOFF, SEND_MESSAGES, FollowUp, follow_up
+from billing.followups import APPLY_EVENTS, DELIVER_HANDOFF, SEND_CHARGES, SEND_MESSAGES, FollowUp, follow_up
 from billing.retries import EVENT_RETRIES
 from bot.delivery import deliver_slack_message
 from bot.once import forget_old_requests
@@ -44,8 +44,8 @@ def tick(at: str | None = None) -> None:
         plans.start_due_installments(now)
         plan_changes.expire_plan_changes(now)
         forget_old_requests(now)
-        for attempt in charging.due_attempts(now):
-            follow_up(FollowUp(CHARGE, attempt.id, now))
+        if charging.due_attempts(now).exists():
+            follow_up(FollowUp(SEND_CHARGES, at=now))
         retry_due_events(now)
         if GatewayEvent.select().where(GatewayEvent.status == GatewayEvent.RECEIVED).exists():
             # Even if a job is said to be waiting: it may have died before its first line (a killed worker).
@@ -58,7 +58,8 @@ def tick(at: str | None = None) -> None:
 
 
 def charge(attempt_id: int, at: str | None = None) -> None:
-    """R2: send one due attempt to the gateway; its outcome comes back as an event."""
+    """R2: send one due attempt to the gateway at once (a renewal, a customer's charge); its outcome comes back as an
+    event."""
     now = dt.datetime.fromisoformat(at) if at else utcnow()
     with database().connection_context():
         request = charging.claim_attempt(attempt_id, now)
@@ -67,6 +68,32 @@ def charge(attempt_id: int, at: str | None = None) -> None:
             return
         reference = get_gateway(settings()).charge(request)
         charging.record_reference(attempt_id, reference)
+
+
+def send_due_charges(at: str | None = None) -> None:
+    """R2: send the attempts due by `at` to the gateway, a claimed batch at a time, beside any number of workers:
+    while a claim comes back full, another job is started to take the next batch.
+
+    A charge that fails (the gateway unreachable) leaves its attempt in flight, resent after RESEND_AFTER with the
+    same key; the batch's other charges still go, and then the job fails, for an operator to see."""
+    now = dt.datetime.fromisoformat(at) if at else utcnow()
+    with database().connection_context():
+        gateway = get_gateway(settings())
+        while True:
+            batch = charging.claim_due_attempts(now)
+            if batch.full:
+                follow_up(FollowUp(SEND_CHARGES, at=now))
+            failures = []
+            for request in batch.requests:
+                touched(attempt=request.attempt_id, order=request.order_id)
+                try:
+                    charging.record_reference(request.attempt_id, gateway.charge(request))
+                except Exception as error:  # any error of one charge: the others of the batch are still sent
+                    failures.append(error)
+            if failures:
+                raise ExceptionGroup(f"{len(failures)} of {len(batch.requests)} charges failed", failures)
+            if not batch.full:
+                return
 
 
 def process_event(event_id: int, now: dt.datetime) -> None:

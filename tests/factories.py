@@ -7,7 +7,7 @@ from billing.charging import Outcome, apply_outcome, claim_attempt, due_attempts
 from billing.plans import PaymentMethod, create_order, start_due_installments
 from billing.sellers import create_seller
 from gateways.sandbox import SandboxGateway
-from models import Customer, Order, Product
+from models import ChargeAttempt, Customer, Order, Product
 
 SUCCEEDS = "4242424242424242"
 INSUFFICIENT_FUNDS = "4000000000009995"
@@ -84,6 +84,15 @@ def stripe_order(gateway_customer: str, method: str = "card", token: str = "pm_R
     made = order(seller(), payment=payment, **options)
     Customer.update(gateway_customer_id=gateway_customer).where(Customer.id == made.customer_id).execute()
     return made
+
+
+def open_due(now) -> list[ChargeAttempt]:
+    """What the tick opens by `now`: the first attempts of the installments it opened, oldest first."""
+    opened = start_due_installments(now)
+    first = ChargeAttempt.select().where(
+        ChargeAttempt.kind == ChargeAttempt.AUTOMATIC, ChargeAttempt.number == 1, ChargeAttempt.status == "scheduled"
+    )
+    return list(first.order_by(ChargeAttempt.id.desc()).limit(opened))[::-1]
 
 
 def charge_due(now):

@@ -11,7 +11,6 @@ import requests
 
 from billing.collections import hand_to_collections
 from billing.links import CARD_UPDATE, LinkExpired, verify
-from billing.plans import start_due_installments
 from gateways import get_gateway
 from jobs.work import charge, process_event, run_due_work, send_due_messages
 from models import GatewayEvent, Outbox, SandboxCharge, SlackLink
@@ -129,7 +128,7 @@ def test_the_seller_is_emailed_on_a_hand_off_with_the_installments_and_amount(in
 def test_an_event_delivered_twice_and_sent_twice_and_concurrently_makes_one_email(inbox):
     """The gateway re-delivers the failure (same id, then a new id), eight senders race, two more follow: one email."""
     declined_card_order()
-    (attempt,) = start_due_installments(T)
+    (attempt,) = factories.open_due(T)
     charge(attempt.id, T.isoformat())  # the sandbox posts its event; its job waits in Redis
     gateway = get_gateway(settings())
     body = gateway.event_body(SandboxCharge.get())

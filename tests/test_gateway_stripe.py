@@ -7,7 +7,6 @@ import subprocess
 
 import pytest
 
-from billing import plans
 from config import MissingSetting
 from gateways.stripe import FAILED, SUCCEEDED
 from jobs.work import charge, run_due_work
@@ -134,7 +133,7 @@ def test_two_workers_sending_one_attempt_at_once_make_one_payment_intent(localst
     """localstripe ignores Idempotency-Key: only Tranche's claim keeps two ticks' charge jobs from charging twice."""
     customer, payment_method = localstripe.customer_with(CARD)
     factories.stripe_order(customer, token=payment_method.id)
-    (attempt,) = plans.start_due_installments(T)
+    (attempt,) = factories.open_due(T)
     at_once(2, lambda: charge(attempt.id, T.isoformat()))
 
     assert len(localstripe.payment_intents()) == 1

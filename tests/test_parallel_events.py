@@ -8,7 +8,6 @@ import subprocess
 
 from rq import Worker
 
-from billing import plans
 from billing.followups import APPLY_EVENTS, FollowUp, follow_up
 from jobs.work import EVENT_LEASE, EVENTS_PER_CLAIM, charge, claim_received_events, process_received_events
 from models import ChargeAttempt, GatewayEvent, Installment
@@ -26,7 +25,7 @@ def events_received_for(count: int) -> None:
     seller = factories.seller()
     for _ in range(count):
         factories.order(seller, payment=factories.card(factories.INSUFFICIENT_FUNDS))
-    for attempt in plans.start_due_installments(T):
+    for attempt in factories.open_due(T):
         charge(attempt.id, T.isoformat())
     queue().empty()  # what the stored events queued: the test starts the work itself
     redis_connection().delete(waiting_key(APPLY_EVENTS))

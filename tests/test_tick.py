@@ -9,7 +9,7 @@ import time
 import pytest
 from rq import SimpleWorker
 
-from billing import charging, plans
+from billing import charging
 from billing.followups import APPLY_EVENTS
 from gateways.sandbox import SandboxGateway
 from jobs.work import EVENT_LEASE, charge, run_due_work, tick
@@ -54,7 +54,7 @@ def test_flushing_redis_after_the_first_failure_still_charges_attempt_2_on_day_7
 def test_an_accepted_webhook_survives_a_redis_flush_before_its_job_runs():
     """The event row is stored before the 2xx: the tick re-queues a received event whose job Redis lost."""
     factories.order(factories.seller(), payment=factories.card(factories.INSUFFICIENT_FUNDS))
-    (attempt,) = plans.start_due_installments(T)
+    (attempt,) = factories.open_due(T)
     charge(attempt.id, T.isoformat())  # the sandbox posts its event: stored, and its job queued in Redis
     assert GatewayEvent.get().status == "received"
 
@@ -85,7 +85,7 @@ def test_a_tick_run_twice_for_the_same_time_charges_once(inbox, at):
 def test_an_attempt_claimed_by_a_killed_worker_is_resent_after_resend_after_with_the_same_key(inbox):
     """A worker dying between the claim and the gateway leaves the attempt in flight; a later tick sends it once."""
     order = factories.order(factories.seller(), payment=factories.card(factories.INSUFFICIENT_FUNDS))
-    (attempt,) = plans.start_due_installments(T)
+    (attempt,) = factories.open_due(T)
     assert charging.claim_attempt(attempt.id, T) is not None  # …and the worker is killed here
 
     run_due_work(T + charging.RESEND_AFTER - SECOND)
@@ -104,7 +104,7 @@ def test_an_attempt_claimed_by_a_killed_worker_is_resent_after_resend_after_with
 def test_a_resent_attempt_the_gateway_already_charged_is_not_charged_again(inbox):
     """The gateway charged but its event was lost: the resend (same key) re-delivers the event and charges nothing."""
     factories.order(factories.seller(), payment=factories.card(factories.INSUFFICIENT_FUNDS))
-    (attempt,) = plans.start_due_installments(T)
+    (attempt,) = factories.open_due(T)
     request = charging.claim_attempt(attempt.id, T)
     unreachable = SandboxGateway(f"http://127.0.0.1:{free_port()}/webhooks/gateway", settings().gateway_webhook_secret)
     with pytest.raises(ConnectionError):
@@ -153,7 +153,7 @@ def test_a_received_event_whose_wake_up_job_was_lost_is_applied_by_the_next_tick
     """A worker dequeued the processor's job and died before it started: the job is said to wait, the tick
     still wakes another one."""
     factories.order(factories.seller(), payment=factories.card(factories.INSUFFICIENT_FUNDS))
-    (attempt,) = plans.start_due_installments(T)
+    (attempt,) = factories.open_due(T)
     charge(attempt.id, T.isoformat())  # the event is stored and its job queued…
     queue().empty()  # …then lost with the worker that took it
     assert redis_connection().exists(waiting_key(APPLY_EVENTS))
@@ -185,7 +185,7 @@ def test_a_worker_killed_while_applying_its_claimed_events_leaves_them_to_the_fi
     """SIGKILL of a worker while it applies an event it claimed: run_due_work sees it dead and goes on, and once
     the claim lapses (EVENT_LEASE) the next tick applies the event, once."""
     factories.order(factories.seller(), payment=factories.card(factories.INSUFFICIENT_FUNDS))
-    (attempt,) = plans.start_due_installments(T)
+    (attempt,) = factories.open_due(T)
     charge(attempt.id, T.isoformat())  # the sandbox posts its event: stored, and the processor's job queued
     with transaction():
         lock(ChargeAttempt, attempt.id)  # the worker's job blocks on the attempt until its process is killed

@@ -14,7 +14,6 @@ import pytest
 import requests
 
 from billing.links import card_update_link, plan_change_link
-from billing.plans import start_due_installments
 from config import Settings
 from jobs.work import run_due_work
 from models import Order
@@ -182,7 +181,7 @@ def test_the_logs_of_a_whole_story_hold_no_secret_and_a_line_per_request_and_job
 def test_the_procfiles_worker_writes_one_json_line_per_job_with_the_order_and_attempt_it_charged():
     """RQ's own lines per job are left out: the job's one line says which job, how it ended and what it touched."""
     order = factories.order(factories.seller(), anchor=utcnow() - dt.timedelta(hours=1))
-    (attempt,) = start_due_installments(utcnow())
+    (attempt,) = factories.open_due(utcnow())
     queue().enqueue("jobs.work.charge", attempt.id, job_id=f"charge-{attempt.id}")
     worker = subprocess.run(  # noqa: S603 (the Procfile's worker command, burst)
         [sys.executable, "-m", "rq.cli", "worker", "--burst", "--worker-class", "runtime.Worker"]

@@ -11,7 +11,7 @@ import pytest
 import requests
 from standardwebhooks import Webhook
 
-from billing import charging, plans
+from billing import charging
 from jobs.work import run_due_work
 from models import ChargeAttempt, CollectionCase, GatewayEvent, Installment, Order, Outbox
 from runtime import queue, settings
@@ -49,7 +49,7 @@ def post(client, body: str, headers: dict):
 def charge_in_flight(payment=None) -> Order:
     """An order whose first installment was sent to the gateway at T; the event is what the test posts."""
     order = factories.order(factories.seller(), payment=payment)
-    (attempt,) = plans.start_due_installments(T)
+    (attempt,) = factories.open_due(T)
     assert charging.claim_attempt(attempt.id, T) is not None
     return order
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from stripe import WebhookSignature
 
-from billing import charging, plans
+from billing import charging
 from gateways import get_gateway
 from jobs.work import run_due_work
 from models import ChargeAttempt, GatewayEvent, Installment, Order
@@ -70,7 +70,7 @@ def post(client, body: str | bytes, headers: dict):
 def in_flight(method: str = "card") -> tuple[Order, charging.ChargeRequest]:
     """A Stripe order whose first installment was sent at T: the webhook is what the test posts."""
     order = factories.stripe_order("cus_Recorded0001", method)
-    (attempt,) = plans.start_due_installments(T)
+    (attempt,) = factories.open_due(T)
     request = charging.claim_attempt(attempt.id, T)
     assert request is not None
     return order, request
