@@ -3,7 +3,7 @@
 import datetime as dt
 from decimal import Decimal
 
-from billing.charging import Outcome, apply_outcome, claim_attempt, due_attempts
+from billing.charging import Outcome, apply_outcome, claim_due_attempts
 from billing.plans import PaymentMethod, create_order, start_due_installments
 from billing.sellers import create_seller
 from gateways.sandbox import SandboxGateway
@@ -98,7 +98,7 @@ def open_due(now) -> list[ChargeAttempt]:
 def charge_due(now):
     """What the tick and the charge jobs do by `now`, short of the gateway: the charge requests sent."""
     start_due_installments(now)
-    return [request for attempt in due_attempts(now) if (request := claim_attempt(attempt.id, now))]
+    return claim_due_attempts(now).requests
 
 
 def gateway_reports(request, at, failure_code=None, advice_code=None):

@@ -1,0 +1,147 @@
+"""The tick at scale: installments opened a batch at a time, charges claimed and sent many to a job."""
+
+import datetime as dt
+from collections import Counter
+
+import pytest
+
+from billing import charging, plans
+from jobs.work import run_due_work, send_due_charges
+from models import ChargeAttempt, Installment, Order, SandboxCharge, db, lock, transaction
+from runtime import database
+from tests import factories
+from tests.conftest import at_once
+from tests.test_tick import T
+
+DAY = dt.timedelta(days=1)
+
+
+def orders(count: int, **options) -> list[Order]:
+    seller = factories.seller()
+    return [factories.order(seller, invoice=f"INV-{n}", **options) for n in range(count)]
+
+
+def first_attempts() -> Counter:
+    """Per installment, how many first automatic attempts it has."""
+    return Counter(
+        a.installment_id
+        for a in ChargeAttempt.select().where(ChargeAttempt.kind == ChargeAttempt.AUTOMATIC, ChargeAttempt.number == 1)
+    )
+
+
+def test_a_tick_opens_every_due_installment_of_many_orders_and_writes_one_first_attempt_each(monkeypatch):
+    """300 orders due, opened 64 at a time: each first installment is open with its one attempt, keyed as always."""
+    monkeypatch.setattr(plans, "OPEN_PER_BATCH", 64)
+    made = orders(300)
+
+    assert plans.start_due_installments(T) == 300
+
+    opened = Installment.select().where(Installment.status == Installment.OPEN)
+    assert sorted((i.order_id, i.number) for i in opened) == [(o.id, 1) for o in made]
+    assert set(first_attempts().values()) == {1} and len(first_attempts()) == 300
+    keys = {a.idempotency_key for a in ChargeAttempt.select()}
+    assert keys == {f"tranche-{o.id}-1-automatic-1" for o in made}
+    assert {(a.status, a.due_at, a.amount) for a in ChargeAttempt.select()} == {("scheduled", T, made[0].amount)}
+    assert plans.start_due_installments(T) == 0
+
+
+def test_two_ticks_at_once_open_each_installment_once(monkeypatch):
+    """Two schedulers opening the same 200 due installments side by side: one first attempt each, none left."""
+    monkeypatch.setattr(plans, "OPEN_PER_BATCH", 16)
+    orders(200)
+    opened = []
+
+    def tick():
+        with database().connection_context():
+            opened.append(plans.start_due_installments(T))
+
+    at_once(2, tick)
+
+    assert sum(opened) == 200
+    assert len(first_attempts()) == 200 and set(first_attempts().values()) == {1}
+    assert not Installment.select().where(Installment.number == 1, Installment.status == "scheduled").exists()
+
+
+def test_an_installment_whose_earlier_one_is_unpaid_is_not_opened_while_batches_read_past_it(monkeypatch):
+    """Weekly orders on day 7: those whose week 1 is in dunning keep week 2 scheduled, every other week 2 opens,
+    however the batches fall."""
+    monkeypatch.setattr(plans, "OPEN_PER_BATCH", 3)
+    made = orders(10, interval="weekly")
+    for request in factories.charge_due(T):
+        failed = request.order_id in {o.id for o in made[::2]}
+        factories.gateway_reports(request, T, "insufficient_funds" if failed else None)
+
+    week_2 = T + 7 * DAY
+    assert plans.start_due_installments(week_2) == 5
+
+    second = {i.order_id: i.status for i in Installment.select().where(Installment.number == 2)}
+    assert second == {o.id: "scheduled" if i % 2 == 0 else "open" for i, o in enumerate(made)}
+
+
+def test_a_batch_of_charges_sends_each_due_attempt_once_and_one_job_stands_for_many(monkeypatch):
+    """250 due charges, 100 to a claim: three charge jobs send them all, one charge per attempt, all applied."""
+    orders(250)
+    jobs = Counter()
+
+    run_due_work(T, on_job=lambda name, ok: jobs.update([(name, ok)]))
+
+    assert jobs[("jobs.work.send_due_charges", True)] == 3
+    assert not [job for job in jobs if job[0] == "jobs.work.charge"]
+    keys = [c.idempotency_key for c in SandboxCharge.select()]
+    assert len(keys) == len(set(keys)) == 250
+    assert set(Installment.select(Installment.status).where(Installment.number == 1).tuples()) == {("paid",)}
+
+
+def test_charges_of_one_backlog_sent_by_two_workers_at_once_are_each_sent_once(monkeypatch):
+    """Two charge jobs at once over 120 due attempts, 10 to a claim: every attempt charged once, none left."""
+    monkeypatch.setattr(charging, "CHARGES_PER_CLAIM", 10)
+    orders(120)
+    plans.start_due_installments(T)
+
+    at_once(2, lambda: send_due_charges(T.isoformat()))
+
+    keys = [c.idempotency_key for c in SandboxCharge.select()]
+    assert len(keys) == len(set(keys)) == 120
+    assert not charging.due_attempts(T).exists()
+
+
+def test_a_claim_skips_the_attempts_another_claim_holds_and_takes_the_next_ones():
+    """While one worker's claim holds an attempt, another's takes the other due attempts instead of waiting."""
+    if not db.for_update:
+        pytest.skip("SQLite's claims take turns: there is no row to skip")
+    orders(3)
+    plans.start_due_installments(T)
+    held, *others = ChargeAttempt.select().order_by(ChargeAttempt.id)
+    claimed = []
+
+    def other_worker():
+        with database().connection_context():
+            claimed.extend(charging.claim_due_attempts(T).requests)
+
+    with transaction():
+        lock(ChargeAttempt, held.id)
+        at_once(1, other_worker)
+
+    assert sorted(r.attempt_id for r in claimed) == [a.id for a in others]
+    assert [r.attempt_id for r in charging.claim_due_attempts(T).requests] == [held.id]
+
+
+def test_a_batch_claims_one_charge_per_installment_and_cancels_those_of_orders_no_longer_charged():
+    """Two customer charges of one installment due together, and an attempt of an interrupted order: the batch sends
+    one charge for the installment and cancels the other order's attempt."""
+    paying, stopped = orders(2)
+    for request in factories.charge_due(T):
+        factories.gateway_reports(request, T, "insufficient_funds")
+    later = T + DAY
+    for number in (1, 2):
+        plans.add_attempt(plans.open_installment(paying), ChargeAttempt.CUSTOMER, number, later)
+    plans.add_attempt(plans.open_installment(stopped), ChargeAttempt.CUSTOMER, 1, later)
+    Order.update(status=Order.HANDED_OFF).where(Order.id == stopped.id).execute()
+
+    (request,) = factories.charge_due(later)
+
+    assert (request.order_id, request.idempotency_key) == (paying.id, f"tranche-{paying.id}-1-customer-1")
+    statuses = Counter(
+        (a.installment.order_id, a.status) for a in ChargeAttempt.select().where(ChargeAttempt.kind == "customer")
+    )
+    assert statuses == {(paying.id, "in_flight"): 1, (paying.id, "scheduled"): 1, (stopped.id, "cancelled"): 1}
