@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint typecheck format bench
+.PHONY: install run test lint typecheck format bench bench-scale
 
 $(BIN)/activate: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,3 +32,7 @@ format: install
 
 bench: install
 	$(BIN)/python bench/webhooks.py
+
+# The tick over 10 k, 100 k and 1 M plans, and their charges end to end (minutes): bench/SCALE.md, bench/scale.png.
+bench-scale: install
+	$(BIN)/python bench/scale.py

@@ -289,7 +289,8 @@ class CpuMeter:
 
     BENCH, OTHERS, SHORT_LIVED = "bench: load and SMTP", "other processes", "ended meanwhile"
 
-    def __init__(self):
+    def __init__(self, database: str = "tranche_bench"):
+        self.database = database  # whose backends count as PostgreSQL's (the machine's others do not)
         self.roots: dict[int, str] = {os.getpid(): self.BENCH}
         self.tick = os.sysconf("SC_CLK_TCK")
 
@@ -323,7 +324,7 @@ class CpuMeter:
         args = processes[pid][1]
         program = args.split(" ", 1)[0]
         if program.endswith("/postgres") or (
-            program == "postgres:" and ("tranche_bench" in args or " root " not in args)
+            program == "postgres:" and (f" {self.database} " in args or " root " not in args)
         ):
             return "PostgreSQL"  # the server, its own processes (WAL writer …) and our database's backends
         if program == "redis-server":

@@ -91,12 +91,11 @@ class Claimed:
     full: bool
 
 
-def claim_due_attempts(now: dt.datetime, limit: int = CHARGES_PER_CLAIM) -> Claimed:
-    """Mark up to `limit` due attempts in flight and say what to charge for each, beside any number of workers:
-    each claim skips the attempts another is taking."""
-    due = due_attempts(now).limit(limit)
-    requests, found = _claim(due, now)
-    return Claimed(requests, full=found == limit)
+def claim_due_attempts(now: dt.datetime) -> Claimed:
+    """Mark up to CHARGES_PER_CLAIM due attempts in flight and say what to charge for each, beside any number of
+    workers: each claim skips the attempts another is taking."""
+    requests, found = _claim(due_attempts(now).limit(CHARGES_PER_CLAIM), now)
+    return Claimed(requests, full=found == CHARGES_PER_CLAIM)
 
 
 def claim_attempt(attempt_id: int, now: dt.datetime) -> ChargeRequest | None:

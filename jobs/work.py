@@ -45,7 +45,9 @@ def tick(at: str | None = None) -> None:
         plan_changes.expire_plan_changes(now)
         forget_old_requests(now)
         if charging.due_attempts(now).exists():
-            follow_up(FollowUp(SEND_CHARGES, at=now))
+            # Without a time of its own, the job claims on the clock when it runs: one queued late behind a backlog
+            # must not date its charges back to this tick, which would have the next tick resend them at once.
+            follow_up(FollowUp(SEND_CHARGES, at=now if at else None))
         retry_due_events(now)
         if GatewayEvent.select().where(GatewayEvent.status == GatewayEvent.RECEIVED).exists():
             # Even if a job is said to be waiting: it may have died before its first line (a killed worker).
@@ -71,29 +73,29 @@ def charge(attempt_id: int, at: str | None = None) -> None:
 
 
 def send_due_charges(at: str | None = None) -> None:
-    """R2: send the attempts due by `at` to the gateway, a claimed batch at a time, beside any number of workers:
-    while a claim comes back full, another job is started to take the next batch.
+    """R2: send a batch of the attempts due by `at` (default: now, read when the job runs) to the gateway, claimed
+    beside any number of workers. A full batch first starts the next job, queued behind the work waiting already
+    (the events that answer these charges), so that a backlog of charges never holds their outcomes back.
 
     A charge that fails (the gateway unreachable) leaves its attempt in flight, resent after RESEND_AFTER with the
     same key; the batch's other charges still go, and then the job fails, for an operator to see."""
+    if at is None:
+        redis_connection().delete(waiting_key(SEND_CHARGES))  # before reading: an attempt due from now on starts one
     now = dt.datetime.fromisoformat(at) if at else utcnow()
     with database().connection_context():
+        batch = charging.claim_due_attempts(now)
+        if batch.full:
+            follow_up(FollowUp(SEND_CHARGES, at=now if at else None))
         gateway = get_gateway(settings())
-        while True:
-            batch = charging.claim_due_attempts(now)
-            if batch.full:
-                follow_up(FollowUp(SEND_CHARGES, at=now))
-            failures = []
-            for request in batch.requests:
-                touched(attempt=request.attempt_id, order=request.order_id)
-                try:
-                    charging.record_reference(request.attempt_id, gateway.charge(request))
-                except Exception as error:  # any error of one charge: the others of the batch are still sent
-                    failures.append(error)
-            if failures:
-                raise ExceptionGroup(f"{len(failures)} of {len(batch.requests)} charges failed", failures)
-            if not batch.full:
-                return
+        failures = []
+        for request in batch.requests:
+            touched(attempt=request.attempt_id, order=request.order_id)
+            try:
+                charging.record_reference(request.attempt_id, gateway.charge(request))
+            except Exception as error:  # any error of one charge: the others of the batch are still sent
+                failures.append(error)
+        if failures:
+            raise ExceptionGroup(f"{len(failures)} of {len(batch.requests)} charges failed", failures)
 
 
 def process_event(event_id: int, now: dt.datetime) -> None:

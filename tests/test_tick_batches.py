@@ -6,12 +6,12 @@ from collections import Counter
 import pytest
 
 from billing import charging, plans
-from jobs.work import run_due_work, send_due_charges
+from jobs.work import run_due_work, send_due_charges, tick
 from models import ChargeAttempt, Installment, Order, SandboxCharge, db, lock, transaction
-from runtime import database
+from runtime import database, queue, set_clock, utcnow
 from tests import factories
 from tests.conftest import at_once
-from tests.test_tick import T
+from tests.test_tick import T, work_the_queue
 
 DAY = dt.timedelta(days=1)
 
@@ -51,11 +51,11 @@ def test_two_ticks_at_once_open_each_installment_once(monkeypatch):
     orders(200)
     opened = []
 
-    def tick():
+    def opening():
         with database().connection_context():
             opened.append(plans.start_due_installments(T))
 
-    at_once(2, tick)
+    at_once(2, opening)
 
     assert sum(opened) == 200
     assert len(first_attempts()) == 200 and set(first_attempts().values()) == {1}
@@ -93,12 +93,18 @@ def test_a_batch_of_charges_sends_each_due_attempt_once_and_one_job_stands_for_m
 
 
 def test_charges_of_one_backlog_sent_by_two_workers_at_once_are_each_sent_once(monkeypatch):
-    """Two charge jobs at once over 120 due attempts, 10 to a claim: every attempt charged once, none left."""
+    """Two workers running charge jobs side by side over 120 due attempts, 10 to a claim: every attempt charged once,
+    none left."""
     monkeypatch.setattr(charging, "CHARGES_PER_CLAIM", 10)
     orders(120)
     plans.start_due_installments(T)
 
-    at_once(2, lambda: send_due_charges(T.isoformat()))
+    def worker():
+        with database().connection_context():
+            while charging.due_attempts(T).exists():
+                send_due_charges(T.isoformat())
+
+    at_once(2, worker)
 
     keys = [c.idempotency_key for c in SandboxCharge.select()]
     assert len(keys) == len(set(keys)) == 120
@@ -145,3 +151,18 @@ def test_a_batch_claims_one_charge_per_installment_and_cancels_those_of_orders_n
         (a.installment.order_id, a.status) for a in ChargeAttempt.select().where(ChargeAttempt.kind == "customer")
     )
     assert statuses == {(paying.id, "in_flight"): 1, (paying.id, "scheduled"): 1, (stopped.id, "cancelled"): 1}
+
+
+def test_the_scheduled_tick_queues_one_charge_job_that_reads_the_clock_when_it_runs():
+    """Ticks on the clock (the Procfile's) queue one waiting charge job between them, with no time of its own: run late
+    behind a backlog, it dates its charges when it sends them, not back to the tick."""
+    orders(2)
+    tick()
+    tick()
+
+    (job,) = [job for job in queue().get_jobs() if job.func_name == "jobs.work.send_due_charges"]
+    assert job.args == ()
+    set_clock(utcnow() + DAY)
+    work_the_queue()
+    sent = {a.requested_at for a in ChargeAttempt.select()}
+    assert len(sent) == 1 and sent.pop() > utcnow() - dt.timedelta(minutes=1)
