@@ -4,7 +4,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from peewee import ModelSelect
+from peewee import ModelSelect, fn
 
 from billing import collections, dunning, notifications
 from billing.card_updates import PAYABLE, adopt_payment_method
@@ -188,8 +188,11 @@ def _request(attempt: ChargeAttempt, now: dt.datetime, resent: bool) -> ChargeRe
 
 
 def record_reference(attempt_id: int, reference: str) -> None:
-    ChargeAttempt.update(reference=reference).where(
-        ChargeAttempt.id == attempt_id, ChargeAttempt.reference.is_null()
+    """Note the gateway's reference of a charge just sent, unless its outcome, applied already, noted one."""
+    # Not `WHERE reference IS NULL`: PostgreSQL's statistics, taken while nearly every attempt had its reference,
+    # read that as a few rows and scan the reference index's nulls (a tick's 100,000 new attempts) on every charge.
+    ChargeAttempt.update(reference=fn.COALESCE(ChargeAttempt.reference, reference)).where(
+        ChargeAttempt.id == attempt_id
     ).execute()
 
 
