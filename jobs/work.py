@@ -14,7 +14,7 @@ from billing.followups import APPLY_EVENTS, CHARGE, DELIVER_HANDOFF, SEND_MESSAG
 from billing.retries import EVENT_RETRIES
 from bot.delivery import deliver_slack_message
 from bot.once import forget_old_requests
-from emails import deliver_message
+from emails import Mailer, deliver_message
 from gateways import get_gateway
 from gateways.stripe import EVENT_TYPES as STRIPE_EVENT_TYPES
 from jobs.partner import post_to_partner
@@ -199,9 +199,12 @@ def send_due_messages(at: str | None = None) -> None:
             # Read the ids first: on SQLite, writing while a read is still open fails at once with "database
             # is locked" when another process wrote in between (the read's snapshot cannot become a write).
             batch = list(due.order_by(Outbox.id).limit(BATCH))
-            for message in batch:
-                deliver = deliver_slack_message if message.channel == Outbox.SLACK else deliver_message
-                deliver(message.id, settings(), utcnow())
+            with Mailer(settings()) as mailer:
+                for message in batch:
+                    if message.channel == Outbox.SLACK:
+                        deliver_slack_message(message.id, mailer.settings, utcnow())
+                    else:
+                        deliver_message(message.id, mailer, utcnow())
             # One job may stand for many events now: it sends until nothing due is left unclaimed.
             if len(batch) < BATCH:
                 return

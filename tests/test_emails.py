@@ -224,6 +224,49 @@ def test_a_card_link_lives_30_days_from_the_failure_however_late_the_email_is_se
         verify(settings(), link, CARD_UPDATE, now=T + 30 * DAY + dt.timedelta(seconds=1))
 
 
+def test_a_batch_of_emails_goes_out_over_one_smtp_connection(inbox):
+    """Ten messages due at once (five customers, five sellers): one connection, not one per email."""
+    seller = factories.seller()
+    for number in range(5):
+        factories.order(seller, payment=factories.card(factories.INSUFFICIENT_FUNDS), customer_name=f"C{number} X")
+    factories.answer_due_charges(T, "insufficient_funds")
+
+    send_due_messages(T.isoformat())
+
+    assert len(inbox.messages) == Outbox.select().count() == 10
+    assert len(inbox.connections) == 1
+
+
+class ClosingInbox(Inbox):
+    """A server that takes one message per connection and closes it when asked for a second, as some do after
+    a number of them."""
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if session.peer in self.connections:
+            server.transport.close()
+            return "421 closing"
+        envelope.mail_from = address
+        return "250 OK"
+
+
+@pytest.fixture
+def closing_inbox(monkeypatch):
+    yield from serve_smtp(ClosingInbox(), monkeypatch)
+
+
+def test_a_connection_the_server_closed_between_two_emails_delays_neither(closing_inbox):
+    """The next email of the batch goes over a new connection at once: none waits for a retry, none is sent twice."""
+    seller = factories.seller()
+    for number in range(3):
+        factories.order(seller, payment=factories.card(factories.INSUFFICIENT_FUNDS), customer_name=f"C{number} X")
+    factories.answer_due_charges(T, "insufficient_funds")
+
+    send_due_messages(T.isoformat())
+
+    assert len(closing_inbox.messages) == 6 and len(closing_inbox.connections) == 6
+    assert [(m.sent_at is not None, m.attempts, m.last_error) for m in Outbox.select()] == [(True, 1, None)] * 6
+
+
 class HangingUpInbox(Inbox):
     """A server that accepts the message (250 after DATA), then answers QUIT with 421 and drops the line."""
 
