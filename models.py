@@ -46,15 +46,19 @@ else:
 
 def open_database(url: str) -> None:
     """Point the shared handle at `url` (sqlite:/// or postgresql://)."""
+    # Pooled: a new connection for each request and job cost more than the work itself (bench/: 3x the webhook's
+    # rate on PostgreSQL; on SQLite, opening the file and setting its pragmas took half a webhook's time). The pool
+    # rolls back whatever a request leaves open.
+    scheme, rest = url.split("://", 1)
+    pooled = f"{scheme.removesuffix('+pool')}+pool://{rest}"
     if url.startswith("sqlite"):
-        # WAL lets the web app read while a worker writes; the timeout waits out short write locks.
-        database = connect(url, pragmas={"journal_mode": "wal", "busy_timeout": 10000, "foreign_keys": 1})
+        # WAL lets the web app read while a worker writes; the timeout waits out short write locks. A pooled
+        # connection serves one thread at a time, but not always the thread that opened it.
+        pragmas = {"journal_mode": "wal", "busy_timeout": 10000, "foreign_keys": 1}
+        database = connect(pooled, pragmas=pragmas, check_same_thread=False)
     else:
-        # Pooled: a new PostgreSQL connection for each request and job cost more than the work itself
-        # (bench/: 3x the webhook's rate). The pool rolls back whatever a request leaves open.
-        scheme, rest = url.split("://", 1)
-        database = connect(f"{scheme.removesuffix('+pool')}+pool://{rest}")
-        atexit.register(database.close_all)  # closed, not left to the garbage collector at exit
+        database = connect(pooled)
+    atexit.register(database.close_all)  # closed, not left to the garbage collector at exit
     db.initialize(database)
 
 
