@@ -363,13 +363,26 @@ class Outbox(BaseModel):
     HOLD = dt.timedelta(minutes=5)
 
     @classmethod
+    def _claim(cls, now: dt.datetime) -> dict[Any, Any]:
+        return {cls.claimed_until: now + cls.HOLD, cls.attempts: cls.attempts + 1}
+
+    @classmethod
     def claim(cls, message_id: int, now: dt.datetime) -> bool:
         """Take an unsent message for sending, unless another sender holds it; True when taken."""
         return bool(
-            cls.update(claimed_until=now + cls.HOLD, attempts=cls.attempts + 1)
+            cls.update(cls._claim(now))
             .where(cls.id == message_id, cls.sent_at.is_null(), cls.claimed_until.is_null() | (cls.claimed_until < now))
             .execute()
         )
+
+    @classmethod
+    def claim_due(cls, by: dt.datetime, now: dt.datetime, limit: int) -> list["Outbox"]:
+        """Take up to `limit` of the unsent messages due by `by` that no other sender holds, oldest first."""
+        unheld = cls.select(cls.id).where(
+            cls.sent_at.is_null(), cls.next_try_at <= by, cls.claimed_until.is_null() | (cls.claimed_until < now)
+        )
+        ids = claimed(unheld.order_by(cls.id).limit(limit), cls._claim(now))
+        return list(cls.select().where(cls.id.in_(ids)).order_by(cls.id)) if ids else []
 
 
 class SandboxCharge(BaseModel):
@@ -496,18 +509,19 @@ def lock(model: type[BaseModel], row_id: int) -> None:
         model.select(model.id).where(model.id == row_id).for_update().get()
 
 
-def claimed(rows: "ModelSelect[Any]", holder: UTCDateTimeField[Any], until: dt.datetime) -> list[int]:
-    """Take the rows `rows` selects (ids, with a limit) until `until`, written to `holder`; returns their ids.
+def claimed(rows: "ModelSelect[Any]", claim: dict[Any, Any]) -> list[int]:
+    """Take the rows `rows` selects (ids, with a limit), writing `claim` to them (a time they are held until);
+    returns their ids.
 
     Any number of workers on any number of machines claim side by side: on PostgreSQL a claim skips the rows
     another claim is taking (FOR UPDATE SKIP LOCKED) instead of waiting for it; SQLite's IMMEDIATE transaction
     makes claims take turns. `rows` must leave out rows held until later than now, so that the claims of a
-    killed worker come back when `until` passes."""
+    killed worker come back when their time passes."""
     model = rows.model
     with transaction():
         ids = [row.id for row in (rows.for_update(skip_locked=True) if db.for_update else rows)]
         if ids:
-            model.update({holder: until}).where(model.id.in_(ids)).execute()
+            model.update(claim).where(model.id.in_(ids)).execute()
     return ids
 
 

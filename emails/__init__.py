@@ -75,6 +75,9 @@ def _environment(language: str) -> Environment:
         extensions=["jinja2.ext.i18n"],
         trim_blocks=True,
         lstrip_blocks=True,
+        # Each template is compiled once per process and language: a deploy restarts the workers, so none asks the
+        # disk again whether a template changed (a stat per template per email).
+        auto_reload=False,
     )
     environment.install_gettext_translations(translations(language, DOMAIN), newstyle=True)
     return environment
@@ -248,21 +251,18 @@ def _record_sent(message_id: int, now: dt.datetime) -> None:
     Outbox.update(sent_at=now, claimed_until=None, last_error=None).where(Outbox.id == message_id).execute()
 
 
-def deliver_message(message_id: int, mailer: Mailer, now: dt.datetime) -> bool:
-    """Send one outbox message unless it is sent or another worker holds it; True once sent.
+def deliver_message(message: Outbox, mailer: Mailer, now: dt.datetime) -> bool:
+    """Send one outbox message its caller claimed (Outbox.claim_due); True once sent.
 
     The send is recorded, in its own statement, the moment the SMTP server accepts the message: only a crash
     between the two sends it again, with the same Message-ID (at-least-once delivery)."""
-    if not Outbox.claim(message_id, now):
-        return False
-    message = Outbox.get_by_id(message_id)
     try:
-        mailer.send(render(message, mailer.settings), accepted=lambda: _record_sent(message_id, now))
+        mailer.send(render(message, mailer.settings), accepted=lambda: _record_sent(message.id, now))
     except (OSError, smtplib.SMTPException) as error:
         Outbox.update(
             claimed_until=None,
             next_try_at=DELIVERY_RETRIES.next_try(message.attempts, now),
             last_error=str(error)[:2000],
-        ).where(Outbox.id == message_id).execute()
+        ).where(Outbox.id == message.id).execute()
         return False
     return True

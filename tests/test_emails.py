@@ -10,12 +10,13 @@ import pytest
 import requests
 
 from billing.collections import hand_to_collections
+from billing.followups import SEND_MESSAGES
 from billing.links import CARD_UPDATE, LinkExpired, verify
 from billing.plans import start_due_installments
 from gateways import get_gateway
-from jobs.work import charge, process_event, run_due_work, send_due_messages
+from jobs.work import MESSAGES_PER_CLAIM, charge, process_event, run_due_work, send_due_messages
 from models import GatewayEvent, Outbox, SandboxCharge, SlackLink
-from runtime import settings, utcnow
+from runtime import queue, settings, utcnow
 from tests import factories
 from tests.conftest import Inbox, free_port, serve_smtp
 
@@ -235,6 +236,25 @@ def test_a_batch_of_emails_goes_out_over_one_smtp_connection(inbox):
 
     assert len(inbox.messages) == Outbox.select().count() == 10
     assert len(inbox.connections) == 1
+
+
+def test_a_sender_with_more_due_than_one_claim_starts_another_and_the_two_never_take_the_same_message(inbox):
+    """Any number of workers share the outbox: each claim takes messages no other sender holds."""
+    seller = factories.seller()
+    for number in range(MESSAGES_PER_CLAIM // 2 + 1):
+        factories.order(seller, payment=factories.card(factories.INSUFFICIENT_FUNDS), customer_name=f"C{number} X")
+    factories.answer_due_charges(T, "insufficient_funds")
+    queue().empty()
+
+    first, second = Outbox.claim_due(T, utcnow(), MESSAGES_PER_CLAIM), Outbox.claim_due(T, utcnow(), MESSAGES_PER_CLAIM)
+    assert (len(first), len(second)) == (MESSAGES_PER_CLAIM, 2) and not {m.id for m in first} & {m.id for m in second}
+    Outbox.update(claimed_until=None, attempts=0).execute()
+
+    send_due_messages(T.isoformat())
+
+    assert [job.func_name for job in queue().jobs] == [f"jobs.work.{SEND_MESSAGES}"]
+    assert len(inbox.messages) == Outbox.select().count() == MESSAGES_PER_CLAIM + 2
+    assert {message.attempts for message in Outbox.select()} == {1}
 
 
 class ClosingInbox(Inbox):
