@@ -2,9 +2,11 @@
 
 import atexit
 import datetime as dt
+import fcntl
 import json
 import unicodedata
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
@@ -525,8 +527,19 @@ def claimed(rows: "ModelSelect[Any]", claim: dict[Any, Any]) -> list[int]:
     return ids
 
 
-def transaction() -> AbstractContextManager[object, None]:
+def transaction() -> AbstractContextManager[object, bool | None]:
     """One use case, all or nothing. SQLite takes its write lock up front so two writers never deadlock."""
-    if isinstance(db.obj, SqliteDatabase):
-        return db.atomic("IMMEDIATE")
-    return db.atomic()
+    if isinstance(db.obj, SqliteDatabase) and not db.in_transaction():
+        return _sqlite_writing()
+    return db.atomic()  # on SQLite inside a transaction: a savepoint, under the lock the outermost one holds
+
+
+@contextmanager
+def _sqlite_writing() -> Iterator[object]:
+    """SQLite's write lock, taken in turn: writers that find it held wait in the kernel on a lock file beside the
+    database, and the one woken takes it at once. SQLite's own wait polls, sleeping up to 100 ms between tries,
+    so a worker committing events back to back would keep it from every webhook for seconds."""
+    with open(f"{db.obj.database}-writer", "a") as turn:  # a file of its own per writer: threads take turns too
+        fcntl.flock(turn, fcntl.LOCK_EX)
+        with db.atomic("IMMEDIATE") as atomic:
+            yield atomic
