@@ -2,9 +2,11 @@
 
 import atexit
 import datetime as dt
+import fcntl
 import json
 import unicodedata
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
@@ -47,15 +49,19 @@ else:
 
 def open_database(url: str) -> None:
     """Point the shared handle at `url` (sqlite:/// or postgresql://)."""
+    # Pooled: a new connection for each request and job cost more than the work itself (bench/: 3x the webhook's
+    # rate on PostgreSQL; on SQLite, opening the file and setting its pragmas took half a webhook's time). The pool
+    # rolls back whatever a request leaves open.
+    scheme, rest = url.split("://", 1)
+    pooled = f"{scheme.removesuffix('+pool')}+pool://{rest}"
     if url.startswith("sqlite"):
-        # WAL lets the web app read while a worker writes; the timeout waits out short write locks.
-        database = connect(url, pragmas={"journal_mode": "wal", "busy_timeout": 10000, "foreign_keys": 1})
+        # WAL lets the web app read while a worker writes; the timeout waits out short write locks. A pooled
+        # connection serves one thread at a time, but not always the thread that opened it.
+        pragmas = {"journal_mode": "wal", "busy_timeout": 10000, "foreign_keys": 1}
+        database = connect(pooled, pragmas=pragmas, check_same_thread=False)
     else:
-        # Pooled: a new PostgreSQL connection for each request and job cost more than the work itself
-        # (bench/: 3x the webhook's rate). The pool rolls back whatever a request leaves open.
-        scheme, rest = url.split("://", 1)
-        database = connect(f"{scheme.removesuffix('+pool')}+pool://{rest}")
-        atexit.register(database.close_all)  # closed, not left to the garbage collector at exit
+        database = connect(pooled)
+    atexit.register(database.close_all)  # closed, not left to the garbage collector at exit
     db.initialize(database)
 
 
@@ -381,13 +387,26 @@ class Outbox(BaseModel):
     HOLD = dt.timedelta(minutes=5)
 
     @classmethod
+    def _claim(cls, now: dt.datetime) -> dict[Any, Any]:
+        return {cls.claimed_until: now + cls.HOLD, cls.attempts: cls.attempts + 1}
+
+    @classmethod
     def claim(cls, message_id: int, now: dt.datetime) -> bool:
         """Take an unsent message for sending, unless another sender holds it; True when taken."""
         return bool(
-            cls.update(claimed_until=now + cls.HOLD, attempts=cls.attempts + 1)
+            cls.update(cls._claim(now))
             .where(cls.id == message_id, cls.sent_at.is_null(), cls.claimed_until.is_null() | (cls.claimed_until < now))
             .execute()
         )
+
+    @classmethod
+    def claim_due(cls, by: dt.datetime, now: dt.datetime, limit: int) -> list["Outbox"]:
+        """Take up to `limit` of the unsent messages due by `by` that no other sender holds, oldest first."""
+        unheld = cls.select(cls.id).where(
+            cls.sent_at.is_null(), cls.next_try_at <= by, cls.claimed_until.is_null() | (cls.claimed_until < now)
+        )
+        ids = claimed(unheld.order_by(cls.id).limit(limit), cls._claim(now))
+        return list(cls.select().where(cls.id.in_(ids)).order_by(cls.id)) if ids else []
 
 
 class SandboxCharge(BaseModel):
@@ -521,23 +540,35 @@ def skipping_locked(rows: "ModelSelect[Any]", of: type[BaseModel] | None = None)
     return rows.for_update(of=of, skip_locked=True) if db.for_update else rows
 
 
-def claimed(rows: "ModelSelect[Any]", holder: UTCDateTimeField[Any], until: dt.datetime) -> list[int]:
-    """Take the rows `rows` selects (ids, with a limit) until `until`, written to `holder`; returns their ids.
+def claimed(rows: "ModelSelect[Any]", claim: dict[Any, Any]) -> list[int]:
+    """Take the rows `rows` selects (ids, with a limit), writing `claim` to them (a time they are held until);
+    returns their ids.
 
     Any number of workers on any number of machines claim side by side: on PostgreSQL a claim skips the rows
     another claim is taking (FOR UPDATE SKIP LOCKED) instead of waiting for it; SQLite's IMMEDIATE transaction
     makes claims take turns. `rows` must leave out rows held until later than now, so that the claims of a
-    killed worker come back when `until` passes."""
+    killed worker come back when their time passes."""
     model = rows.model
     with transaction():
         ids = [row.id for row in skipping_locked(rows)]
         if ids:
-            model.update({holder: until}).where(model.id.in_(ids)).execute()
+            model.update(claim).where(model.id.in_(ids)).execute()
     return ids
 
 
-def transaction() -> AbstractContextManager[object, None]:
+def transaction() -> AbstractContextManager[object, bool | None]:
     """One use case, all or nothing. SQLite takes its write lock up front so two writers never deadlock."""
-    if isinstance(db.obj, SqliteDatabase):
-        return db.atomic("IMMEDIATE")
-    return db.atomic()
+    if isinstance(db.obj, SqliteDatabase) and not db.in_transaction():
+        return _sqlite_writing()
+    return db.atomic()  # on SQLite inside a transaction: a savepoint, under the lock the outermost one holds
+
+
+@contextmanager
+def _sqlite_writing() -> Iterator[object]:
+    """SQLite's write lock, taken in turn: writers that find it held wait in the kernel on a lock file beside the
+    database, and the one woken takes it at once. SQLite's own wait polls, sleeping up to 100 ms between tries,
+    so a worker committing events back to back would keep it from every webhook for seconds."""
+    with open(f"{db.obj.database}-writer", "a") as turn:  # a file of its own per writer: threads take turns too
+        fcntl.flock(turn, fcntl.LOCK_EX)
+        with db.atomic("IMMEDIATE") as atomic:
+            yield atomic

@@ -355,12 +355,19 @@ def reset() -> None:
     database()
     with db.connection_context():
         upgrade()
-        tables = ", ".join(f'"{m._meta.table_name}"' for m in MODELS)
-        db.execute_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+        if db.for_update:  # PostgreSQL
+            tables = ", ".join(f'"{m._meta.table_name}"' for m in MODELS)
+            db.execute_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+        else:
+            for model in reversed(MODELS):
+                model.delete().execute()
     redis_connection().flushdb()
 
 
 def ensure_database(database_url: str) -> None:
+    if database_url.startswith("sqlite"):
+        VAR.mkdir(parents=True, exist_ok=True)
+        return
     import psycopg
 
     server, name = database_url.split("://", 1)[1].rsplit("/", 1)

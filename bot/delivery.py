@@ -141,11 +141,8 @@ def _retry_after(headers) -> dt.timedelta | None:
     return dt.timedelta(seconds=int(value)) if value and str(value).isdigit() else None
 
 
-def deliver_slack_message(message_id: int, settings, now: dt.datetime) -> bool:
-    """Send one Slack outbox message unless it is sent or another worker holds it; True once sent."""
-    if not Outbox.claim(message_id, now):
-        return False
-    message = Outbox.get_by_id(message_id)
+def deliver_slack_message(message: Outbox, settings, now: dt.datetime) -> bool:
+    """Send one Slack outbox message its caller claimed (Outbox.claim_due, Outbox.claim); True once sent."""
     link = SlackLink.get_or_none(SlackLink.seller == int(message.recipient))
     if link is None:
         _sent(message.id, now, "not sent: the seller has no Slack workspace linked any more")
@@ -160,9 +157,10 @@ def deliver_slack_message(message_id: int, settings, now: dt.datetime) -> bool:
             claimed_until=None,
             next_try_at=now + delay if delay else DELIVERY_RETRIES.next_try(message.attempts, now),
             last_error=str(error)[:2000],
-        ).where(Outbox.id == message_id).execute()
+        ).where(Outbox.id == message.id).execute()
         return False
     # Updated at once, not at the next tick: the outcome is known now, so no stale button should stay.
     for update in updates:
-        deliver_slack_message(update, settings, now)
+        if Outbox.claim(update, now):
+            deliver_slack_message(Outbox.get_by_id(update), settings, now)
     return True

@@ -1,6 +1,6 @@
 """Emails: one function per email turns the facts stored in the outbox into its template context;
 `render` makes a plain-text and an HTML part in the recipient's language, and `deliver_message` sends it
-through SMTP_URL, or writes it to var/outbox/.
+through a `Mailer`: over SMTP_URL, one connection for a batch, or written to var/outbox/.
 
 Templates live in templates/<email>/{subject.txt, body.txt, body.html}; their messages are the "emails"
 Babel domain (translations/<lang>/LC_MESSAGES/emails.po; extract with emails/babel.cfg).
@@ -75,6 +75,9 @@ def _environment(language: str) -> Environment:
         extensions=["jinja2.ext.i18n"],
         trim_blocks=True,
         lstrip_blocks=True,
+        # Each template is compiled once per process and language: a deploy restarts the workers, so none asks the
+        # disk again whether a template changed (a stat per template per email).
+        auto_reload=False,
     )
     environment.install_gettext_translations(translations(language, DOMAIN), newstyle=True)
     return environment
@@ -174,31 +177,70 @@ def render(message: Outbox, settings) -> EmailMessage:
     return email
 
 
-def _send(email: EmailMessage, settings, accepted: Callable[[], None]) -> None:
-    """Hand `email` to SMTP_URL (or write it to OUTBOX_DIR); `accepted` runs as soon as the peer has taken it."""
-    if not settings.smtp_url:
-        settings.outbox_dir.mkdir(parents=True, exist_ok=True)
-        name = email["Message-ID"].strip("<>").split("@")[0]
-        (settings.outbox_dir / f"{name}.eml").write_bytes(bytes(email))
+class Mailer:
+    """Sends emails through SMTP_URL, over one connection for as many as it is given (a batch of the outbox), or
+    writes them to OUTBOX_DIR. Use it as a context manager: the connection is opened at the first email and
+    closed at the end."""
+
+    def __init__(self, settings) -> None:
+        self.settings = settings
+        self._smtp: smtplib.SMTP | None = None
+
+    def __enter__(self) -> "Mailer":
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._smtp is not None:
+            _hang_up(self._smtp)
+            self._smtp = None
+
+    def send(self, email: EmailMessage, accepted: Callable[[], None]) -> None:
+        """Hand `email` over; `accepted` runs as soon as the peer has taken it."""
+        if not self.settings.smtp_url:
+            self.settings.outbox_dir.mkdir(parents=True, exist_ok=True)
+            name = email["Message-ID"].strip("<>").split("@")[0]
+            (self.settings.outbox_dir / f"{name}.eml").write_bytes(bytes(email))
+            accepted()
+            return
+        reused = self._smtp is not None
+        if self._smtp is None:
+            self._smtp = self._connect()
+        try:
+            self._smtp.send_message(email)
+        except (smtplib.SMTPServerDisconnected, ConnectionError):
+            self.close()
+            if not reused:
+                raise
+            # A server may close a connection it kept open a while, or after so many messages: that says nothing
+            # of this message, which goes over a new connection at once instead of waiting for its retry.
+            self.send(email, accepted)
+            return
+        except (OSError, smtplib.SMTPException):
+            self.close()  # a connection that failed a message is not trusted with the next one
+            raise
         accepted()
-        return
-    url = urlsplit(settings.smtp_url)
-    client = smtplib.SMTP_SSL if url.scheme == "smtps" else smtplib.SMTP
-    smtp = client(url.hostname, url.port or (465 if url.scheme == "smtps" else 25), timeout=30)
-    try:
-        if url.scheme == "smtp+starttls":
-            smtp.starttls()
-        if url.username:
-            smtp.login(unquote(url.username), unquote(url.password or ""))
-        smtp.send_message(email)
-        accepted()
-    finally:
-        _hang_up(smtp)
+
+    def _connect(self) -> smtplib.SMTP:
+        url = urlsplit(self.settings.smtp_url)
+        client = smtplib.SMTP_SSL if url.scheme == "smtps" else smtplib.SMTP
+        smtp = client(url.hostname, url.port or (465 if url.scheme == "smtps" else 25), timeout=30)
+        try:
+            if url.scheme == "smtp+starttls":
+                smtp.starttls()
+            if url.username:
+                smtp.login(unquote(url.username), unquote(url.password or ""))
+        except (OSError, smtplib.SMTPException):
+            smtp.close()
+            raise
+        return smtp
 
 
 def _hang_up(smtp: smtplib.SMTP) -> None:
-    """QUIT without `with smtplib.SMTP(...)`, whose exit raises when the answer to QUIT is not 221: the message
-    is accepted and recorded by then, and a server that errs or drops the line now must not make it resent."""
+    """QUIT without `with smtplib.SMTP(...)`, whose exit raises when the answer to QUIT is not 221: the messages
+    are accepted and recorded by then, and a server that errs or drops the line now must not make them resent."""
     try:
         smtp.quit()
     except (OSError, smtplib.SMTPException):
@@ -209,21 +251,18 @@ def _record_sent(message_id: int, now: dt.datetime) -> None:
     Outbox.update(sent_at=now, claimed_until=None, last_error=None).where(Outbox.id == message_id).execute()
 
 
-def deliver_message(message_id: int, settings, now: dt.datetime) -> bool:
-    """Send one outbox message unless it is sent or another worker holds it; True once sent.
+def deliver_message(message: Outbox, mailer: Mailer, now: dt.datetime) -> bool:
+    """Send one outbox message its caller claimed (Outbox.claim_due); True once sent.
 
     The send is recorded, in its own statement, the moment the SMTP server accepts the message: only a crash
     between the two sends it again, with the same Message-ID (at-least-once delivery)."""
-    if not Outbox.claim(message_id, now):
-        return False
-    message = Outbox.get_by_id(message_id)
     try:
-        _send(render(message, settings), settings, accepted=lambda: _record_sent(message_id, now))
+        mailer.send(render(message, mailer.settings), accepted=lambda: _record_sent(message.id, now))
     except (OSError, smtplib.SMTPException) as error:
         Outbox.update(
             claimed_until=None,
             next_try_at=DELIVERY_RETRIES.next_try(message.attempts, now),
             last_error=str(error)[:2000],
-        ).where(Outbox.id == message_id).execute()
+        ).where(Outbox.id == message.id).execute()
         return False
     return True

@@ -1,6 +1,7 @@
 """The jobs. Each opens its own connection, takes ids and the time, and calls one rule."""
 
 import datetime as dt
+import itertools
 import os
 import socket
 import time
@@ -14,7 +15,7 @@ from billing.followups import APPLY_EVENTS, DELIVER_HANDOFF, SEND_CHARGES, SEND_
 from billing.retries import EVENT_RETRIES
 from bot.delivery import deliver_slack_message
 from bot.once import forget_old_requests
-from emails import deliver_message
+from emails import Mailer, deliver_message
 from gateways import get_gateway
 from gateways.stripe import EVENT_TYPES as STRIPE_EVENT_TYPES
 from jobs.partner import post_to_partner
@@ -25,11 +26,11 @@ from webhooks.events import parse_outcome
 from webhooks.stripe_events import stripe_outcome
 
 CLAIM = dt.timedelta(minutes=5)
-BATCH = 500
 # Events a worker takes at a time, and for how long: a batch applies in a fraction of a second, and a claim that
 # lapses early only lets a second worker find its events applied (process_event claims each one again).
 EVENTS_PER_CLAIM = 100
 EVENT_LEASE = dt.timedelta(minutes=1)
+MESSAGES_PER_CLAIM = 100  # held for Outbox.HOLD
 
 
 def tick(at: str | None = None) -> None:
@@ -208,31 +209,28 @@ def claim_received_events(now: dt.datetime) -> list[int]:
         GatewayEvent.claimed_until.is_null() | (GatewayEvent.claimed_until < now),
     )
     return claimed(
-        unclaimed.order_by(GatewayEvent.id).limit(EVENTS_PER_CLAIM), GatewayEvent.claimed_until, now + EVENT_LEASE
+        unclaimed.order_by(GatewayEvent.id).limit(EVENTS_PER_CLAIM), {GatewayEvent.claimed_until: now + EVENT_LEASE}
     )
 
 
 def send_due_messages(at: str | None = None) -> None:
-    """Send every message of the outbox due by `at`; each is claimed first, so two workers never send one twice."""
+    """Send the messages of the outbox due by `at`, a claimed batch at a time, emails over one SMTP connection;
+    when a job's first claim comes back full, it starts another job, so that any number of workers share them."""
     redis_connection().delete(
         waiting_key(SEND_MESSAGES)
     )  # before reading: a message committed from now on wakes another job
-    now = dt.datetime.fromisoformat(at) if at else utcnow()
-    with database().connection_context():
-        while True:
-            due = Outbox.select(Outbox.id, Outbox.channel).where(
-                Outbox.sent_at.is_null(),
-                Outbox.next_try_at <= now,
-                Outbox.claimed_until.is_null() | (Outbox.claimed_until < utcnow()),
-            )
-            # Read the ids first: on SQLite, writing while a read is still open fails at once with "database
-            # is locked" when another process wrote in between (the read's snapshot cannot become a write).
-            batch = list(due.order_by(Outbox.id).limit(BATCH))
+    due_by = dt.datetime.fromisoformat(at) if at else utcnow()
+    with database().connection_context(), Mailer(settings()) as mailer:
+        for claims in itertools.count():
+            batch = Outbox.claim_due(due_by, utcnow(), MESSAGES_PER_CLAIM)
+            if len(batch) == MESSAGES_PER_CLAIM and claims == 0:
+                follow_up(FollowUp(SEND_MESSAGES, at=due_by if at else None))
             for message in batch:
-                deliver = deliver_slack_message if message.channel == Outbox.SLACK else deliver_message
-                deliver(message.id, settings(), utcnow())
-            # One job may stand for many events now: it sends until nothing due is left unclaimed.
-            if len(batch) < BATCH:
+                if message.channel == Outbox.SLACK:
+                    deliver_slack_message(message, mailer.settings, utcnow())
+                else:
+                    deliver_message(message, mailer, utcnow())
+            if len(batch) < MESSAGES_PER_CLAIM:
                 return
 
 

@@ -10,11 +10,12 @@ import pytest
 import requests
 
 from billing.collections import hand_to_collections
+from billing.followups import SEND_MESSAGES
 from billing.links import CARD_UPDATE, LinkExpired, verify
 from gateways import get_gateway
-from jobs.work import charge, process_event, run_due_work, send_due_messages
+from jobs.work import MESSAGES_PER_CLAIM, charge, process_event, run_due_work, send_due_messages
 from models import GatewayEvent, Outbox, SandboxCharge, SlackLink
-from runtime import settings, utcnow
+from runtime import queue, settings, utcnow
 from tests import factories
 from tests.conftest import Inbox, free_port, serve_smtp
 
@@ -221,6 +222,68 @@ def test_a_card_link_lives_30_days_from_the_failure_however_late_the_email_is_se
     assert verify(settings(), link, CARD_UPDATE, now=T + 30 * DAY)["order"] == Outbox.get().context["order_id"]
     with pytest.raises(LinkExpired):
         verify(settings(), link, CARD_UPDATE, now=T + 30 * DAY + dt.timedelta(seconds=1))
+
+
+def test_a_batch_of_emails_goes_out_over_one_smtp_connection(inbox):
+    """Ten messages due at once (five customers, five sellers): one connection, not one per email."""
+    seller = factories.seller()
+    for number in range(5):
+        factories.order(seller, payment=factories.card(factories.INSUFFICIENT_FUNDS), customer_name=f"C{number} X")
+    factories.answer_due_charges(T, "insufficient_funds")
+
+    send_due_messages(T.isoformat())
+
+    assert len(inbox.messages) == Outbox.select().count() == 10
+    assert len(inbox.connections) == 1
+
+
+def test_a_sender_with_more_due_than_one_claim_starts_another_and_the_two_never_take_the_same_message(inbox):
+    """Any number of workers share the outbox: each claim takes messages no other sender holds."""
+    seller = factories.seller()
+    for number in range(MESSAGES_PER_CLAIM // 2 + 1):
+        factories.order(seller, payment=factories.card(factories.INSUFFICIENT_FUNDS), customer_name=f"C{number} X")
+    factories.answer_due_charges(T, "insufficient_funds")
+    queue().empty()
+
+    first, second = Outbox.claim_due(T, utcnow(), MESSAGES_PER_CLAIM), Outbox.claim_due(T, utcnow(), MESSAGES_PER_CLAIM)
+    assert (len(first), len(second)) == (MESSAGES_PER_CLAIM, 2) and not {m.id for m in first} & {m.id for m in second}
+    Outbox.update(claimed_until=None, attempts=0).execute()
+
+    send_due_messages(T.isoformat())
+
+    assert [job.func_name for job in queue().jobs] == [f"jobs.work.{SEND_MESSAGES}"]
+    assert len(inbox.messages) == Outbox.select().count() == MESSAGES_PER_CLAIM + 2
+    assert {message.attempts for message in Outbox.select()} == {1}
+
+
+class ClosingInbox(Inbox):
+    """A server that takes one message per connection and closes it when asked for a second, as some do after
+    a number of them."""
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if session.peer in self.connections:
+            server.transport.close()
+            return "421 closing"
+        envelope.mail_from = address
+        return "250 OK"
+
+
+@pytest.fixture
+def closing_inbox(monkeypatch):
+    yield from serve_smtp(ClosingInbox(), monkeypatch)
+
+
+def test_a_connection_the_server_closed_between_two_emails_delays_neither(closing_inbox):
+    """The next email of the batch goes over a new connection at once: none waits for a retry, none is sent twice."""
+    seller = factories.seller()
+    for number in range(3):
+        factories.order(seller, payment=factories.card(factories.INSUFFICIENT_FUNDS), customer_name=f"C{number} X")
+    factories.answer_due_charges(T, "insufficient_funds")
+
+    send_due_messages(T.isoformat())
+
+    assert len(closing_inbox.messages) == 6 and len(closing_inbox.connections) == 6
+    assert [(m.sent_at is not None, m.attempts, m.last_error) for m in Outbox.select()] == [(True, 1, None)] * 6
 
 
 class HangingUpInbox(Inbox):

@@ -5,19 +5,23 @@ import json
 import os
 import signal
 import subprocess
+from itertools import islice
 
+import requests
 from rq import Worker
 
 from billing.followups import APPLY_EVENTS, FollowUp, follow_up
+from gateways import get_gateway
 from jobs.work import EVENT_LEASE, EVENTS_PER_CLAIM, charge, claim_received_events, process_received_events
-from models import ChargeAttempt, GatewayEvent, Installment
-from runtime import queue, redis_connection, set_clock, utcnow, waiting_key
+from models import ChargeAttempt, GatewayEvent, Installment, SandboxCharge
+from runtime import queue, redis_connection, set_clock, settings, utcnow, waiting_key
 from tests import factories
-from tests.conftest import ROOT
+from tests.conftest import ROOT, at_once
 from tests.test_tick import T, wait_until
 
 WORKERS = 4
 ORDERS = WORKERS * EVENTS_PER_CLAIM
+CONNECTIONS, EVENTS_PER_CONNECTION = 8, 25
 
 
 def events_received_for(count: int) -> None:
@@ -77,6 +81,55 @@ def test_four_workers_apply_four_batches_of_events_side_by_side_each_event_once_
     assert ChargeAttempt.select().where(ChargeAttempt.status == ChargeAttempt.FAILED).count() == ORDERS
     assert attempts_by_number() == {1: ORDERS, 2: ORDERS, 3: 0}
     assert Installment.select().where(Installment.status == Installment.OPEN).count() == ORDERS
+
+
+def test_webhooks_posted_on_many_connections_while_two_workers_apply_them_are_all_accepted_and_applied_once():
+    """The embedded SQLite default too: writers wait their turn, and no "database is locked" reaches a gateway, a
+    job or an event."""
+    seller = factories.seller()
+    for _ in range(CONNECTIONS * EVENTS_PER_CONNECTION):
+        factories.order(seller, payment=factories.card(factories.INSUFFICIENT_FUNDS))
+    gateway = get_gateway(settings())
+    bodies = [
+        gateway.event_body(
+            SandboxCharge(
+                order_id=request.order_id,
+                installment=request.installment,
+                amount=request.amount,
+                currency=request.currency,
+                method=request.method,
+                reference=f"ch_{request.attempt_id}",
+                failure_code="insufficient_funds",
+                occurred_at=T,
+            )
+        )
+        for request in factories.charge_due(T)
+    ]
+    answers, pending = [], iter(bodies)
+    workers = [start_worker() for _ in range(2)]
+    try:
+        wait_until(lambda: len(Worker.all(queue=queue())) == 2)
+
+        def gateway_posting():
+            with requests.Session() as session:
+                for body in islice(pending, EVENTS_PER_CONNECTION):
+                    webhook_id = f"evt_{json.loads(body)['data']['reference']}"
+                    headers = gateway.signed_headers(webhook_id, body)
+                    answers.append(
+                        session.post(gateway.webhook_url, data=body, headers=headers, timeout=30).status_code
+                    )
+
+        at_once(CONNECTIONS, gateway_posting)
+        wait_until(lambda: not GatewayEvent.select().where(GatewayEvent.status == GatewayEvent.RECEIVED).exists())
+        wait_until(lambda: queue().count == 0 and queue().started_job_registry.count == 0)
+    finally:
+        applied = [events_each_applied(worker) for worker in workers]
+
+    assert answers == [200] * len(bodies)
+    assert {event.status for event in GatewayEvent.select()} == {GatewayEvent.PROCESSED}
+    assert sorted(event for by_one in applied for event in by_one) == sorted(e.id for e in GatewayEvent.select())
+    assert queue().failed_job_registry.count == 0
+    assert attempts_by_number() == {1: len(bodies), 2: len(bodies), 3: 0}
 
 
 def test_events_a_killed_worker_claimed_wait_for_its_claim_to_lapse_then_any_worker_applies_them():
