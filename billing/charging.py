@@ -76,9 +76,20 @@ CHARGES_PER_CLAIM = 100
 
 
 def due_attempts(now: dt.datetime) -> "ModelSelect[ChargeAttempt]":
-    """Attempts to send now: scheduled ones that are due, and sent ones that never got an answer."""
+    """Attempts to send now: scheduled ones that are due, unless another charge of their installment awaits its
+    answer (R2), and sent ones that never got an answer."""
+    other = ChargeAttempt.alias()
+    awaiting_answer = other.select(other.id).where(
+        other.installment == ChargeAttempt.installment, other.status == ChargeAttempt.IN_FLIGHT
+    )
+    # Left out here, not only at the claim: a claim full of attempts that must wait would send nothing, and start
+    # the next job to find the same ones again.
     return ChargeAttempt.select(ChargeAttempt.id).where(
-        ((ChargeAttempt.status == ChargeAttempt.SCHEDULED) & (ChargeAttempt.due_at <= now))
+        (
+            (ChargeAttempt.status == ChargeAttempt.SCHEDULED)
+            & (ChargeAttempt.due_at <= now)
+            & ~fn.EXISTS(awaiting_answer)
+        )
         | ((ChargeAttempt.status == ChargeAttempt.IN_FLIGHT) & (ChargeAttempt.requested_at <= now - RESEND_AFTER))
     )
 

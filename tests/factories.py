@@ -98,7 +98,12 @@ def open_due(now) -> list[ChargeAttempt]:
 def charge_due(now):
     """What the tick and the charge jobs do by `now`, short of the gateway: the charge requests sent."""
     start_due_installments(now)
-    return claim_due_attempts(now).requests
+    sent = []
+    while True:
+        batch = claim_due_attempts(now)
+        sent += batch.requests
+        if not batch.full:
+            return sent
 
 
 def gateway_reports(request, at, failure_code=None, advice_code=None):

@@ -166,3 +166,22 @@ def test_the_scheduled_tick_queues_one_charge_job_that_reads_the_clock_when_it_r
     work_the_queue()
     sent = {a.requested_at for a in ChargeAttempt.select()}
     assert len(sent) == 1 and sent.pop() > utcnow() - dt.timedelta(minutes=1)
+
+
+def test_attempts_waiting_for_another_charge_of_their_installment_are_not_due_so_they_never_fill_a_claim(monkeypatch):
+    """Two installments with a customer's charge in flight and their retry due, one new order due: the retries wait
+    (R2) and are left out of what is due, so a claim of two takes the new order's charge instead of filling up."""
+    monkeypatch.setattr(charging, "CHARGES_PER_CLAIM", 2)
+    waiting = orders(2)
+    for request in factories.charge_due(T):
+        factories.gateway_reports(request, T, "insufficient_funds")
+    day_7, just_before = T + 7 * DAY, T + 7 * DAY - dt.timedelta(minutes=1)
+    for order in waiting:
+        plans.add_attempt(plans.open_installment(order), ChargeAttempt.CUSTOMER, 1, just_before)
+    assert len(factories.charge_due(just_before)) == 2  # the customers' charges, unanswered
+    new = factories.order(factories.seller("Bob Courses"), anchor=day_7)
+    plans.start_due_installments(day_7)
+
+    batch = charging.claim_due_attempts(day_7)
+
+    assert [r.order_id for r in batch.requests] == [new.id] and not batch.full
