@@ -3,7 +3,9 @@
 import atexit
 import datetime as dt
 import json
+import time
 import unicodedata
+import weakref
 from contextlib import AbstractContextManager
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
@@ -23,7 +25,8 @@ from peewee import (
     SqliteDatabase,
     TextField,
 )
-from playhouse.db_url import connect
+from playhouse.db_url import connect, parse
+from playhouse.pool import PooledPostgresqlDatabase
 
 db = DatabaseProxy()
 
@@ -44,6 +47,32 @@ else:
         pass
 
 
+class RecentlyCheckedPool(PooledPostgresqlDatabase):  # type: ignore[misc]  # types-peewee has no playhouse.pool
+    """peewee's pool, which asks the server (SELECT 1) whether a connection it hands out is still alive: here only
+    when the connection has been idle for PING_AFTER_IDLE, since that round trip was a quarter of a webhook's
+    (bench/webhooks.py). A connection given back this recently was alive then; a server gone since fails the request
+    that gets it, as one gone between the check and the query always did (HikariCP's aliveBypassWindowMs, 500 ms)."""
+
+    PING_AFTER_IDLE = 1.0  # seconds
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._given_back: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+        super().__init__(*args, **kwargs)
+
+    def _close(self, conn: Any, close_conn: bool = False) -> None:
+        super()._close(conn, close_conn)
+        if not close_conn:
+            self._given_back[conn] = time.monotonic()
+
+    def _is_closed(self, conn: Any) -> bool:
+        given_back = self._given_back.pop(conn, None)
+        recent = given_back is not None and time.monotonic() - given_back <= self.PING_AFTER_IDLE
+        # What the driver knows without asking: open, and no transaction left open or lost.
+        if recent and not conn.closed and self._adapter.txn_status(conn) == self._adapter.txn_idle:
+            return False
+        return bool(super()._is_closed(conn))
+
+
 def open_database(url: str) -> None:
     """Point the shared handle at `url` (sqlite:/// or postgresql://)."""
     if url.startswith("sqlite"):
@@ -52,8 +81,7 @@ def open_database(url: str) -> None:
     else:
         # Pooled: a new PostgreSQL connection for each request and job cost more than the work itself
         # (bench/: 3x the webhook's rate). The pool rolls back whatever a request leaves open.
-        scheme, rest = url.split("://", 1)
-        database = connect(f"{scheme.removesuffix('+pool')}+pool://{rest}")
+        database = RecentlyCheckedPool(**parse(url))
         atexit.register(database.close_all)  # closed, not left to the garbage collector at exit
     db.initialize(database)
 
