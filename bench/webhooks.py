@@ -437,6 +437,7 @@ def main() -> None:
     )
     parser.add_argument("--rq-workers", type=int, default=2, help="RQ worker processes")
     parser.add_argument("--worker-class", default="rq.worker.SimpleWorker", help="rq.worker.Worker forks per job")
+    parser.add_argument("--worker-nice", type=int, default=0, help="the RQ workers' niceness (10: the web app first)")
     parser.add_argument("--clients", type=int, default=2, help="load generator processes")
     parser.add_argument("--threads", type=int, default=8, help="connections per load generator process")
     parser.add_argument("--seconds", type=float, default=120, help="time limit of each phase")
@@ -474,6 +475,7 @@ def main() -> None:
     web = start([*gunicorn, "bench.app:bench_app()"], "gunicorn.log")
     meter.roots[web.pid] = "web (gunicorn)"
     rq_worker = [
+        *(["nice", "-n", str(args.worker_nice)] if args.worker_nice else []),
         str(BIN / "rq"),
         "worker",
         "--with-scheduler",
@@ -552,10 +554,12 @@ def report(args, rows: list[dict]) -> str:
 
     bare, webhook, e2e = rows[0], rows[1], next(r for r in rows if r["name"] == END_TO_END)
     cores = os.cpu_count()
+    niceness = f"nice -n {args.worker_nice} " if args.worker_nice else ""
     lines = [
         f"Machine: {cores} cores, {platform.python_implementation()} {platform.python_version()}, "
         f"PostgreSQL and Redis on loopback. Setup: gunicorn {args.web_workers} sync workers, "
-        f"{args.rq_workers} × `rq worker --with-scheduler -w {args.worker_class}`, load from {args.clients} "
+        f"{args.rq_workers} × `{niceness}rq worker --with-scheduler "
+        f"-w {args.worker_class}`, load from {args.clients} "
         f"processes × {args.threads} connections, {args.events} events per batch.",
         "",
         "| measure | events/s | p50 | p99 |",
