@@ -4,9 +4,11 @@ import atexit
 import datetime as dt
 import fcntl
 import json
+import time
 import unicodedata
+import weakref
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
@@ -26,7 +28,8 @@ from peewee import (
     SqliteDatabase,
     TextField,
 )
-from playhouse.db_url import connect
+from playhouse.db_url import connect, parse
+from playhouse.pool import PooledPostgresqlDatabase
 
 db = DatabaseProxy()
 
@@ -47,20 +50,45 @@ else:
         pass
 
 
+class RecentlyCheckedPool(PooledPostgresqlDatabase):  # type: ignore[misc]  # types-peewee has no playhouse.pool
+    """peewee's pool, which asks the server (SELECT 1) whether a connection it hands out is still alive: here only
+    when the connection has been idle for PING_AFTER_IDLE, since that round trip was a quarter of a webhook's
+    (bench/webhooks.py). A connection given back this recently was alive then; a server gone since fails the request
+    that gets it, as one gone between the check and the query always did (HikariCP's aliveBypassWindowMs, 500 ms)."""
+
+    PING_AFTER_IDLE = 1.0  # seconds
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._given_back: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+        super().__init__(*args, **kwargs)
+
+    def _close(self, conn: Any, close_conn: bool = False) -> None:
+        super()._close(conn, close_conn)
+        if not close_conn:
+            self._given_back[conn] = time.monotonic()
+
+    def _is_closed(self, conn: Any) -> bool:
+        given_back = self._given_back.pop(conn, None)
+        recent = given_back is not None and time.monotonic() - given_back <= self.PING_AFTER_IDLE
+        # What the driver knows without asking: open, and no transaction left open or lost.
+        if recent and not conn.closed and self._adapter.txn_status(conn) == self._adapter.txn_idle:
+            return False
+        return bool(super()._is_closed(conn))
+
+
 def open_database(url: str) -> None:
     """Point the shared handle at `url` (sqlite:/// or postgresql://)."""
     # Pooled: a new connection for each request and job cost more than the work itself (bench/: 3x the webhook's
     # rate on PostgreSQL; on SQLite, opening the file and setting its pragmas took half a webhook's time). The pool
     # rolls back whatever a request leaves open.
-    scheme, rest = url.split("://", 1)
-    pooled = f"{scheme.removesuffix('+pool')}+pool://{rest}"
     if url.startswith("sqlite"):
         # WAL lets the web app read while a worker writes; the timeout waits out short write locks. A pooled
         # connection serves one thread at a time, but not always the thread that opened it.
+        scheme, rest = url.split("://", 1)
         pragmas = {"journal_mode": "wal", "busy_timeout": 10000, "foreign_keys": 1}
-        database = connect(pooled, pragmas=pragmas, check_same_thread=False)
+        database = connect(f"{scheme.removesuffix('+pool')}+pool://{rest}", pragmas=pragmas, check_same_thread=False)
     else:
-        database = connect(pooled)
+        database = RecentlyCheckedPool(**parse(url))
     atexit.register(database.close_all)  # closed, not left to the garbage collector at exit
     db.initialize(database)
 
@@ -561,6 +589,13 @@ def transaction() -> AbstractContextManager[object, bool | None]:
     if isinstance(db.obj, SqliteDatabase) and not db.in_transaction():
         return _sqlite_writing()
     return db.atomic()  # on SQLite inside a transaction: a savepoint, under the lock the outermost one holds
+
+
+def one_write() -> AbstractContextManager[object, bool | None]:
+    """Around a single statement that writes, all or nothing by itself: on PostgreSQL nothing, since a transaction
+    would only add BEGIN's and COMMIT's round trips (two of a webhook's four, bench/webhooks.py); on SQLite a
+    transaction, so that the statement waits its turn with the other writers rather than in SQLite's polling wait."""
+    return transaction() if isinstance(db.obj, SqliteDatabase) else nullcontext()
 
 
 @contextmanager

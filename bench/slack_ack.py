@@ -3,8 +3,9 @@
 One run, loopback only: gunicorn serves Tranche with Slack on, RQ workers run the jobs the commands queue, a
 local server answers like Slack's Web API (tests/slack_api.py). The load is a mix of real commands from one
 linked workspace, each with its own trigger: /order by name and by invoice number, /collections, /update-plan
-with an amount, and /renew of orders whose three attempts failed (charged through the sandbox). Reports the
-ack p50/p99 and checks that every command was answered through its response_url, once.
+with an amount, and /renew of orders whose three attempts failed (charged through the sandbox), sent at a fixed
+rate (--rate; 0: each as soon as a connection is free). Reports the ack p50/p99, counted from when each command was
+due, and checks that every command was answered through its response_url, once.
 
     .venv/bin/python bench/slack_ack.py --help
 """
@@ -88,8 +89,11 @@ def main() -> None:
     parser.add_argument(
         "--orders", type=int, default=200, help="active and interrupted orders each (5 commands per pair)"
     )
-    parser.add_argument("--web-workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument(
+        "--web-workers", type=int, default=2, help="gunicorn worker processes (WEB_CONCURRENCY's default)"
+    )
     parser.add_argument("--rq-workers", type=int, default=2, help="RQ worker processes")
+    parser.add_argument("--rate", type=float, default=100, help="commands per second (0: as fast as answered)")
     parser.add_argument("--clients", type=int, default=2, help="load generator processes")
     parser.add_argument("--threads", type=int, default=8, help="connections per load generator process")
     parser.add_argument("--seconds", type=float, default=120, help="time limit of the load and of the answers")
@@ -132,7 +136,7 @@ def main() -> None:
         # Each gunicorn worker builds its bolt app on its first Slack request: not what is measured.
         load.run(signed([("/tranche", "help")] * args.web_workers * 4, slack.response_url))
         print(f"{len(commands)} commands …", flush=True)
-        result = load.run(signed(commands, slack.response_url))
+        result = load.run(signed(commands, slack.response_url), rate=args.rate or None)
         slack.wait_for("response_url", len(commands), timeout=args.seconds)
         answered = time.monotonic()
         renewals = sum(1 for name, _ in commands if name == "/renew")
@@ -149,7 +153,9 @@ def main() -> None:
     table = "\n".join(
         [
             f"Machine: {os.cpu_count()} cores. gunicorn {args.web_workers} sync workers, {args.rq_workers} RQ workers, "
-            f"load from {args.clients} processes × {args.threads} connections; PostgreSQL and Redis on loopback.",
+            f"load from {args.clients} processes × {args.threads} connections, "
+            f"{f'{args.rate:.0f} commands/s offered' if args.rate else 'each command sent once a connection is free'}; "
+            "PostgreSQL and Redis on loopback.",
             "",
             "| measure | value |",
             "|---|---:|",

@@ -5,7 +5,8 @@ One run, loopback only, bounded in count and time:
      the workers stopped: accepted events/s and p50/p99 of each;
   2. the workers start and drain that backlog: events/s until retry scheduled and email sent;
   3. a second batch sent while the workers run: end-to-end events/s, from the first event sent to the
-     last customer email received by a real SMTP server (aiosmtpd) started here.
+     last customer email received by a real SMTP server (aiosmtpd) started here;
+  4. a third batch sent at half the rate the second was accepted at, the workers running: its p50/p99.
 Every event matches a real card order whose first attempt is in flight, so each one schedules
 attempt 2 and emails the customer. Prints Markdown tables (rates and latencies; CPU per event by
 group of processes, from /proc, Linux only) and writes them to bench/RESULTS.md.
@@ -47,9 +48,12 @@ def free_port() -> int:
 # --- the load generator: processes of threads, each thread one HTTP connection, requests given out in turn
 
 
-def _client(port: int, requests: list, threads: int, seconds: float, ready, go, results) -> None:
-    """Send `requests` (path, body, headers) to 127.0.0.1:port from `threads` connections; report timings."""
-    pending = iter(requests)
+def _client(port: int, requests: list, threads: int, seconds: float, rate: float | None, ready, go, results) -> None:
+    """Send `requests` (path, body, headers) to 127.0.0.1:port from `threads` connections; report timings.
+
+    With a `rate`, request n is due n / rate seconds after the start, and its latency counts from then: a request
+    that waits for a free connection is late, and its wait is the server's (no coordinated omission)."""
+    pending = iter(enumerate(requests))
     lock = threading.Lock()
     latencies: list[float] = []
     statuses: Counter = Counter()
@@ -62,8 +66,12 @@ def _client(port: int, requests: list, threads: int, seconds: float, ready, go, 
                 item = next(pending, None)
             if item is None:
                 break
-            path, body, headers = item
+            n, (path, body, headers) = item
             sent = time.perf_counter()
+            if rate is not None:
+                due = perf_started + n / rate
+                time.sleep(max(0.0, due - sent))
+                sent = due
             try:
                 conn.request("POST", path, body, headers)
                 response = conn.getresponse()
@@ -80,7 +88,7 @@ def _client(port: int, requests: list, threads: int, seconds: float, ready, go, 
 
     ready.release()
     go.wait()
-    started, cpu = time.monotonic(), time.process_time()
+    started, cpu, perf_started = time.monotonic(), time.process_time(), time.perf_counter()
     deadline = started + seconds
     workers = [threading.Thread(target=connection) for _ in range(threads)]
     for worker in workers:
@@ -91,19 +99,21 @@ def _client(port: int, requests: list, threads: int, seconds: float, ready, go, 
 
 
 class Load:
-    """A bounded closed-loop load: `processes` × `threads` requests in flight at most."""
+    """A bounded load: `processes` × `threads` requests in flight at most, each sent as soon as a connection is free
+    (closed loop), or at `rate` requests/s in all (open loop)."""
 
     def __init__(self, port: int, processes: int, threads: int, seconds: float):
         self.port, self.processes, self.threads, self.seconds = port, processes, threads, seconds
 
-    def run(self, requests: list, clock=lambda: None) -> dict:
+    def run(self, requests: list, clock=lambda: None, rate: float | None = None) -> dict:
         """Send every request once (or until the time limit); `clock()` is called just before the first."""
+        each = None if rate is None else rate / self.processes
         context = multiprocessing.get_context("spawn")
         ready, go, results = context.Semaphore(0), context.Event(), context.Queue()
         clients = [
             context.Process(
                 target=_client,
-                args=(self.port, requests[i :: self.processes], self.threads, self.seconds, ready, go, results),
+                args=(self.port, requests[i :: self.processes], self.threads, self.seconds, each, ready, go, results),
             )
             for i in range(self.processes)
         ]
@@ -289,8 +299,8 @@ class CpuMeter:
 
     BENCH, OTHERS, SHORT_LIVED = "bench: load and SMTP", "other processes", "ended meanwhile"
 
-    def __init__(self, database: str = "tranche_bench"):
-        self.database = database  # whose backends count as PostgreSQL's (the machine's others do not)
+    def __init__(self, database: str):
+        self.database = database  # its backends are PostgreSQL's; other databases' are other processes
         self.roots: dict[int, str] = {os.getpid(): self.BENCH}
         self.tick = os.sysconf("SC_CLK_TCK")
 
@@ -422,13 +432,20 @@ class Phases:
         return row
 
 
+END_TO_END = "end to end: event sent → retry scheduled and email sent"
+HALF_LOAD = "POST /webhooks/gateway at half the rate accepted with the workers running"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--events", type=int, default=3000, help="events per batch (two batches)")
+    parser.add_argument("--events", type=int, default=3000, help="events per batch (three batches)")
     parser.add_argument("--bare-requests", type=int, default=10000, help="requests to the bare endpoint")
-    parser.add_argument("--web-workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument(
+        "--web-workers", type=int, default=2, help="gunicorn worker processes (WEB_CONCURRENCY's default)"
+    )
     parser.add_argument("--rq-workers", type=int, default=2, help="RQ worker processes")
     parser.add_argument("--worker-class", default="rq.worker.SimpleWorker", help="rq.worker.Worker forks per job")
+    parser.add_argument("--worker-nice", type=int, default=0, help="the RQ workers' niceness (10: the web app first)")
     parser.add_argument("--clients", type=int, default=2, help="load generator processes")
     parser.add_argument("--threads", type=int, default=8, help="connections per load generator process")
     parser.add_argument("--seconds", type=float, default=120, help="time limit of each phase")
@@ -451,11 +468,11 @@ def main() -> None:
 
     ensure_database(args.database_url.replace("+pool", ""))
     reset()
-    print(f"preparing 2 × {args.events} card orders with their first attempt in flight …", flush=True)
+    print(f"preparing 3 × {args.events} card orders with their first attempt in flight …", flush=True)
     with db.connection_context():
-        backlog, live = prepare(2, args.events)
+        backlog, live, paced = prepare(3, args.events)
 
-    meter = CpuMeter()
+    meter = CpuMeter(args.database_url.rsplit("/", 1)[1])
     phases = Phases(meter)
     load = Load(web_port, args.clients, args.threads, args.seconds)
     inbox = Inbox()
@@ -466,6 +483,7 @@ def main() -> None:
     web = start([*gunicorn, "bench.app:bench_app()"], "gunicorn.log")
     meter.roots[web.pid] = "web (gunicorn)"
     rq_worker = [
+        *(["nice", "-n", str(args.worker_nice)] if args.worker_nice else []),
         str(BIN / "rq"),
         "worker",
         "--with-scheduler",
@@ -509,12 +527,16 @@ def main() -> None:
             accepted.update(load.run(signed(live), clock))
             return {**until_emailed(live, accepted["started"]), "client_cpu": accepted["client_cpu"]}
 
-        phases.measure("end to end: event sent → retry scheduled and email sent", end_to_end)
+        phases.measure(END_TO_END, end_to_end)
         phases.rows.insert(2, {"name": "POST /webhooks/gateway accepted, workers running", **accepted})
+        half = accepted["rate"] / 2
+        print(f"webhook at half that rate ({half:.0f}/s), workers running …", flush=True)
+        phases.rows.insert(3, {"name": HALF_LOAD, **load.run(signed(paced), rate=half)})
+        inbox.wait_for({e["customer"] for e in paced}, args.seconds)
         time.sleep(1)  # a duplicate email would arrive now
         with db.connection_context():
-            verify(backlog, inbox)
-            verify(live, inbox)
+            for batch in (backlog, live, paced):
+                verify(batch, inbox)
     finally:
         stop(workers + [web])
         smtp.stop()
@@ -538,12 +560,14 @@ def report(args, rows: list[dict]) -> str:
         cores = [row["cpu"].get(g, 0.0) for g in (CpuMeter.OTHERS, CpuMeter.SHORT_LIVED)]
         return f"| {row['name']} | " + " | ".join(f"{c:.2f}" for c in cells + cores) + " |"
 
-    bare, webhook, e2e = rows[0], rows[1], rows[-1]
+    bare, webhook, e2e = rows[0], rows[1], next(r for r in rows if r["name"] == END_TO_END)
     cores = os.cpu_count()
+    niceness = f"nice -n {args.worker_nice} " if args.worker_nice else ""
     lines = [
         f"Machine: {cores} cores, {platform.python_implementation()} {platform.python_version()}, "
         f"PostgreSQL and Redis on loopback. Setup: gunicorn {args.web_workers} sync workers, "
-        f"{args.rq_workers} × `rq worker --with-scheduler -w {args.worker_class}`, load from {args.clients} "
+        f"{args.rq_workers} × `{niceness}rq worker --with-scheduler "
+        f"-w {args.worker_class}`, load from {args.clients} "
         f"processes × {args.threads} connections, {args.events} events per batch.",
         "",
         "| measure | events/s | p50 | p99 |",

@@ -18,6 +18,7 @@ from models import (
     Order,
     Product,
     Seller,
+    one_write,
     skipping_locked,
     transaction,
 )
@@ -58,7 +59,7 @@ class ChargeRequest:
 
 def store_event(webhook_id: str, event_type: str, body: str, now: dt.datetime) -> bool:
     """Keep a gateway's event once by its webhook id, to be applied after the commit; False for a duplicate."""
-    with transaction():
+    with one_write():
         stored = (
             GatewayEvent.insert(webhook_id=webhook_id, type=event_type, body=body, received_at=now)
             .on_conflict_ignore()
