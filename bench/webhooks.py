@@ -446,6 +446,11 @@ def main() -> None:
     parser.add_argument("--rq-workers", type=int, default=2, help="RQ worker processes")
     parser.add_argument("--worker-class", default="rq.worker.SimpleWorker", help="rq.worker.Worker forks per job")
     parser.add_argument("--worker-nice", type=int, default=0, help="the RQ workers' niceness (10: the web app first)")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="RQ worker i on core i only (taskset): machines of their own, as near as one gets",
+    )
     parser.add_argument("--clients", type=int, default=2, help="load generator processes")
     parser.add_argument("--threads", type=int, default=8, help="connections per load generator process")
     parser.add_argument("--seconds", type=float, default=120, help="time limit of each phase")
@@ -499,7 +504,8 @@ def main() -> None:
         clock()
         started = time.monotonic()
         for i in range(args.rq_workers):
-            workers.append(start(rq_worker, f"worker-{i}.log"))
+            pinned = ["taskset", "-c", str(i % (os.cpu_count() or 1))] if args.pin else []
+            workers.append(start([*pinned, *rq_worker], f"worker-{i}.log"))
             meter.roots[workers[-1].pid] = "RQ workers"
         return started
 
@@ -567,7 +573,7 @@ def report(args, rows: list[dict]) -> str:
         f"Machine: {cores} cores, {platform.python_implementation()} {platform.python_version()}, "
         f"PostgreSQL and Redis on loopback. Setup: gunicorn {args.web_workers} sync workers, "
         f"{args.rq_workers} × `{niceness}rq worker --with-scheduler "
-        f"-w {args.worker_class}`, load from {args.clients} "
+        f"-w {args.worker_class}`{', each pinned to a core of its own' if args.pin else ''}, load from {args.clients} "
         f"processes × {args.threads} connections, {args.events} events per batch.",
         "",
         "| measure | events/s | p50 | p99 |",

@@ -224,12 +224,17 @@ def test_a_card_link_lives_30_days_from_the_failure_however_late_the_email_is_se
         verify(settings(), link, CARD_UPDATE, now=T + 30 * DAY + dt.timedelta(seconds=1))
 
 
-def test_a_batch_of_emails_goes_out_over_one_smtp_connection(inbox):
-    """Ten messages due at once (five customers, five sellers): one connection, not one per email."""
+def declined_customers(count: int) -> None:
+    """`count` customers of one seller whose first charge was declined at T: two messages each, due at T."""
     seller = factories.seller()
-    for number in range(5):
+    for number in range(count):
         factories.order(seller, payment=factories.card(factories.INSUFFICIENT_FUNDS), customer_name=f"C{number} X")
     factories.answer_due_charges(T, "insufficient_funds")
+
+
+def test_a_batch_of_emails_goes_out_over_one_smtp_connection(inbox):
+    """Ten messages due at once (five customers, five sellers): one connection, not one per email."""
+    declined_customers(5)
 
     send_due_messages(T.isoformat())
 
@@ -239,10 +244,7 @@ def test_a_batch_of_emails_goes_out_over_one_smtp_connection(inbox):
 
 def test_a_sender_with_more_due_than_one_claim_starts_another_and_the_two_never_take_the_same_message(inbox):
     """Any number of workers share the outbox: each claim takes messages no other sender holds."""
-    seller = factories.seller()
-    for number in range(MESSAGES_PER_CLAIM // 2 + 1):
-        factories.order(seller, payment=factories.card(factories.INSUFFICIENT_FUNDS), customer_name=f"C{number} X")
-    factories.answer_due_charges(T, "insufficient_funds")
+    declined_customers(MESSAGES_PER_CLAIM // 2 + 1)
     queue().empty()
 
     first, second = Outbox.claim_due(T, utcnow(), MESSAGES_PER_CLAIM), Outbox.claim_due(T, utcnow(), MESSAGES_PER_CLAIM)
@@ -275,10 +277,7 @@ def closing_inbox(monkeypatch):
 
 def test_a_connection_the_server_closed_between_two_emails_delays_neither(closing_inbox):
     """The next email of the batch goes over a new connection at once: none waits for a retry, none is sent twice."""
-    seller = factories.seller()
-    for number in range(3):
-        factories.order(seller, payment=factories.card(factories.INSUFFICIENT_FUNDS), customer_name=f"C{number} X")
-    factories.answer_due_charges(T, "insufficient_funds")
+    declined_customers(3)
 
     send_due_messages(T.isoformat())
 
