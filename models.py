@@ -415,25 +415,20 @@ class Outbox(BaseModel):
     HOLD = dt.timedelta(minutes=5)
 
     @classmethod
-    def _claim(cls, now: dt.datetime) -> dict[Any, Any]:
-        return {cls.claimed_until: now + cls.HOLD, cls.attempts: cls.attempts + 1}
+    def _take(cls, rows: "ModelSelect[Outbox]", now: dt.datetime) -> list[int]:
+        """Claim the unsent messages among `rows` that no other sender holds; returns their ids."""
+        unheld = rows.where(cls.sent_at.is_null(), cls.claimed_until.is_null() | (cls.claimed_until < now))
+        return claimed(unheld, {cls.claimed_until: now + cls.HOLD, cls.attempts: cls.attempts + 1})
 
     @classmethod
     def claim(cls, message_id: int, now: dt.datetime) -> bool:
         """Take an unsent message for sending, unless another sender holds it; True when taken."""
-        return bool(
-            cls.update(cls._claim(now))
-            .where(cls.id == message_id, cls.sent_at.is_null(), cls.claimed_until.is_null() | (cls.claimed_until < now))
-            .execute()
-        )
+        return bool(cls._take(cls.select(cls.id).where(cls.id == message_id), now))
 
     @classmethod
     def claim_due(cls, by: dt.datetime, now: dt.datetime, limit: int) -> list["Outbox"]:
         """Take up to `limit` of the unsent messages due by `by` that no other sender holds, oldest first."""
-        unheld = cls.select(cls.id).where(
-            cls.sent_at.is_null(), cls.next_try_at <= by, cls.claimed_until.is_null() | (cls.claimed_until < now)
-        )
-        ids = claimed(unheld.order_by(cls.id).limit(limit), cls._claim(now))
+        ids = cls._take(cls.select(cls.id).where(cls.next_try_at <= by).order_by(cls.id).limit(limit), now)
         return list(cls.select().where(cls.id.in_(ids)).order_by(cls.id)) if ids else []
 
 
