@@ -67,11 +67,11 @@ def _by(name: str, documentation: str, label: str, values: dict[str, float]) -> 
 
 
 class Operations:
-    """The gauges: what waits in the database and the queue at `clock()`, read when scraped."""
+    """The gauges: what waits in the database and the queues at `clock()`, read when scraped."""
 
-    def __init__(self, clock: Clock, queue: Queue) -> None:
+    def __init__(self, clock: Clock, queues: list[Queue]) -> None:
         self.clock = clock
-        self.queue = queue
+        self.queues = queues
 
     def collect(self) -> Iterator[Metric]:
         now = self.clock()
@@ -122,13 +122,13 @@ class Operations:
             "tranche_jobs_queued",
             "Jobs waiting in the queue for a worker.",
             "queue",
-            {self.queue.name: self.queue.count},
+            {queue.name: queue.count for queue in self.queues},
         )
         yield _by(
             "tranche_jobs_failed",
             "Jobs that raised, kept for a day in RQ's failed job registry.",
             "queue",
-            {self.queue.name: self.queue.failed_job_registry.get_job_count(cleanup=False)},
+            {queue.name: queue.failed_job_registry.get_job_count(cleanup=False) for queue in self.queues},
         )
         yield _by(
             "tranche_revenue_at_risk",
@@ -138,13 +138,13 @@ class Operations:
         )
 
 
-def exposition(clock: Clock, queue: Queue, accept: str | None = None) -> tuple[bytes, str]:
+def exposition(clock: Clock, queues: list[Queue], accept: str | None = None) -> tuple[bytes, str]:
     """Every metric, the counters of all processes added up, and its content type: in the format the scraper's
     Accept header asks for (OpenMetrics, or Prometheus' text format, which is the default)."""
     # A registry per scrape, as prometheus_client's multiprocess mode asks: the files are read anew each time.
     registry = CollectorRegistry()
     MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
-    registry.register(Operations(clock, queue))
+    registry.register(Operations(clock, queues))
     encode, content_type = choose_encoder(accept or "")
     return encode(registry), content_type
 

@@ -29,6 +29,9 @@ from config import VAR, MissingSetting, Settings
 from models import Clock, Heartbeat, db, open_database
 
 QUEUE = "tranche"
+# What a person in Slack waits for: the lazy work of commands and clicks (bot/later.py). Workers list it first,
+# so that it never waits behind a backlog of events, charges and emails.
+SLACK_QUEUE = "tranche-slack"
 log = logging.getLogger(__name__)
 
 
@@ -57,6 +60,15 @@ def redis_connection() -> Redis:
 
 def queue() -> Queue:
     return Queue(QUEUE, connection=redis_connection())
+
+
+def slack_queue() -> Queue:
+    return Queue(SLACK_QUEUE, connection=redis_connection())
+
+
+def work_queues() -> list[Queue]:
+    """Every queue, in the order a worker takes from them (the Procfile lists them so)."""
+    return [slack_queue(), queue()]
 
 
 # How long a process trusts the clock it read: `flask clock` in one process moves the others within this.

@@ -223,7 +223,7 @@ def main() -> None:
     from metrics import exposition
     from migrations import upgrade
     from models import db
-    from runtime import queue
+    from runtime import work_queues
 
     app = create_app()
     with db.connection_context():
@@ -236,7 +236,7 @@ def main() -> None:
         else:
             db.execute_sql("VACUUM ANALYZE")
         with count_queries() as queries:
-            exposition(lambda: NOW, queue())
+            exposition(lambda: NOW, work_queues())
         print(f"\n{queries.count} queries a scrape:")
         for query in queries.get_queries():
             sql, params = query.msg

@@ -14,6 +14,8 @@ from models import Seller, db
 from runtime import utcnow
 
 logger = logging.getLogger(__name__)
+# What an ack function leaves in the context for its lazy work (bot/bolt.py): JSON, since it travels through Redis.
+LATER = "later"
 SOMETHING_WENT_WRONG = (
     "Sorry, something went wrong on our side and the error was logged. Try again in a minute, or use the API."
 )
@@ -37,7 +39,7 @@ def say(respond, text: str, blocks: list[dict] | None = None, replace: bool = Fa
 
 
 def in_background(func):
-    """A lazy listener: runs in bolt's threads after the ack, on its own database connection. A refusal is told
+    """A lazy listener: runs in a worker after the ack (bot/bolt.py), on its own connection. A refusal is told
     to the user in the rule's own words, and a failure as an apology, never as a stack trace."""
 
     @functools.wraps(func)
@@ -64,18 +66,20 @@ def register_command(app, name: str, parse, work) -> None:
     """`name` acks at once: the usage when `parse` cannot read its text, else nothing; then `work(parsed,
     context, command, respond, client)` runs in the background."""
 
-    def acknowledge(ack, command, context):
+    def acknowledge(ack, command):
         try:
-            # The lazy work starts after this returns, with a copy of the context that carries the request.
-            context["parsed"] = parse(command.get("text") or "")
+            parse(command.get("text") or "")
         except Malformed as error:
             return ack(text=usage(error.message))
         return ack()
 
     @in_background
     def answer(context, command, respond, client):
-        if "parsed" in context:
-            work(context["parsed"], context=context, command=command, respond=respond, client=client)
+        try:
+            parsed = parse(command.get("text") or "")
+        except Malformed:
+            return  # the ack answered with the usage
+        work(parsed, context=context, command=command, respond=respond, client=client)
 
     app.command(name)(ack=acknowledge, lazy=[answer])
 
@@ -98,10 +102,11 @@ def request_key(body: dict) -> str | None:
     return body.get("trigger_id") or body.get("event_id")
 
 
-def ignore_repeats(body, next):
-    """Global middleware: a request Slack sends again (X-Slack-Retry-Num, same trigger) is acknowledged, not run."""
+def ignore_repeats(req, body, next):
+    """Global middleware: a request Slack sends again (X-Slack-Retry-Num, same trigger) is acknowledged, not run.
+    The lazy work of a request comes back through here from its worker, after its ack recorded the key."""
     key = request_key(body)
-    if key and not first_time(f"request:{key}", utcnow()):
+    if key and not req.lazy_only and not first_time(f"request:{key}", utcnow()):
         return BoltResponse(status=200, body="")
     return next()
 

@@ -25,7 +25,7 @@ def events():
     if off:
         return off
     # Checked here on the raw bytes before bolt parses the body: a forged, stale or garbled request is a 401,
-    # and nothing runs (bolt checks again, to the same effect).
+    # and nothing runs. Bolt does not check again (bot/bolt.py).
     verifier = SignatureVerifier(settings().slack_signing_secret)
     try:
         valid = verifier.is_valid(

@@ -21,7 +21,18 @@ from gateways.stripe import EVENT_TYPES as STRIPE_EVENT_TYPES
 from jobs.partner import post_to_partner
 from metrics import CHARGES
 from models import CollectionCase, GatewayEvent, Outbox, claimed, lock, transaction
-from runtime import TICK, JobWorker, beat, database, queue, redis_connection, settings, touched, utcnow, waiting_key
+from runtime import (
+    TICK,
+    JobWorker,
+    beat,
+    database,
+    redis_connection,
+    settings,
+    touched,
+    utcnow,
+    waiting_key,
+    work_queues,
+)
 from webhooks.events import parse_outcome
 from webhooks.stripe_events import stripe_outcome
 
@@ -293,13 +304,13 @@ def run_due_work(at: dt.datetime, timeout: float = 300, on_job: Callable[[str, b
     running (under `make run`) may take some of the jobs: this waits for theirs as well, unless they died.
     """
     tick(at.isoformat())
-    work_queue = queue()
-    worker = JobWorker([work_queue], connection=redis_connection())
+    queues = work_queues()
+    worker = JobWorker(queues, connection=redis_connection())
     worker.on_job = on_job
     deadline = time.monotonic() + timeout
     while True:
         worker.work(burst=True, logging_level="WARNING")
-        if not work_queue.count and not jobs_running_elsewhere(work_queue):
+        if not any(each.count or jobs_running_elsewhere(each) for each in queues):
             return worker.successful_job_count + worker.failed_job_count
         if time.monotonic() > deadline:
             raise TimeoutError(f"jobs still running after {timeout} s")

@@ -6,7 +6,7 @@ import hmac
 from flask import Blueprint, Response, request
 
 from metrics import exposition
-from runtime import queue, settings, utcnow
+from runtime import settings, utcnow, work_queues
 
 bp = Blueprint("ops", __name__)
 
@@ -27,5 +27,5 @@ def metrics_text() -> Response:
             {"WWW-Authenticate": 'Bearer realm="tranche metrics"'},
             mimetype="text/plain",
         )
-    body, content_type = exposition(utcnow, queue(), request.headers.get("Accept"))
+    body, content_type = exposition(utcnow, work_queues(), request.headers.get("Accept"))
     return Response(body, content_type=content_type)

@@ -14,7 +14,7 @@ from billing import operations
 from models import GatewayEvent, Heartbeat
 from ops.readiness import OK, readiness
 from progress import counted
-from runtime import TICK, queue, redis_connection
+from runtime import TICK, queue, redis_connection, work_queues
 
 # Work waiting longer than this needs an operator: the workers are not keeping up, or not running.
 EVENTS_WAIT_AT_MOST = dt.timedelta(minutes=5)
@@ -55,14 +55,16 @@ def status(now: dt.datetime) -> Status:
     if checks.get("database") != OK:
         return report
 
-    work_queue = queue()
     if checks.get("redis") == OK:
-        failed_jobs = FailedJobRegistry(queue=work_queue).count
-        started = StartedJobRegistry(queue=work_queue).count
-        report.line("queue", f"{work_queue.name}: {work_queue.count} queued, {started} running, {failed_jobs} failed")
-        if failed_jobs:
-            report.flag(f"{counted(failed_jobs, 'failed job')} (see /ops/rq or `rq info`)")
-        workers = Worker.all(connection=redis_connection(), queue=work_queue)
+        for work_queue in work_queues():
+            failed_jobs = FailedJobRegistry(queue=work_queue).count
+            started = StartedJobRegistry(queue=work_queue).count
+            report.line(
+                "queue", f"{work_queue.name}: {work_queue.count} queued, {started} running, {failed_jobs} failed"
+            )
+            if failed_jobs:
+                report.flag(f"{counted(failed_jobs, 'failed job')} on {work_queue.name} (see /ops/rq or `rq info`)")
+        workers = Worker.all(connection=redis_connection(), queue=queue())
         report.line(
             "workers", f"{len(workers)} registered" + (f": {', '.join(w.name for w in workers)}" if workers else "")
         )

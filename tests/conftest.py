@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import shutil
 import socket
+import subprocess
 import tempfile
 import threading
 from email import message_from_bytes, policy
@@ -38,6 +39,20 @@ def at_once(count: int, action) -> None:
         thread.start()
     for thread in threads:
         thread.join()
+
+
+def start_worker(*options: str, **popen) -> subprocess.Popen:
+    """An RQ worker as the Procfile starts it, on the test run's database and Redis, without the scheduler (which
+    starts a process of its own, and no job here is scheduled); `options` follow `rq worker` (--burst, say)."""
+    from runtime import work_queues
+
+    return subprocess.Popen(  # noqa: S603 (our own command line)
+        [str(ROOT / ".venv" / "bin" / "rq"), "worker", *options, "--worker-class", "runtime.Worker"]
+        + ["--url", os.environ["REDIS_URL"], *(each.name for each in work_queues())],
+        cwd=ROOT,
+        env=os.environ,
+        **popen,
+    )
 
 
 WEB_PORT = free_port()

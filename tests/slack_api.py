@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
+from runtime import JobWorker, redis_connection, slack_queue
+
 FIXTURES = Path(__file__).parent / "fixtures" / "slack"
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 BOT_TOKEN = "xoxb-single-workspace"
@@ -68,7 +70,8 @@ class SlackAPI:
             return [status for name, _, _, status in self.calls if name == method]
 
     def wait_for(self, method: str, count: int = 1, timeout: float = 10) -> list[dict]:
-        """The bodies of `method`'s calls once there are `count` of them (the listeners answer from threads)."""
+        """The bodies of `method`'s calls once there are `count` of them, once a worker ran the lazy work."""
+        run_slack_work()
         deadline = time.monotonic() + timeout
         with self._changed:
             while len(self.received(method)) < count:
@@ -231,8 +234,14 @@ def click(client, slack: SlackAPI, action_id: str, order_id: int, message: dict 
     return signed_post(client, body)
 
 
+def run_slack_work() -> None:
+    """What the Procfile's workers do meanwhile: run the lazy work that commands, clicks and forms queued."""
+    JobWorker([slack_queue()], connection=redis_connection()).work(burst=True, logging_level="WARNING")
+
+
 def wait_until(predicate, timeout: float = 10):
-    """Wait for what a listener does last in its thread (queue a job, write a row)."""
+    """Wait for what a listener's lazy work does last (queue a job, write a row), once a worker ran it."""
+    run_slack_work()
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:

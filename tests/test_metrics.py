@@ -17,11 +17,11 @@ from billing.collections import hand_to_collections
 from jobs.work import run_due_work
 from metrics import WEBHOOK_RESULTS, WEBHOOK_ROUTES, exposition
 from models import GatewayEvent, Order
-from runtime import queue, redis_connection
+from runtime import queue, redis_connection, work_queues
 from tests import factories
 from tests import test_webhook_gateway as gateway
 from tests import test_webhook_stripe as stripe
-from tests.conftest import METRICS_DIR, ROOT, free_port
+from tests.conftest import METRICS_DIR, ROOT, free_port, start_worker
 from tests.test_web_logs import wait_for
 
 T = dt.datetime(2026, 5, 1, 8, 0, tzinfo=dt.UTC)
@@ -47,7 +47,7 @@ def scrape(client, **headers) -> Samples:
 
 def scrape_at(now: dt.datetime) -> Samples:
     """What a scrape at `now` on the one clock shows."""
-    body, _ = exposition(lambda: now, queue())
+    body, _ = exposition(lambda: now, work_queues())
     return samples_of(body.decode())
 
 
@@ -180,6 +180,7 @@ def test_a_stuck_system_shows_in_every_gauge(client):
         "tranche_revenue_at_risk": 30,
     }
     assert value(gauges, "tranche_outbox_backlog", channel="slack") == 0
+    assert value(gauges, "tranche_jobs_queued", queue="tranche-slack") == 0  # a queue of its own (bot/bolt.py)
 
 
 EVERY_GAUGE = [
@@ -228,12 +229,7 @@ def test_an_rq_worker_processs_counts_add_up_with_the_web_apps_in_the_scrape(cli
     before = scrape(client)
     assert gateway.post(client, body, gateway.signed_headers(body)).status_code == 200
 
-    with subprocess.Popen(  # noqa: S603 (our own command line)
-        [str(ROOT / ".venv" / "bin" / "rq"), "worker", "--burst", "--worker-class", "runtime.Worker"]
-        + ["--url", os.environ["REDIS_URL"], "--logging_level", "WARNING", queue().name],
-        cwd=ROOT,
-        env=os.environ,
-    ) as worker:
+    with start_worker("--burst", "--logging_level", "WARNING") as worker:
         assert worker.wait(timeout=60) == 0
 
     after = scrape(client)

@@ -2,7 +2,6 @@
 killed worker left behind lapses, so every event is applied once."""
 
 import json
-import os
 import signal
 import subprocess
 from itertools import islice
@@ -16,7 +15,7 @@ from jobs.work import EVENT_LEASE, EVENTS_PER_CLAIM, charge, claim_received_even
 from models import ChargeAttempt, GatewayEvent, Installment, SandboxCharge
 from runtime import queue, redis_connection, set_clock, settings, utcnow, waiting_key
 from tests import factories
-from tests.conftest import ROOT, at_once
+from tests.conftest import at_once, start_worker
 from tests.test_tick import T, wait_until
 
 WORKERS = 4
@@ -35,16 +34,9 @@ def events_received_for(count: int) -> None:
     redis_connection().delete(waiting_key(APPLY_EVENTS))
 
 
-def start_worker() -> subprocess.Popen:
+def worker_keeping_its_lines() -> subprocess.Popen:
     """An RQ worker as the Procfile starts it, its JSON lines kept for the test."""
-    return subprocess.Popen(  # noqa: S603 (our own command line)
-        [str(ROOT / ".venv" / "bin" / "rq"), "worker", "--worker-class", "runtime.Worker"]
-        + ["--url", os.environ["REDIS_URL"], queue().name],
-        cwd=ROOT,
-        env=os.environ,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_worker(stderr=subprocess.PIPE, text=True)
 
 
 def events_each_applied(worker: subprocess.Popen) -> list[int]:
@@ -63,7 +55,7 @@ def attempts_by_number() -> dict[int, int]:
 
 def test_four_workers_apply_four_batches_of_events_side_by_side_each_event_once_and_none_left_behind():
     events_received_for(ORDERS)
-    workers = [start_worker() for _ in range(WORKERS)]
+    workers = [worker_keeping_its_lines() for _ in range(WORKERS)]
     try:
         wait_until(lambda: len(Worker.all(queue=queue())) == WORKERS)
 
@@ -106,7 +98,7 @@ def test_webhooks_posted_on_many_connections_while_two_workers_apply_them_are_al
         for request in factories.charge_due(T)
     ]
     answers, pending = [], iter(bodies)
-    workers = [start_worker() for _ in range(2)]
+    workers = [worker_keeping_its_lines() for _ in range(2)]
     try:
         wait_until(lambda: len(Worker.all(queue=queue())) == 2)
 

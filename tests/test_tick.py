@@ -1,9 +1,7 @@
 """Due work lives in the database: the tick rebuilds what Redis loses, and running it twice does nothing twice."""
 
 import datetime as dt
-import os
 import signal
-import subprocess
 import time
 
 import pytest
@@ -16,7 +14,7 @@ from jobs.work import EVENT_LEASE, charge, run_due_work, tick
 from models import ChargeAttempt, GatewayEvent, SandboxCharge, lock, transaction
 from runtime import queue, redis_connection, set_clock, settings, utcnow, waiting_key
 from tests import factories
-from tests.conftest import ROOT, free_port
+from tests.conftest import free_port, start_worker
 
 T = dt.datetime(2026, 5, 1, 8, 0, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)
@@ -164,16 +162,6 @@ def test_a_received_event_whose_wake_up_job_was_lost_is_applied_by_the_next_tick
     assert attempts() == [(1, "failed", T), (2, "scheduled", T + 7 * DAY)]
 
 
-def start_worker() -> subprocess.Popen:
-    """An RQ worker process as the Procfile starts it, on the test run's database and Redis."""
-    return subprocess.Popen(  # noqa: S603 (our own command line)
-        [str(ROOT / ".venv" / "bin" / "rq"), "worker", "--worker-class", "runtime.Worker"]
-        + ["--url", os.environ["REDIS_URL"], "--logging_level", "WARNING", queue().name],
-        cwd=ROOT,
-        env=os.environ,
-    )
-
-
 def wait_until(condition, seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -189,7 +177,7 @@ def test_a_worker_killed_while_applying_its_claimed_events_leaves_them_to_the_fi
     charge(attempt.id, T.isoformat())  # the sandbox posts its event: stored, and the processor's job queued
     with transaction():
         lock(ChargeAttempt, attempt.id)  # the worker's job blocks on the attempt until its process is killed
-        worker = start_worker()
+        worker = start_worker("--logging_level", "WARNING")
         # Started, and past its first line (which forgets the wake-up): it is waiting on the lock.
         wait_until(
             lambda: queue().started_job_registry.count == 1 and not redis_connection().exists(waiting_key(APPLY_EVENTS))

@@ -13,7 +13,7 @@ from billing import plan_changes
 from billing.errors import BillingError, OrderNotFound, Refused
 from billing.orders import find_order, order_view
 from bot import blocks, parsing
-from bot.listening import in_background, register_button, register_command, say, seller
+from bot.listening import LATER, in_background, register_button, register_command, say, seller
 from bot.once import first_time, forget
 from models import Order, PlanChange, db
 from runtime import utcnow
@@ -79,7 +79,7 @@ def submit_form(ack, view, context) -> None:
         with db.connection_context():
             order = find_order(seller(context), ref, by_invoice_number=True)
             change = _propose(order, values[blocks.AMOUNT_BLOCK]["value"]["value"] or "")
-            context["proposed"] = _proposed(change)
+            context[LATER] = _proposed(change)
     except (BillingError, parsing.Malformed) as error:
         forget(submitted)  # refused: the seller may correct the form and submit it again
         about_order = isinstance(error, OrderNotFound) and not metadata["order_id"]
@@ -92,5 +92,5 @@ def submit_form(ack, view, context) -> None:
 @in_background
 def confirm_form(context, view) -> None:
     response_url = json.loads(view["private_metadata"])["response_url"]
-    if "proposed" in context and response_url:
-        say(Respond(response_url=response_url), context["proposed"])
+    if context.get(LATER) and response_url:
+        say(Respond(response_url=response_url), context[LATER])
