@@ -93,6 +93,7 @@ def main() -> None:
         "--web-workers", type=int, default=2, help="gunicorn worker processes (WEB_CONCURRENCY's default)"
     )
     parser.add_argument("--rq-workers", type=int, default=2, help="RQ worker processes")
+    parser.add_argument("--worker-nice", type=int, default=0, help="the RQ workers' niceness (10: the acks first)")
     parser.add_argument("--rate", type=float, default=100, help="commands per second (0: as fast as answered)")
     parser.add_argument("--clients", type=int, default=2, help="load generator processes")
     parser.add_argument("--threads", type=int, default=8, help="connections per load generator process")
@@ -119,6 +120,7 @@ def main() -> None:
         SLACK_API_URL=slack.url,
     )
     from models import db
+    from runtime import QUEUE, SLACK_QUEUE
 
     ensure_database(args.database_url.replace("+pool", ""))
     reset()
@@ -128,8 +130,10 @@ def main() -> None:
     slack.reset()
 
     web = start([str(BIN / "gunicorn"), "-b", f"127.0.0.1:{web_port}", "app:create_app()"], "gunicorn.log")
-    worker = [str(BIN / "rq"), "worker", "--with-scheduler", "-w", "rq.worker.SimpleWorker", "-u", args.redis_url]
-    workers = [start([*worker, "tranche"], f"worker-{i}.log") for i in range(args.rq_workers)]
+    # As the Procfile starts them: Slack's queue first.
+    niceness = ["nice", "-n", str(args.worker_nice)] if args.worker_nice else []
+    worker = [*niceness, str(BIN / "rq"), "worker", "--with-scheduler", "-w", "runtime.Worker", "-u", args.redis_url]
+    workers = [start([*worker, SLACK_QUEUE, QUEUE], f"worker-{i}.log") for i in range(args.rq_workers)]
     load = Load(web_port, args.clients, args.threads, args.seconds)
     try:
         wait_until_up(web_port)
@@ -152,7 +156,8 @@ def main() -> None:
 
     table = "\n".join(
         [
-            f"Machine: {os.cpu_count()} cores. gunicorn {args.web_workers} sync workers, {args.rq_workers} RQ workers, "
+            f"Machine: {os.cpu_count()} cores. gunicorn {args.web_workers} sync workers, {args.rq_workers} RQ workers"
+            f"{f' at nice {args.worker_nice}' if args.worker_nice else ''}, "
             f"load from {args.clients} processes × {args.threads} connections, "
             f"{f'{args.rate:.0f} commands/s offered' if args.rate else 'each command sent once a connection is free'}; "
             "PostgreSQL and Redis on loopback.",
