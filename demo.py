@@ -22,6 +22,7 @@ from rq import Worker
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from billing.collections import hand_to_collections
+from billing.plan_changes import propose_plan_change
 from billing.plans import create_order
 from billing.sellers import create_seller
 from gateways import get_gateway
@@ -54,12 +55,23 @@ class DemoOrder:
     payment: str  # a sandbox test card number or IBAN
     story: str  # the state the replay leaves the order in, as printed
     hand_off: bool = False
+    new_amount: str | None = None  # a plan change proposed 8 days ago, unanswered: reminded (R15)
 
 
 M, W = "monthly", "weekly"
 # Month lengths vary: the starts keep each story true whatever today's date.
 ORDERS = (
-    DemoOrder("Claire Dubois", "fr", 6, M, "49.00", -65, CARD_OK, "active card plan, 3 of 6 paid"),
+    DemoOrder(
+        "Claire Dubois",
+        "fr",
+        6,
+        M,
+        "49.00",
+        -65,
+        CARD_OK,
+        "active card plan, 3 of 6 paid; 59.00 proposed 8 days ago, unanswered: reminded",
+        new_amount="59.00",
+    ),
     DemoOrder("Jonas Weber", "de", 4, W, "25.00", -10, CARD_OK, "active weekly card plan, 2 of 4 paid"),
     DemoOrder("Emma Schmidt", "de", 3, M, "99.00", -20, IBAN_OK, "active SEPA plan, 1 of 3 paid"),
     DemoOrder("Lucas Martin", "fr", 3, M, "49.00", 2, CARD_OK, "active card plan, first payment in 2 days"),
@@ -139,6 +151,8 @@ def load_demo(app: Flask, now: dt.datetime, on_job: Callable[[str, bool], None] 
         for order, spec in orders:
             if spec.hand_off:
                 hand_to_collections(order, now)
+            if spec.new_amount:
+                propose_plan_change(order, spec.new_amount, now - 8 * DAY)
         run_due_work(now, on_job=on_job)
     return Demo(seller, api_key, [(order, spec.story) for order, spec in orders])
 

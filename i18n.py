@@ -11,7 +11,7 @@ from io import BytesIO
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_date, format_time, get_timezone_name
+from babel.dates import format_date, format_time, format_timedelta, get_timezone_name
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency
@@ -61,6 +61,10 @@ class Formats:
 
     def time(self, moment: dt.datetime | str) -> str:
         return format_time(self._local(moment), format="short", locale=self.locale)
+
+    def duration(self, length: dt.timedelta) -> str:
+        """A length of time in the reader's words: "3 days", "3 jours"; "9 days", not babel's default "1 week"."""
+        return format_timedelta(length, threshold=2, locale=self.locale)
 
     def zone_name(self, moment: dt.datetime | str) -> str:
         return get_timezone_name(self._local(moment), "long", locale=self.locale)

@@ -353,6 +353,7 @@ class PlanChange(BaseModel):
     expires_at = UTCDateTimeField(index=True)
     status = CharField(default=PENDING, index=True)
     decided_at = UTCDateTimeField(null=True)
+    reminded_at = UTCDateTimeField(null=True)  # R15
 
     if TYPE_CHECKING:
         order_id: int  # peewee's accessor for the foreign key's raw value

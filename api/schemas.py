@@ -549,7 +549,8 @@ class CollectionState(Answer):
 
 class PlanChange(Answer):
     """A new amount for every installment not yet charged, waiting for the customer's consent within 240 hours
-    (expires_at); first_due_at is the first installment it would apply to if confirmed now."""
+    (expires_at); first_due_at is the first installment it would apply to if confirmed now; reminded_at, when the
+    customer was reminded, 168 hours after the proposal went unanswered (R15)."""
 
     id: int
     order_id: int
@@ -559,6 +560,7 @@ class PlanChange(Answer):
     proposed_at: Time
     expires_at: Time
     first_due_at: Time | None
+    reminded_at: Time | None
 
 
 class ProposedPlanChange(PlanChange):

@@ -103,6 +103,7 @@ def plan_change(change: PlanChange) -> dict:
         "proposed_at": utc(change.proposed_at),
         "expires_at": utc(change.expires_at),
         "first_due_at": utc(first_due_at(change)),
+        "reminded_at": utc(change.reminded_at),
     }
 
 

@@ -199,6 +199,12 @@ def customer_plan_change_proposed(change: PlanChange, first_due_at: dt.datetime 
     _tell_customer("plan_change_proposed", change.order, facts, f"change-{change.id}", now)
 
 
+def customer_plan_change_reminder(change: PlanChange, first_due_at: dt.datetime | None, now: dt.datetime) -> None:
+    """R15: the same request again, with the time left; its link is the first email's (signed at the proposal)."""
+    facts = {**_change_facts(change), "first_due_at": _time(first_due_at)}
+    _tell_customer("plan_change_reminder", change.order, facts, f"change-{change.id}", now)
+
+
 def plan_change_decided(change: PlanChange, now: dt.datetime, first_due_at: dt.datetime | None = None) -> None:
     """R4, R11: the seller hears the outcome (confirmed, declined or expired); a confirming customer too, with
     the first due date at the new amount."""

@@ -2,13 +2,17 @@
 
 import datetime as dt
 
+from peewee import ModelSelect
+
 from billing import notifications
 from billing.errors import BillingError, Refused
 from billing.money import MINIMUM_INSTALLMENT, parse_amount
 from billing.plans import locked
-from models import Installment, Order, PlanChange, transaction
+from models import Customer, Installment, Order, PlanChange, Seller, transaction
 
 CONFIRMATION_WINDOW = dt.timedelta(hours=240)
+# R15: a change still unanswered this long after its email gets one reminder, with the same link.
+REMINDER_AFTER = dt.timedelta(hours=168)
 # A plan the seller may still change: not completed, and not given up to collections.
 CHANGEABLE = (Order.ACTIVE, Order.INTERRUPTED)
 
@@ -73,6 +77,17 @@ def propose_plan_change(
 
 def pending_change(order: Order) -> PlanChange | None:
     return order.plan_changes.where(PlanChange.status == PlanChange.PENDING).get_or_none()
+
+
+def pending_changes(seller: Seller) -> "ModelSelect[PlanChange]":
+    """R15: the seller's changes waiting for their customers' answer, the nearest deadline first."""
+    return (
+        PlanChange.select(PlanChange, Order, Customer)
+        .join(Order)
+        .join(Customer)
+        .where(Order.seller == seller, PlanChange.status == PlanChange.PENDING)
+        .order_by(PlanChange.expires_at, PlanChange.id)
+    )
 
 
 def first_due_at(change: PlanChange) -> dt.datetime | None:
@@ -146,6 +161,26 @@ def expire_plan_change(change: PlanChange, now: dt.datetime) -> None:
     )
     if expired:
         notifications.plan_change_decided(PlanChange.get_by_id(change.id), now)
+
+
+def remind_unanswered_changes(now: dt.datetime) -> int:
+    """R15: each change pending REMINDER_AFTER its proposal, and not expired, reminds its customer once."""
+    due = PlanChange.select().where(
+        PlanChange.status == PlanChange.PENDING,
+        PlanChange.reminded_at.is_null(),
+        PlanChange.proposed_at <= now - REMINDER_AFTER,
+        PlanChange.expires_at > now,
+    )
+    count = 0
+    for change in due:
+        with transaction():
+            # Once, whichever tick gets here first; an answer or a newer change since the read wins.
+            unanswered = (PlanChange.status == PlanChange.PENDING) & PlanChange.reminded_at.is_null()
+            reminded = PlanChange.update(reminded_at=now).where(PlanChange.id == change.id, unanswered).execute()
+            if reminded:
+                notifications.customer_plan_change_reminder(change, first_due_at(change), now)
+                count += 1
+    return count
 
 
 def expire_plan_changes(now: dt.datetime) -> int:

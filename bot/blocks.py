@@ -7,14 +7,14 @@ import datetime as dt
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_datetime
+from babel.dates import format_datetime, format_timedelta
 from babel.numbers import format_currency
 
 from billing.collections import can_hand_off, case_debt
 from billing.dunning import can_renew
 from billing.orders import OrderView
 from billing.plan_changes import can_change_plan
-from models import ChargeAttempt, CollectionCase, Installment, Order
+from models import ChargeAttempt, CollectionCase, Installment, Order, PlanChange
 
 LOCALE = "en_IE"
 RENEW = "renew"
@@ -23,6 +23,8 @@ UPDATE_PLAN = "update_plan"
 UPDATE_PLAN_VIEW = "update_plan_view"
 AMOUNT_BLOCK = "amount"
 ORDER_BLOCK = "order"
+# "9 days", not babel's default "1 week": a unit is used up to twice its next one (also i18n.Formats.duration).
+DURATION_THRESHOLD = 2
 # Slack refuses a message of more than 50 blocks; a long list says how many it left out.
 MAX_LISTED = 20
 
@@ -33,7 +35,8 @@ USAGE = {
     "/order": "`/order <search>`: find an order by its number, its invoice number or the customer's name.",
     "/collections": "`/collections`: the orders in collections, and those handed to the collection partner.",
     "/collect": "`/collect <order>`: hand an order in collections to the collection partner (final).",
-    "/tranche": "`/tranche help`: this help.",
+    "/tranche": "`/tranche pending`: the plan changes waiting for the customer's answer, and the time each has "
+    "left. `/tranche help`: this help.",
 }
 
 
@@ -346,6 +349,30 @@ def collections(cases: list[CollectionCase], more: int, timezone: str, now: dt.d
             blocks.append(section(line))
     if more:
         blocks.append(_context(f"{more} more: see GET /api/v1/collections."))
+    return text, blocks
+
+
+def pending_changes(changes: list[PlanChange], more: int, timezone: str, now: dt.datetime) -> tuple[str, list[dict]]:
+    """The /tranche pending answer (R15): each change waiting for its customer, with the time it has left."""
+    if not changes:
+        text = "No plan change waits for a customer's answer."
+        return text, [section(text)]
+    text = f"{len(changes) + more} plan change(s) wait for the customer's answer."
+    blocks = [section(f"*{text}*")]
+    for change in changes:
+        order = change.order
+        reminded = f"; reminded {when(change.reminded_at, timezone)}" if change.reminded_at else ""
+        blocks.append(
+            section(
+                f"*Order {order.id}* · {order.invoice_number} · {order.customer.name}\n"
+                f"{money(change.old_amount, order.currency)} → {money(change.new_amount, order.currency)}, "
+                f"proposed {when(change.proposed_at, timezone)}{reminded}\n"
+                f"*{format_timedelta(change.expires_at - now, threshold=DURATION_THRESHOLD, locale=LOCALE)} left* "
+                f"(until {when(change.expires_at, timezone)})"
+            )
+        )
+    if more:
+        blocks.append(_context(f"{more} more: see GET /api/v1/orders."))
     return text, blocks
 
 

@@ -16,9 +16,9 @@ _INTERVAL = re.compile(r"\b(?:interval\s*=?\s*)?(weekly|monthly)\b", re.IGNORECA
 
 
 class Malformed(ValueError):
-    """What the seller typed cannot be read; the message says how to write it."""
+    """What the seller typed cannot be read; the message says how to write it (None: the usage says it all)."""
 
-    def __init__(self, message: str):
+    def __init__(self, message: str | None):
         super().__init__(message)
         self.message = message
 

@@ -103,12 +103,18 @@ def payment_recovered(message: Outbox, settings) -> dict:
 
 
 def plan_change_proposed(message: Outbox, settings) -> dict:
-    """R3: both amounts, the first due date at the new one, the deadline, the link bound to this change."""
+    """R3: both amounts, the first due date at the new one, the deadline, the link bound to this change. The link
+    is signed at the proposal, so that R15's reminder carries the very same one."""
     facts = message.context
-    link = plan_change_link(
-        settings, facts["change_id"], facts["order_id"], facts["new_amount"], now=message.created_at
-    )
+    proposed_at = dt.datetime.fromisoformat(facts["proposed_at"])
+    link = plan_change_link(settings, facts["change_id"], facts["order_id"], facts["new_amount"], now=proposed_at)
     return {**facts, "confirm_link": link}
+
+
+def plan_change_reminder(message: Outbox, settings) -> dict:
+    """R15: the proposal again, with the time left to answer when the reminder was written."""
+    facts = plan_change_proposed(message, settings)
+    return {**facts, "time_left": dt.datetime.fromisoformat(facts["expires_at"]) - message.created_at}
 
 
 def plan_change_confirmed(message: Outbox, settings) -> dict:
@@ -137,6 +143,7 @@ CONTEXTS = {
     "payment_failed": payment_failed,
     "payment_recovered": payment_recovered,
     "plan_change_proposed": plan_change_proposed,
+    "plan_change_reminder": plan_change_reminder,
     "plan_change_confirmed": plan_change_confirmed,
     "seller_payment_failed": seller_payment_failed,
     "seller_payment_recovered": seller_news,

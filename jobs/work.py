@@ -55,6 +55,7 @@ def tick(at: str | None = None) -> None:
         beat(TICK)
         plans.start_due_installments(now)
         plan_changes.expire_plan_changes(now)
+        plan_changes.remind_unanswered_changes(now)
         forget_old_requests(now)
         if charging.due_attempts(now).exists():
             # Without a time of its own, the job claims on the clock when it runs: one queued late behind a backlog

@@ -726,6 +726,19 @@ def test_a_plan_change_is_pending_in_the_order_and_the_customer_is_emailed(api, 
     assert "/confirm/" in email.get_body(("plain",)).get_content()
 
 
+def test_the_order_shows_when_its_pending_change_was_recalled_to_the_customer(api):
+    """R15: unanswered 168 hours after the proposal, the change is reminded; the order says when."""
+    order = api.post("/orders", api.order_body()).get_json()
+    change = api.post(f"/orders/{order['id']}/plan-change", {"amount": "40.00"}).get_json()
+    assert change["reminded_at"] is None
+
+    week_later = dt.datetime.fromisoformat(change["proposed_at"]) + dt.timedelta(hours=168)
+    run_due_work(week_later)
+
+    shown = matches(api.get(f"/orders/{order['id']}").get_json(), "Order")["pending_change"]
+    assert (shown["status"], shown["reminded_at"]) == ("pending", week_later.isoformat().replace("+00:00", "Z"))
+
+
 @pytest.mark.parametrize(
     ("body", "status", "reason"),
     [

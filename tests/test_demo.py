@@ -1,4 +1,5 @@
 import re
+from decimal import Decimal
 
 from billing.sellers import hash_api_key
 from models import ChargeAttempt, CollectionCase, Installment, Order, Seller
@@ -28,6 +29,8 @@ def test_flask_demo_makes_an_order_in_every_state_and_prints_a_working_api_key(r
 
     active_card = orders["Claire Dubois"]
     assert (active_card.status, active_card.method, _paid(active_card)) == ("active", "card", 3)
+    [change] = active_card.plan_changes
+    assert (change.status, change.new_amount, change.reminded_at is not None) == ("pending", Decimal("59.00"), True)
     active_sepa = orders["Emma Schmidt"]
     assert (active_sepa.status, active_sepa.method, _paid(active_sepa)) == ("active", "sepa", 1)
     assert _attempts(orders["Olivia Brown"]) == [(1, "failed"), (2, "scheduled")]

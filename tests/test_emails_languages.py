@@ -304,6 +304,47 @@ def test_a_proposed_plan_change_shows_both_amounts_the_first_new_due_date_the_de
 
 
 @pytest.mark.parametrize(
+    ("language", "expected_subject", "phrase"),
+    [
+        (
+            "fr",
+            "Rappel\xa0: Alice Courses attend votre réponse sur un nouveau montant d’échéance pour Python course",
+            "Le 15 mai 2026, Alice Courses vous a proposé de modifier le montant de vos échéances restantes pour "
+            "Python course (commande {invoice}). Il vous reste 3\xa0jours pour répondre.",
+        ),
+        (
+            "de",
+            "Erinnerung: Alice Courses wartet auf Ihre Antwort zu einem neuen Ratenbetrag für Python course",
+            "Alice Courses hat Ihnen am 15. Mai 2026 vorgeschlagen, den Betrag Ihrer verbleibenden Raten für "
+            "Python course (Bestellung {invoice}) zu ändern. Sie haben noch 3 Tage Zeit für Ihre Antwort.",
+        ),
+        (
+            "en",
+            "Reminder: Alice Courses awaits your answer on a new installment amount for Python course",
+            "Alice Courses proposed on 15 May 2026 to change the amount of your remaining installments for "
+            "Python course (order {invoice}). You have 3 days left to answer.",
+        ),
+    ],
+)
+def test_a_change_unanswered_for_a_week_is_recalled_once_with_the_time_left_and_the_very_same_link(
+    inbox, language, expected_subject, phrase
+):
+    """R15: proposed on 15 May, the tick of 22 May reminds the customer: 3 days left, the first email's link."""
+    seller, order = paying_order(language)
+    propose_plan_change(order, "40.00", T + 14 * DAY)
+    run_due_work(T + 21 * DAY)
+    run_due_work(T + 22 * DAY)
+
+    proposed, reminder = inbox.to(CUSTOMER)
+    assert subject(reminder) == expected_subject
+    text, markup = parts(reminder, "plan_change_reminder", language)
+    says(text, markup, phrase.format(invoice=order.invoice_number))
+    assert signed_link(text, markup, "confirm") == signed_link(
+        *parts(proposed, "plan_change_proposed", language), "confirm"
+    )
+
+
+@pytest.mark.parametrize(
     ("language", "expected_subject", "phrases"),
     [
         (

@@ -11,6 +11,7 @@ from billing.plan_changes import (
     decline_plan_change,
     expire_plan_changes,
     propose_plan_change,
+    remind_unanswered_changes,
 )
 from jobs.work import run_due_work
 from models import Order, Outbox, PlanChange, SandboxCharge, db
@@ -75,6 +76,59 @@ def test_an_unconfirmed_change_expires_after_240_hours_and_the_seller_is_told():
     assert refused.value.code == "expired"
     told = Outbox.get(Outbox.template == "seller_plan_change")
     assert told.context["status"] == "expired"
+
+
+def reminders():
+    return [m.context["change_id"] for m in Outbox.select().where(Outbox.template == "plan_change_reminder")]
+
+
+def test_a_change_unanswered_for_168_hours_reminds_its_customer_once():
+    """R15: proposed on 15.05 at 08:00, reminded on 22.05 at 08:00 and not an hour before; later ticks add nothing."""
+    order = factories.order(factories.seller(), count=4, anchor=day(5, 1))
+    change = propose_plan_change(order, "40.00", day(5, 15))
+
+    assert remind_unanswered_changes(day(5, 22, hour=7)) == 0
+    assert remind_unanswered_changes(day(5, 22)) == 1
+    assert remind_unanswered_changes(day(5, 23)) == 0
+    run_due_work(day(5, 24))
+
+    assert reminders() == [change.id]
+    assert PlanChange.get_by_id(change.id).reminded_at == day(5, 22)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda change: confirm_plan_change(change.id, day(5, 16)),
+        lambda change: decline_plan_change(change.id, day(5, 16)),
+        lambda change: propose_plan_change(change.order, "45.00", day(5, 20)),
+    ],
+    ids=["confirmed", "declined", "replaced by a newer one"],
+)
+def test_no_reminder_follows_an_answer_or_a_newer_change(answer):
+    """R15: a confirmed, declined or superseded change is never reminded; a newer one waits its own 168 hours."""
+    order = factories.order(factories.seller(), count=4, anchor=day(5, 1))
+    change = propose_plan_change(order, "40.00", day(5, 15))
+    answer(change)
+
+    remind_unanswered_changes(day(5, 22))
+
+    newer = PlanChange.select().where(PlanChange.status == PlanChange.PENDING).first()
+    assert reminders() == []
+    if newer:
+        remind_unanswered_changes(day(5, 27))
+        assert reminders() == [newer.id]
+
+
+def test_a_change_expired_before_any_tick_reminded_it_gets_no_reminder():
+    """R15: ticks stopped from 21.05 to 26.05: the change expired on 25.05, and its customer is not reminded."""
+    order = factories.order(factories.seller(), count=4, anchor=day(5, 1))
+    propose_plan_change(order, "40.00", day(5, 15))
+
+    run_due_work(day(5, 26))
+
+    assert PlanChange.get().status == PlanChange.EXPIRED
+    assert reminders() == []
 
 
 def test_a_confirmation_a_second_late_counts_as_expired():

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from billing import dunning
+from billing import dunning, plan_changes
 from billing.workspaces import link_workspace
 from jobs.work import run_due_work
 from models import ChargeAttempt, CollectionCase, Order, Outbox, PlanChange
@@ -438,6 +438,39 @@ def test_a_hand_off_clicked_twice_hands_off_once_and_says_why_the_second_time(cl
     second = slack.wait_for("response_url", 2)[1]
     assert second["text"] == f"Order {interrupted.id} was already handed to the collection partner."
     assert CollectionCase.select().count() == 1
+
+
+# --- /tranche pending (R15)
+
+
+def test_tranche_pending_lists_the_changes_waiting_for_customers_nearest_deadline_first_with_the_time_left(
+    client, slack, seller
+):
+    """Two changes wait: one proposed 8 days ago (48 hours left, reminded), one yesterday (9 days left); a confirmed
+    one and another seller's are not listed."""
+    now = utcnow()
+    older, newer, answered = (factories.order(seller) for _ in range(3))
+    plan_changes.propose_plan_change(newer, "45.00", now - dt.timedelta(days=1))
+    plan_changes.propose_plan_change(older, "40.00", now - dt.timedelta(days=8))
+    plan_changes.remind_unanswered_changes(now)
+    done = plan_changes.propose_plan_change(answered, "50.00", now - dt.timedelta(days=2))
+    plan_changes.confirm_plan_change(done.id, now - dt.timedelta(days=1))
+    plan_changes.propose_plan_change(factories.order(factories.seller("Bob Books")), "35.00", now)
+
+    command(client, slack, "/tranche", "pending")
+
+    [answer] = slack.wait_for("response_url")
+    assert answer["text"] == "2 plan change(s) wait for the customer's answer."
+    shown = [block["text"]["text"] for block in answer["blocks"][1:]]
+    assert [line.split(" · ")[0] for line in shown] == [f"*Order {older.id}*", f"*Order {newer.id}*"]
+    assert "€30.00 → €40.00" in shown[0] and "; reminded " in shown[0] and "*48 hours left*" in shown[0]
+    assert "€30.00 → €45.00" in shown[1] and "reminded" not in shown[1] and "*9 days left*" in shown[1]
+
+
+def test_tranche_pending_says_so_when_nothing_waits(client, slack, seller):
+    command(client, slack, "/tranche", "pending")
+
+    assert answers(slack) == ["No plan change waits for a customer's answer."]
 
 
 # --- help and usage
