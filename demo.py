@@ -34,6 +34,7 @@ from runtime import queue, redis_connection, settings, utcnow
 DEMO_EMAIL = "demo@example.com"
 DAY = dt.timedelta(days=1)
 COURSE, MEMBERSHIP = "Python for Data Analysis", "Academy Membership"
+BOOTCAMP = "Data Science Bootcamp"  # its SEPA debits lacking funds are retried once (R16)
 
 # The SPEC's sandbox test cards and IBANs.
 CARD_OK = "4242424242424242"
@@ -56,6 +57,7 @@ class DemoOrder:
     story: str  # the state the replay leaves the order in, as printed
     hand_off: bool = False
     new_amount: str | None = None  # a plan change proposed 8 days ago, unanswered: reminded (R15)
+    product: str | None = None  # default: the course for installments, the membership for a subscription
 
 
 M, W = "monthly", "weekly"
@@ -80,6 +82,17 @@ ORDERS = (
     DemoOrder("Sophie Müller", "de", 3, M, "49.00", -20, CARD_EXPIRED, "interrupted: awaits renew after 3 failures"),
     DemoOrder("Noah Wilson", "en", None, M, "19.00", -16, CARD_NO_FUNDS, "subscription interrupted: awaits renew"),
     DemoOrder("Léa Petit", "fr", 3, M, "99.00", -5, IBAN_FAILS, "SEPA debit failed: in collections"),
+    DemoOrder(
+        "Paul Girard",
+        "fr",
+        3,
+        M,
+        "149.00",
+        -3,
+        IBAN_FAILS,
+        "SEPA debit lacked funds: debited again in 4 days",
+        product=BOOTCAMP,
+    ),
     DemoOrder("Mia Fischer", "de", 3, M, "49.00", -25, CARD_DECLINED, "handed off to collections", hand_off=True),
     DemoOrder("Ethan Smith", "en", 3, W, "30.00", -30, CARD_OK, "completed weekly plan, 3 of 3 paid"),
     DemoOrder("Chloé Laurent", "fr", None, M, "19.00", -70, CARD_OK, "active subscription, 3 months paid"),
@@ -116,8 +129,10 @@ def load_demo(app: Flask, now: dt.datetime, on_job: Callable[[str, bool], None] 
         raise DemoRefused("RQ workers are running: stop them (and the tick) before loading the demo.")
     seller, api_key = create_seller("Demo Academy", DEMO_EMAIL, now - 80 * DAY)
     products = {
-        name: Product.create(seller=seller, name=name, notification_email="sales@demo-academy.example")
-        for name in (COURSE, MEMBERSHIP)
+        name: Product.create(
+            seller=seller, name=name, notification_email="sales@demo-academy.example", sepa_retry=name == BOOTCAMP
+        )
+        for name in (COURSE, MEMBERSHIP, BOOTCAMP)
     }
     gateway = get_gateway(settings())
     start = now.replace(minute=0, second=0, microsecond=0)
@@ -133,7 +148,7 @@ def load_demo(app: Flask, now: dt.datetime, on_job: Callable[[str, bool], None] 
         anchor = start + spec.starts * DAY
         order = create_order(
             seller,
-            product=products[COURSE if spec.count else MEMBERSHIP],
+            product=products[spec.product or (COURSE if spec.count else MEMBERSHIP)],
             customer=customer,
             invoice_number=f"DEMO-{number}",
             plan="installments" if spec.count else "subscription",

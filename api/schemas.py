@@ -310,6 +310,11 @@ class NewProduct(Input):
     support_email: Email | None = Field(
         None, description="Reply-To of the customers' emails and contact on their pages; default: the seller's email"
     )
+    sepa_retry: bool = Field(
+        False,
+        description="R16: a SEPA debit that fails for insufficient funds is debited once more 7 days later, before "
+        "the order goes to collections",
+    )
 
 
 class NewCustomer(Input):
@@ -464,6 +469,7 @@ class Product(Answer):
     name: str
     notification_email: EmailAddress
     support_email: EmailAddress | None
+    sepa_retry: bool
 
 
 class ProductList(Answer):

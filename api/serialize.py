@@ -22,6 +22,7 @@ def product(row: Product) -> dict:
         "name": row.name,
         "notification_email": row.notification_email,
         "support_email": row.support_email,
+        "sepa_retry": row.sepa_retry,
     }
 
 

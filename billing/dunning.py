@@ -12,6 +12,9 @@ from billing.retries import AUTOMATIC_ATTEMPTS, RETRY_INTERVAL, hard_decline
 from models import ChargeAttempt, Order, transaction
 
 RENEWAL_NUMBER = AUTOMATIC_ATTEMPTS + 1
+# R16: the one SEPA failure worth a second debit; others (a closed account, a refused mandate) will not heal.
+SEPA_RETRIED_FAILURE = "insufficient_funds"
+SEPA_NOT_RETRIED = "SEPA debit failed: SEPA debits are never retried"
 
 
 def payment_failed(attempt: ChargeAttempt, now: dt.datetime) -> str:
@@ -27,7 +30,12 @@ def payment_failed(attempt: ChargeAttempt, now: dt.datetime) -> str:
         notifications.seller_customer_charge_failed(attempt, next_automatic.due_at if next_automatic else None, now)
         return "customer-initiated charge failed: schedule unchanged"
     if order.method == "sepa":
-        collections.list_in_collections(order, "SEPA debit failed: SEPA debits are never retried", now)
+        if sepa_retry_allowed(attempt, order):
+            retry = schedule_retry(attempt)
+            notifications.customer_sepa_debit_retried(attempt, retry.due_at, now)
+            return f"SEPA failure ({attempt.failure_code}): its one retry due {retry.due_at.isoformat()}"
+        reason = "SEPA debit failed, and its one retry too" if attempt.number > 1 else SEPA_NOT_RETRIED
+        collections.list_in_collections(order, reason, now)
         notifications.seller_payment_failed_finally(installment, "seller_sepa_failed", now)
         return "SEPA failure: listed in collections"
     if attempt.kind == ChargeAttempt.RENEWAL:
@@ -48,6 +56,17 @@ def payment_failed(attempt: ChargeAttempt, now: dt.datetime) -> str:
     notifications.customer_payment_failed(attempt, None, now)
     notifications.seller_payment_failed_finally(installment, "seller_third_failure", now)
     return "third attempt failed: plan interrupted"
+
+
+def sepa_retry_allowed(failed: ChargeAttempt, order: Order) -> bool:
+    """R16: a product that opted in retries the first failed SEPA debit of an installment once, and only when
+    the account lacked the funds; every other SEPA failure, and the retry's, goes to collections (R8)."""
+    return (
+        order.product.sepa_retry
+        and failed.kind == ChargeAttempt.AUTOMATIC
+        and failed.number == 1
+        and failed.failure_code == SEPA_RETRIED_FAILURE
+    )
 
 
 def schedule_retry(failed: ChargeAttempt) -> ChargeAttempt:

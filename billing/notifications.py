@@ -115,6 +115,13 @@ def customer_payment_failed(attempt: ChargeAttempt, next_attempt_at: dt.datetime
         _tell_seller_briefly("seller_payment_failed", order, facts, f"attempt-{attempt.id}", now)
 
 
+def customer_sepa_debit_retried(attempt: ChargeAttempt, next_attempt_at: dt.datetime, now: dt.datetime) -> None:
+    """R16: the customer hears the debit failed and when it is tried once more, so that the funds are there."""
+    order = attempt.installment.order
+    facts = _failed_payment_facts(attempt, next_attempt_at)
+    _tell_customer("sepa_debit_retried", order, facts, f"attempt-{attempt.id}", now)
+
+
 def _failed_payment_facts(attempt: ChargeAttempt, next_attempt_at: dt.datetime | None) -> Facts:
     installment = attempt.installment
     return {

@@ -213,9 +213,10 @@ def hard_decline(facts: dict) -> tuple[str, list[dict]]:
 
 
 def sepa_failed(facts: dict) -> tuple[str, list[dict]]:
-    text = (
-        f"SEPA debit failed: order {facts['order_id']}, installment {facts['installment']}, {_amount(facts)}. "
-        "A SEPA debit is never retried: the order is in collections."
+    text = f"SEPA debit failed: order {facts['order_id']}, installment {facts['installment']}, {_amount(facts)}. " + (
+        "Its one retry 7 days later failed too: the order is in collections."
+        if len(facts["failures"]) > 1
+        else "A SEPA debit is never retried: the order is in collections."
     )
     return _debt_alert(text, facts)
 

@@ -141,6 +141,7 @@ def seller_debt_given_up(message: Outbox, settings) -> dict:
 
 CONTEXTS = {
     "payment_failed": payment_failed,
+    "sepa_debit_retried": payment_failed,
     "payment_recovered": payment_recovered,
     "plan_change_proposed": plan_change_proposed,
     "plan_change_reminder": plan_change_reminder,

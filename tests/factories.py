@@ -48,12 +48,14 @@ def order(
     language="fr",
     invoice=None,
     support_email=None,
+    sepa_retry=False,
 ):
     product = Product.create(
         seller=owner,
         name="Python course",
         notification_email=f"notify+{owner.id}@example.com",
         support_email=support_email,
+        sepa_retry=sepa_retry,
     )
     customer = Customer.create(
         seller=owner, name=customer_name, email=f"{customer_name.split()[0].lower()}@example.com", language=language

@@ -215,9 +215,30 @@ def test_a_product_keeps_its_optional_support_address_for_the_customers(api):
     assert [p["support_email"] for p in api.get("/products").get_json()["products"]] == ["help@courses.example", None]
 
 
+def test_a_product_opts_in_to_the_sepa_retry_and_its_orders_sepa_debits_are_retried_once(api):
+    """R16: sepa_retry is off unless asked for; a product with it retries a SEPA debit's lack of funds 7 days on."""
+    retrying = matches(api.post("/products", {**fixture("product.json"), "sepa_retry": True}).get_json(), "Product")
+    plain = matches(api.post("/products", fixture("product.json")).get_json(), "Product")
+    assert (retrying["sepa_retry"], plain["sepa_retry"]) == (True, False)
+
+    body = fixture("order_sepa_weekly.json")
+    body["payment_method"]["iban"] = "DE62370400440532013001"  # the sandbox's IBAN without the funds
+    order = api.post("/orders", {**body, "product_id": retrying["id"]}).get_json()
+    first = dt.datetime.fromisoformat(order["installments"][0]["due_at"])
+    run_due_work(first)
+
+    shown = matches(api.get(f"/orders/{order['id']}").get_json(), "Order")
+    assert (shown["status"], shown["collections"]) == ("active", None)
+    attempts = shown["installments"][0]["attempts"]
+    assert [(a["number"], a["status"]) for a in attempts] == [(1, "failed"), (2, "scheduled")]
+    assert dt.datetime.fromisoformat(attempts[1]["due_at"]) == first + dt.timedelta(days=7)
+
+
 @pytest.mark.parametrize(
     ("path", "value", "field"),
     [
+        ("sepa_retry", "yes", "sepa_retry"),
+        ("sepa_retry", 1, "sepa_retry"),
         ("name", _DROP, "name"),
         ("name", " ", "name"),
         ("notification_email", "sales", "notification_email"),

@@ -24,8 +24,8 @@ def test_flask_demo_makes_an_order_in_every_state_and_prints_a_working_api_key(r
     key = re.search(r"API key: (\S+)", result.output).group(1)
     seller = Seller.get(Seller.api_key_hash == hash_api_key(key))
     orders = {order.customer.name: order for order in seller.orders}
-    assert len(orders) == 12
-    assert len({order.product_id for order in orders.values()}) == 2
+    assert len(orders) == 13
+    assert len({order.product_id for order in orders.values()}) == 3
 
     active_card = orders["Claire Dubois"]
     assert (active_card.status, active_card.method, _paid(active_card)) == ("active", "card", 3)
@@ -38,6 +38,9 @@ def test_flask_demo_makes_an_order_in_every_state_and_prints_a_working_api_key(r
     for awaiting_renew in (orders["Sophie Müller"], orders["Noah Wilson"]):
         assert awaiting_renew.status == "interrupted"
         assert _attempts(awaiting_renew) == [(1, "failed"), (2, "failed"), (3, "failed")]
+    retried_sepa = orders["Paul Girard"]
+    assert (retried_sepa.status, retried_sepa.product.sepa_retry) == ("active", True)
+    assert _attempts(retried_sepa) == [(1, "failed"), (2, "scheduled")]
     failed_sepa = orders["Léa Petit"]
     assert (failed_sepa.status, failed_sepa.method) == ("collections", "sepa")
     assert CollectionCase.get(CollectionCase.order == failed_sepa).handed_off_at is None
@@ -48,7 +51,7 @@ def test_flask_demo_makes_an_order_in_every_state_and_prints_a_working_api_key(r
     assert (completed.status, _paid(completed), completed.installments.count()) == ("completed", 3, 3)
     subscription = orders["Chloé Laurent"]
     assert (subscription.plan, subscription.status, _paid(subscription)) == ("subscription", "active", 3)
-    assert Order.select().where(Order.status == "active").count() == 7
+    assert Order.select().where(Order.status == "active").count() == 8
     charged = ChargeAttempt.select().where(ChargeAttempt.requested_at.is_null(False)).count()
     assert f"charges sent: {charged} (" in result.stdout  # its summary, as `flask tick` ends with
     # No COLLECTION_PARTNER_URL here: the demo's hand-off waits for one, and the summary says so.

@@ -426,6 +426,54 @@ def test_the_seller_hears_of_the_third_failure_with_every_reason_and_what_to_do_
         assert re.search(rf"{date}</td>\s*<td[^>]*>Your card has insufficient funds.<br><code", markup)
 
 
+@pytest.mark.parametrize(
+    ("language", "expected_subject", "phrase"),
+    [
+        (
+            "fr",
+            "Le prélèvement de 30,00\xa0€ pour Python course a échoué — nous le présenterons à nouveau le 8 mai 2026",
+            "Nous prélèverons votre compte une seconde fois le 8 mai 2026",
+        ),
+        (
+            "de",
+            "Lastschrift über 30,00\xa0€ für Python course fehlgeschlagen — wir buchen sie am 8. Mai 2026 erneut ab",
+            "Wir buchen den Betrag am 8. Mai 2026 ein weiteres Mal von Ihrem Konto ab",
+        ),
+        (
+            "en",
+            "Direct debit of €30.00 for Python course failed — we will debit it again on 8 May 2026",
+            "We will debit your account once more on 8 May 2026: please make sure the amount is available by then.",
+        ),
+    ],
+)
+def test_a_sepa_debit_retried_for_lack_of_funds_tells_the_customer_the_day_of_the_second_debit(
+    inbox, language, expected_subject, phrase
+):
+    """R16: the product opted in; the debit of 1 May lacked the funds: the customer learns it is debited again on
+    8 May, and may pay by card at once instead."""
+    seller = factories.seller()
+    factories.order(seller, payment=factories.sepa(factories.IBAN_FAILS), language=language, anchor=T, sepa_retry=True)
+    run_due_work(T)
+
+    (mail,) = inbox.to(CUSTOMER)
+    assert subject(mail) == expected_subject
+    text, markup = parts(mail, "sepa_debit_retried", language)
+    says(text, markup, phrase)
+    verify(settings(), signed_link(text, markup, "card"), CARD_UPDATE, now=read_at(mail))
+
+
+def test_the_seller_hears_of_a_sepa_debit_whose_one_retry_failed_too_with_both_failures(inbox):
+    """R16, R8: the debits of 1 and 8 May both lacked the funds: the order is in collections, the seller told once."""
+    seller = factories.seller()
+    sepa = factories.order(seller, payment=factories.sepa(factories.IBAN_FAILS), anchor=T, sepa_retry=True)
+    run_due_work(T)
+    run_due_work(T + 7 * DAY)
+
+    subject, text, markup = seller_mail(inbox, seller, "seller_sepa_failed")
+    assert subject == f"Order {sepa.id}: SEPA debit failed — listed in collections"
+    says(text, markup, "failed, and so did its one retry 7 days later", "1 May 2026", "8 May 2026")
+
+
 def test_the_seller_hears_of_a_failed_sepa_debit_and_of_a_failed_renewal(inbox):
     """R7, R8: both debts end in collections; the email says so with the reason and the way to hand it off."""
     seller = factories.seller()

@@ -15,12 +15,70 @@ T = dt.datetime(2026, 5, 1, 8, 0, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)
 
 
-def failed_sepa_order(seller):
+def failed_sepa_order(seller, failure="insufficient_funds", sepa_retry=False):
     """A monthly SEPA order (3 × 30.00) whose first debit failed at T."""
-    order = factories.order(seller, payment=factories.sepa(factories.IBAN_FAILS), anchor=T)
+    order = factories.order(seller, payment=factories.sepa(factories.IBAN_FAILS), anchor=T, sepa_retry=sepa_retry)
     [debit] = factories.charge_due(T)
-    factories.gateway_reports(debit, T, "insufficient_funds")
+    factories.gateway_reports(debit, T, failure)
     return Order.get_by_id(order.id)
+
+
+def sent():
+    return [(m.template, m.recipient) for m in Outbox.select().order_by(Outbox.id)]
+
+
+# --- R16: a product's opt-in SEPA retry
+
+
+def test_a_product_that_opted_in_debits_once_more_7_days_after_a_lack_of_funds_then_lists_the_order():
+    """R16: failed at T for insufficient funds, debited again at T+7 d; that one fails too: collections, the seller
+    told with both failures, and no third debit."""
+    seller = factories.seller()
+    order = failed_sepa_order(seller, sepa_retry=True)
+
+    assert order.status == Order.ACTIVE
+    assert [(a.number, a.status, a.due_at) for a in ChargeAttempt.select().order_by(ChargeAttempt.number)] == [
+        (1, ChargeAttempt.FAILED, T),
+        (2, ChargeAttempt.SCHEDULED, T + 7 * DAY),
+    ]
+    assert sent() == [("sepa_debit_retried", "claire@example.com")]
+    assert factories.charge_due(T + 7 * DAY - dt.timedelta(seconds=1)) == []
+
+    [retry] = factories.charge_due(T + 7 * DAY)
+    factories.gateway_reports(retry, T + 7 * DAY, "insufficient_funds")
+
+    assert Order.get_by_id(order.id).status == Order.COLLECTIONS
+    assert CollectionCase.get().reason == "SEPA debit failed, and its one retry too"
+    assert sent()[1:] == [("seller_sepa_failed", f"notify+{seller.id}@example.com")]
+    assert [f["code"] for f in Outbox.select().order_by(Outbox.id)[1].context["failures"]] == ["insufficient_funds"] * 2
+    assert factories.charge_due(T + 400 * DAY) == []
+
+
+def test_a_retried_sepa_debit_that_goes_through_pays_the_installment_and_the_plan_goes_on():
+    """R16: the funds were there at T+7 d: installment 1 paid, the order active, the next due on its day."""
+    order = failed_sepa_order(factories.seller(), sepa_retry=True)
+
+    [retry] = factories.charge_due(T + 7 * DAY)
+    factories.gateway_reports(retry, T + 7 * DAY)
+
+    assert Order.get_by_id(order.id).status == Order.ACTIVE
+    installments = [i.status for i in Installment.select().order_by(Installment.number)]
+    assert installments[:2] == [Installment.PAID, Installment.SCHEDULED]
+    assert CollectionCase.select().count() == 0
+
+
+@pytest.mark.parametrize(
+    ("sepa_retry", "failure"),
+    [(False, "insufficient_funds"), (True, "account_closed"), (True, "debit_not_authorized")],
+    ids=["not opted in", "an account closed", "a mandate refused"],
+)
+def test_any_other_sepa_failure_goes_to_collections_at_once(sepa_retry, failure):
+    """R16 only retries a lack of funds, and only where the product opted in; R8 stands for everything else."""
+    order = failed_sepa_order(factories.seller(), failure, sepa_retry=sepa_retry)
+
+    assert order.status == Order.COLLECTIONS
+    assert [(a.number, a.status) for a in ChargeAttempt.select()] == [(1, ChargeAttempt.FAILED)]
+    assert [template for template, _ in sent()] == ["seller_sepa_failed"]
 
 
 def test_a_failed_sepa_debit_goes_straight_to_collections_without_a_retry():
