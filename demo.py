@@ -34,7 +34,8 @@ from runtime import queue, redis_connection, settings, utcnow
 DEMO_EMAIL = "demo@example.com"
 DAY = dt.timedelta(days=1)
 COURSE, MEMBERSHIP = "Python for Data Analysis", "Academy Membership"
-BOOTCAMP = "Data Science Bootcamp"  # its SEPA debits lacking funds are retried once (R16)
+# Its SEPA debits lacking funds are retried once (R16); its customers hear of each installment 3 days ahead (R14).
+BOOTCAMP = "Data Science Bootcamp"
 
 # The SPEC's sandbox test cards and IBANs.
 CARD_OK = "4242424242424242"
@@ -58,6 +59,7 @@ class DemoOrder:
     hand_off: bool = False
     new_amount: str | None = None  # a plan change proposed 8 days ago, unanswered: reminded (R15)
     product: str | None = None  # default: the course for installments, the membership for a subscription
+    card_expired: bool = False  # the card on file expired last month: its customer is told before the next (R14)
 
 
 M, W = "monthly", "weekly"
@@ -76,7 +78,28 @@ ORDERS = (
     ),
     DemoOrder("Jonas Weber", "de", 4, W, "25.00", -10, CARD_OK, "active weekly card plan, 2 of 4 paid"),
     DemoOrder("Emma Schmidt", "de", 3, M, "99.00", -20, IBAN_OK, "active SEPA plan, 1 of 3 paid"),
-    DemoOrder("Lucas Martin", "fr", 3, M, "49.00", 2, CARD_OK, "active card plan, first payment in 2 days"),
+    DemoOrder(
+        "Lucas Martin",
+        "fr",
+        3,
+        M,
+        "49.00",
+        2,
+        CARD_OK,
+        "active card plan, first payment in 2 days: reminded",
+        product=BOOTCAMP,
+    ),
+    DemoOrder(
+        "Max Hoffmann",
+        "de",
+        6,
+        M,
+        "49.00",
+        -25,
+        CARD_OK,
+        "card expired last month: told before the next payment",
+        card_expired=True,
+    ),
     DemoOrder("Olivia Brown", "en", 3, M, "49.00", -3, CARD_NO_FUNDS, "dunning: attempt 1 failed, 2 in 4 days"),
     DemoOrder("Hugo Bernard", "fr", 3, M, "49.00", -10, CARD_DECLINED, "dunning: attempt 2 failed, 3 in 4 days"),
     DemoOrder("Sophie Müller", "de", 3, M, "49.00", -20, CARD_EXPIRED, "interrupted: awaits renew after 3 failures"),
@@ -130,7 +153,11 @@ def load_demo(app: Flask, now: dt.datetime, on_job: Callable[[str, bool], None] 
     seller, api_key = create_seller("Demo Academy", DEMO_EMAIL, now - 80 * DAY)
     products = {
         name: Product.create(
-            seller=seller, name=name, notification_email="sales@demo-academy.example", sepa_retry=name == BOOTCAMP
+            seller=seller,
+            name=name,
+            notification_email="sales@demo-academy.example",
+            sepa_retry=name == BOOTCAMP,
+            reminder_days=3 if name == BOOTCAMP else None,
         )
         for name in (COURSE, MEMBERSHIP, BOOTCAMP)
     }
@@ -143,6 +170,9 @@ def load_demo(app: Flask, now: dt.datetime, on_job: Callable[[str, bool], None] 
         )
         if spec.payment.startswith("DE"):
             payment = gateway.sepa_mandate(spec.payment)
+        elif spec.card_expired:
+            last_month = now.replace(day=1) - DAY
+            payment = gateway.tokenize_card(spec.payment, last_month.month, last_month.year)
         else:
             payment = gateway.tokenize_card(spec.payment, 12, now.year + 3)
         anchor = start + spec.starts * DAY

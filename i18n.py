@@ -62,6 +62,11 @@ class Formats:
     def time(self, moment: dt.datetime | str) -> str:
         return format_time(self._local(moment), format="short", locale=self.locale)
 
+    def month(self, year_month: str) -> str:
+        """A card's expiry month ("2026-05") as the reader names it: "May 2026", "mai 2026"."""
+        year, month = map(int, year_month.split("-"))
+        return format_date(dt.date(year, month, 1), format="MMMM y", locale=self.locale)
+
     def duration(self, length: dt.timedelta) -> str:
         """A length of time in the reader's words: "3 days", "3 jours"; "9 days", not babel's default "1 week"."""
         return format_timedelta(length, threshold=2, locale=self.locale)

@@ -179,6 +179,7 @@ class Product(BaseModel):
     # The Reply-To of the customers' emails and the contact on their pages (R11); None: the seller's email.
     support_email = CharField(null=True)
     sepa_retry = BooleanField(default=False)  # R16
+    reminder_days = SmallIntegerField(null=True)  # R14: days before each installment its customer is reminded
 
     if TYPE_CHECKING:
         seller_id: int  # peewee's accessor for the foreign key's raw value

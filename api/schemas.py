@@ -32,6 +32,7 @@ from billing import values
 from billing.errors import InvalidInput
 from billing.money import CURRENCIES, MAXIMUM_AMOUNT, currency_code, parse_amount
 from billing.plans import FIRST_DUE_AT_MOST_BACK, INSTALLMENTS, INTERVALS, MAX_INSTALLMENTS, SUBSCRIPTION
+from billing.reminders import REMINDER_DAYS_MAX
 from billing.search import MAX_PAGE_SIZE, PAGE_SIZE
 from models import ChargeAttempt
 from models import Installment as InstallmentRow
@@ -315,6 +316,9 @@ class NewProduct(Input):
         description="R16: a SEPA debit that fails for insufficient funds is debited once more 7 days later, before "
         "the order goes to collections",
     )
+    reminder_days: Annotated[int, Field(ge=1, le=REMINDER_DAYS_MAX)] | None = Field(
+        None, description="R14: the customer is reminded this many days before each installment; default: never"
+    )
 
 
 class NewCustomer(Input):
@@ -470,6 +474,7 @@ class Product(Answer):
     notification_email: EmailAddress
     support_email: EmailAddress | None
     sepa_retry: bool
+    reminder_days: int | None
 
 
 class ProductList(Answer):

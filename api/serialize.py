@@ -23,6 +23,7 @@ def product(row: Product) -> dict:
         "notification_email": row.notification_email,
         "support_email": row.support_email,
         "sepa_retry": row.sepa_retry,
+        "reminder_days": row.reminder_days,
     }
 
 

@@ -9,12 +9,17 @@ product's notification address.
 
 import datetime as dt
 
+from peewee import ColumnBase, Value, fn
+
 from billing.followups import SEND_MESSAGES, FollowUp, follow_up
 from billing.retries import AUTOMATIC_ATTEMPTS, hard_decline
 from models import ChargeAttempt, CollectionCase, Installment, Order, Outbox, PlanChange, SlackLink
 
 # What a message says, as its outbox row keeps it (JSON): rendered later, in the recipient's language.
 Facts = dict[str, object]
+# R14's messages, which the tick looks for before it writes them (billing.reminders).
+CARD_EXPIRING = "card_expiring"
+INSTALLMENT_REMINDER = "installment_reminder"
 
 
 def _time(value: dt.datetime | None) -> str | None:
@@ -77,6 +82,35 @@ def _tell_customer(template: str, order: Order, context: Facts, fact: str, now: 
     """An email to the customer, in their language, that they answer at the product's support address."""
     facts = {**context, "reply_to": order.product.contact_email}
     _queue(template, order.customer.email, order.customer.language, facts, fact, now)
+
+
+def queued(template: str, fact: ColumnBase) -> ColumnBase:
+    """SQL: the outbox holds `template`'s message about the fact each row names (_queue's dedupe key)."""
+    return fn.EXISTS(Outbox.select(Outbox.id).where(Outbox.dedupe_key == Value(f"{template}:").concat(fact)))
+
+
+def _installment_facts(installment: Installment) -> Facts:
+    order = installment.order
+    return {
+        **_order_facts(order),
+        "installment": installment.number,
+        "amount": str(installment.amount),
+        "due_at": _time(installment.due_at),
+        "card_last4": order.card_last4,
+        "card_exp": f"{order.card_exp_year:04}-{order.card_exp_month:02}" if order.card_exp_year else None,
+        "iban_masked": order.iban_masked,
+    }
+
+
+def customer_card_expiring(installment: Installment, card: str, now: dt.datetime) -> None:
+    """R14: the card on file expires before `installment` is due; the link (rendered later) updates it."""
+    _tell_customer(CARD_EXPIRING, installment.order, _installment_facts(installment), card, now)
+
+
+def customer_installment_reminder(installment: Installment, now: dt.datetime) -> None:
+    """R14: the product's reminder, some days before `installment` is charged."""
+    facts = _installment_facts(installment)
+    _tell_customer(INSTALLMENT_REMINDER, installment.order, facts, f"installment-{installment.id}", now)
 
 
 def _order_facts(order: Order) -> Facts:

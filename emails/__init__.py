@@ -98,6 +98,13 @@ def payment_failed(message: Outbox, settings) -> dict:
     }
 
 
+def before_installment(message: Outbox, settings) -> dict:
+    """R14: the installment soon due, and the link to give another card or account before it is charged."""
+    facts = message.context
+    link = card_update_link(settings, facts["order_id"], facts["installment"], now=message.created_at)
+    return {**facts, "card_link": link}
+
+
 def payment_recovered(message: Outbox, settings) -> dict:
     return message.context
 
@@ -141,6 +148,8 @@ def seller_debt_given_up(message: Outbox, settings) -> dict:
 
 CONTEXTS = {
     "payment_failed": payment_failed,
+    "card_expiring": before_installment,
+    "installment_reminder": before_installment,
     "sepa_debit_retried": payment_failed,
     "payment_recovered": payment_recovered,
     "plan_change_proposed": plan_change_proposed,

@@ -27,8 +27,9 @@ def seller(name="Alice Courses", now=None, **settings):
     return made
 
 
-def card(number=SUCCEEDS) -> PaymentMethod:
-    return _gateway.tokenize_card(number, 12, 2030)
+def card(number=SUCCEEDS, expires=(12, 2030)) -> PaymentMethod:
+    """A sandbox card; `expires` is its (month, year)."""
+    return _gateway.tokenize_card(number, *expires)
 
 
 def sepa(iban=IBAN_OK) -> PaymentMethod:
@@ -49,6 +50,7 @@ def order(
     invoice=None,
     support_email=None,
     sepa_retry=False,
+    reminder_days=None,
 ):
     product = Product.create(
         seller=owner,
@@ -56,6 +58,7 @@ def order(
         notification_email=f"notify+{owner.id}@example.com",
         support_email=support_email,
         sepa_retry=sepa_retry,
+        reminder_days=reminder_days,
     )
     customer = Customer.create(
         seller=owner, name=customer_name, email=f"{customer_name.split()[0].lower()}@example.com", language=language

@@ -234,10 +234,26 @@ def test_a_product_opts_in_to_the_sepa_retry_and_its_orders_sepa_debits_are_retr
     assert dt.datetime.fromisoformat(attempts[1]["due_at"]) == first + dt.timedelta(days=7)
 
 
+def test_a_product_asks_for_a_reminder_days_before_each_installment(api, inbox):
+    """R14: reminder_days is null unless given; with 3, the customer hears of each installment 3 days ahead."""
+    reminding = matches(api.post("/products", {**fixture("product.json"), "reminder_days": 3}).get_json(), "Product")
+    assert (reminding["reminder_days"], api.get("/products").get_json()["products"][0]["reminder_days"]) == (3, 3)
+    order = api.post("/orders", {**fixture("order_card_monthly.json"), "product_id": reminding["id"]}).get_json()
+    first = dt.datetime.fromisoformat(order["installments"][0]["due_at"])
+
+    run_due_work(first - dt.timedelta(days=3))
+
+    (email,) = inbox.to("claire@example.com")
+    assert "30,00" in email["Subject"]
+
+
 @pytest.mark.parametrize(
     ("path", "value", "field"),
     [
         ("sepa_retry", "yes", "sepa_retry"),
+        ("reminder_days", 0, "reminder_days"),
+        ("reminder_days", 29, "reminder_days"),
+        ("reminder_days", "3", "reminder_days"),
         ("sepa_retry", 1, "sepa_retry"),
         ("name", _DROP, "name"),
         ("name", " ", "name"),

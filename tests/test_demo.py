@@ -2,7 +2,7 @@ import re
 from decimal import Decimal
 
 from billing.sellers import hash_api_key
-from models import ChargeAttempt, CollectionCase, Installment, Order, Seller
+from models import ChargeAttempt, CollectionCase, Installment, Order, Outbox, Seller
 
 
 def _attempts(order):
@@ -24,7 +24,7 @@ def test_flask_demo_makes_an_order_in_every_state_and_prints_a_working_api_key(r
     key = re.search(r"API key: (\S+)", result.output).group(1)
     seller = Seller.get(Seller.api_key_hash == hash_api_key(key))
     orders = {order.customer.name: order for order in seller.orders}
-    assert len(orders) == 13
+    assert len(orders) == 14
     assert len({order.product_id for order in orders.values()}) == 3
 
     active_card = orders["Claire Dubois"]
@@ -38,6 +38,9 @@ def test_flask_demo_makes_an_order_in_every_state_and_prints_a_working_api_key(r
     for awaiting_renew in (orders["Sophie Müller"], orders["Noah Wilson"]):
         assert awaiting_renew.status == "interrupted"
         assert _attempts(awaiting_renew) == [(1, "failed"), (2, "failed"), (3, "failed")]
+    told = {(m.template, m.recipient) for m in Outbox.select()}
+    assert ("installment_reminder", "lucas.martin@example.com") in told
+    assert ("card_expiring", "max.hoffmann@example.com") in told
     retried_sepa = orders["Paul Girard"]
     assert (retried_sepa.status, retried_sepa.product.sepa_retry) == ("active", True)
     assert _attempts(retried_sepa) == [(1, "failed"), (2, "scheduled")]
@@ -51,7 +54,7 @@ def test_flask_demo_makes_an_order_in_every_state_and_prints_a_working_api_key(r
     assert (completed.status, _paid(completed), completed.installments.count()) == ("completed", 3, 3)
     subscription = orders["Chloé Laurent"]
     assert (subscription.plan, subscription.status, _paid(subscription)) == ("subscription", "active", 3)
-    assert Order.select().where(Order.status == "active").count() == 8
+    assert Order.select().where(Order.status == "active").count() == 9
     charged = ChargeAttempt.select().where(ChargeAttempt.requested_at.is_null(False)).count()
     assert f"charges sent: {charged} (" in result.stdout  # its summary, as `flask tick` ends with
     # No COLLECTION_PARTNER_URL here: the demo's hand-off waits for one, and the summary says so.

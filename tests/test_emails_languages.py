@@ -431,6 +431,80 @@ def test_the_seller_hears_of_the_third_failure_with_every_reason_and_what_to_do_
     [
         (
             "fr",
+            "Votre carte se terminant par 4242 expire avant votre prochaine échéance pour Python course",
+            "Votre carte se terminant par 4242 est valable jusqu’en mai 2026. L’échéance 2 de votre commande {invoice}",
+        ),
+        (
+            "de",
+            "Ihre Karte mit der Endung 4242 läuft vor Ihrer nächsten Rate für Python course ab",
+            "Ihre Karte mit der Endung 4242 ist bis Mai 2026 gültig. Die Rate 2 Ihrer Bestellung {invoice}",
+        ),
+        (
+            "en",
+            "Your card ending in 4242 expires before your next installment for Python course",
+            "Your card ending in 4242 is valid through May 2026. Installment 2 of your order {invoice}",
+        ),
+    ],
+)
+def test_a_card_expiring_before_the_next_installment_is_told_to_its_customer_a_week_ahead_with_the_card_link(
+    inbox, language, expected_subject, phrase
+):
+    """R14: the card is good through May; the tick of 25 May sees the 1 June installment coming and writes."""
+    seller = factories.seller()
+    order = factories.order(seller, payment=factories.card(expires=(5, 2026)), language=language, anchor=T)
+    run_due_work(T)
+    run_due_work(T + 24 * DAY)
+
+    (mail,) = inbox.to(CUSTOMER)
+    assert subject(mail) == expected_subject
+    text, markup = parts(mail, "card_expiring", language)
+    says(text, markup, phrase.format(invoice=order.invoice_number))
+    payload = verify(settings(), signed_link(text, markup, "card"), CARD_UPDATE, now=read_at(mail))
+    assert (payload["order"], payload["installment"]) == (order.id, 2)
+
+
+@pytest.mark.parametrize(
+    ("language", "expected_subject", "phrases"),
+    [
+        (
+            "fr",
+            "Votre échéance de 30,00\xa0€ pour Python course est prévue le 1 juin 2026",
+            ["Elle sera débitée sur votre carte se terminant par 4242."],
+        ),
+        (
+            "de",
+            "Ihre Rate von 30,00\xa0€ für Python course ist am 1. Juni 2026 fällig",
+            ["Sie wird von Ihrer Karte mit der Endung 4242 abgebucht."],
+        ),
+        (
+            "en",
+            "Your installment of €30.00 for Python course is due on 1 June 2026",
+            ["It will be charged to your card ending in 4242.", "To pay with another card or account"],
+        ),
+    ],
+)
+def test_a_product_reminds_each_installment_in_the_customers_language_days_ahead(
+    inbox, language, expected_subject, phrases
+):
+    """R14: reminder_days 3: the tick of 29 May announces the 1 June installment."""
+    seller = factories.seller()
+    factories.order(seller, language=language, anchor=T, reminder_days=3)
+    run_due_work(T)
+    inbox.messages.clear()
+    run_due_work(T + 28 * DAY)
+
+    (mail,) = inbox.to(CUSTOMER)
+    assert subject(mail) == expected_subject
+    text, markup = parts(mail, "installment_reminder", language)
+    says(text, markup, *phrases)
+    verify(settings(), signed_link(text, markup, "card"), CARD_UPDATE, now=read_at(mail))
+
+
+@pytest.mark.parametrize(
+    ("language", "expected_subject", "phrase"),
+    [
+        (
+            "fr",
             "Le prélèvement de 30,00\xa0€ pour Python course a échoué — nous le présenterons à nouveau le 8 mai 2026",
             "Nous prélèverons votre compte une seconde fois le 8 mai 2026",
         ),
