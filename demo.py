@@ -24,7 +24,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from billing.collections import hand_to_collections
 from billing.plan_changes import propose_plan_change
 from billing.plans import create_order
-from billing.sellers import create_seller
+from billing.sellers import change_settings, create_seller
 from gateways import get_gateway
 from jobs.work import run_due_work
 from models import ChargeAttempt, Customer, Installment, Order, Product, Seller
@@ -151,6 +151,7 @@ def load_demo(app: Flask, now: dt.datetime, on_job: Callable[[str, bool], None] 
         # They would take the replayed work, and their own ticks would run it at today's time instead.
         raise DemoRefused("RQ workers are running: stop them (and the tick) before loading the demo.")
     seller, api_key = create_seller("Demo Academy", DEMO_EMAIL, now - 80 * DAY)
+    change_settings(seller, now, digest=True)  # R17: read in Slack once a workspace is linked
     products = {
         name: Product.create(
             seller=seller,

@@ -165,6 +165,8 @@ class Seller(BaseModel):
     timezone = CharField(default="Europe/Berlin")
     language = CharField(default="en")  # fr, de or en: of the seller's emails (R11)
     created_at = UTCDateTimeField()
+    digest = BooleanField(default=False)  # R17, opt-in
+    digest_due_at = UTCDateTimeField(null=True)  # the next digest, while opted in
 
     if TYPE_CHECKING:
         # What the backrefs of the foreign keys below give (peewee adds them at runtime).

@@ -12,6 +12,7 @@ import re
 from decimal import Decimal
 from functools import cache
 from typing import Annotated, Any, Literal
+from zoneinfo import available_timezones
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from pydantic import (
@@ -39,6 +40,7 @@ from models import Installment as InstallmentRow
 from models import Order as OrderRow
 
 LANGUAGES = ("fr", "de", "en")
+ZONES = tuple(sorted(available_timezones()))
 ORDER_STATUSES = tuple(OrderRow.STATUSES)
 INSTALLMENT_STATUSES = (InstallmentRow.SCHEDULED, InstallmentRow.OPEN, InstallmentRow.PAID, InstallmentRow.HANDED_OFF)
 ATTEMPT_KINDS = (ChargeAttempt.AUTOMATIC, ChargeAttempt.RENEWAL, ChargeAttempt.CUSTOMER)
@@ -321,6 +323,18 @@ class NewProduct(Input):
     )
 
 
+class SellerSettings(Input):
+    """What a seller changes of their own settings; a field left out stays as it is."""
+
+    language: Literal[LANGUAGES] | None = Field(None, description="of your emails")
+    timezone: Literal[ZONES] | None = Field(
+        None, description="IANA time zone: the times you read, and your digest's 09:00", examples=["Europe/Berlin"]
+    )
+    digest: bool | None = Field(
+        None, description="R17: every morning at 09:00, the day's figures in your linked Slack channel"
+    )
+
+
 class NewCustomer(Input):
     name: Text(200)
     email: Email
@@ -466,6 +480,18 @@ TimeZone = Annotated[
     str, Field(description="The seller's IANA time zone, for showing the UTC times", examples=["Europe/Berlin"])
 ]
 EmailAddress = Annotated[str, Field(json_schema_extra={"format": "email"})]
+
+
+class Seller(Answer):
+    """You, as Tranche knows you: your settings, and when your next digest is due (null: not opted in)."""
+
+    id: int
+    name: str
+    email: EmailAddress
+    language: Literal[LANGUAGES]
+    timezone: TimeZone
+    digest: bool
+    digest_due_at: Time | None
 
 
 class Product(Answer):

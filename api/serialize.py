@@ -9,11 +9,23 @@ import datetime as dt
 from billing.collections import Debt, case_debt
 from billing.orders import OrderView
 from billing.plan_changes import first_due_at
-from models import ChargeAttempt, CollectionCase, Order, PlanChange, Product
+from models import ChargeAttempt, CollectionCase, Order, PlanChange, Product, Seller
 
 
 def utc(value: dt.datetime | None) -> str | None:
     return None if value is None else value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def seller(row: Seller) -> dict:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "email": row.email,
+        "language": row.language,
+        "timezone": row.timezone,
+        "digest": row.digest,
+        "digest_due_at": utc(row.digest_due_at),
+    }
 
 
 def product(row: Product) -> dict:

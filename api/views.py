@@ -12,7 +12,7 @@ from billing import collections, dunning, plan_changes, plans, search
 from billing.customers import gateway_customer_of
 from billing.errors import InvalidInput, OrderNotFound, Refused
 from billing.orders import find_order, order_view
-from billing.sellers import seller_by_api_key
+from billing.sellers import change_settings, seller_by_api_key
 from billing.workspaces import install_link
 from gateways import Attached, GatewayUnavailable, Payer, PaymentMethodRejected, get_gateway
 from models import Customer, Product, transaction
@@ -99,6 +99,20 @@ def _answering(operation_id: str, path_parameter_descriptions: dict | None = Non
 def _on_an_order(operation_id: str, **answers):
     """A route under /orders/<order_id>: any of them may find no such order of yours."""
     return _answering(operation_id, {"order_id": "order id"}, HTTP_404=NOT_FOUND, **answers)
+
+
+@bp.get("/seller")
+@_answering("showSeller", HTTP_200=(schemas.Seller, "Your settings."))
+def show_seller():
+    """Your settings: language, time zone, digest"""
+    return jsonify(serialize.seller(g.seller))
+
+
+@bp.patch("/seller")
+@_answering("changeSeller", HTTP_200=(schemas.Seller, "Your settings, changed."), **BODY_REFUSALS)
+def change_seller(json: schemas.SellerSettings):
+    """Change your language, time zone or digest (R13, R17)"""
+    return jsonify(serialize.seller(change_settings(g.seller, utcnow(), **json.model_dump(exclude_none=True))))
 
 
 @bp.get("/products")

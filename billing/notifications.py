@@ -8,12 +8,13 @@ product's notification address.
 """
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 from peewee import ColumnBase, Value, fn
 
 from billing.followups import SEND_MESSAGES, FollowUp, follow_up
 from billing.retries import AUTOMATIC_ATTEMPTS, hard_decline
-from models import ChargeAttempt, CollectionCase, Installment, Order, Outbox, PlanChange, SlackLink
+from models import ChargeAttempt, CollectionCase, Installment, Order, Outbox, PlanChange, Seller, SlackLink
 
 # What a message says, as its outbox row keeps it (JSON): rendered later, in the recipient's language.
 Facts = dict[str, object]
@@ -111,6 +112,14 @@ def customer_installment_reminder(installment: Installment, now: dt.datetime) ->
     """R14: the product's reminder, some days before `installment` is charged."""
     facts = _installment_facts(installment)
     _tell_customer(INSTALLMENT_REMINDER, installment.order, facts, f"installment-{installment.id}", now)
+
+
+def seller_digest(seller: Seller, figures: Facts, now: dt.datetime) -> None:
+    """R17: the morning's figures in the seller's Slack channel, one per local day; no workspace, no digest."""
+    if SlackLink.select().where(SlackLink.seller == seller).exists():
+        day = now.astimezone(ZoneInfo(seller.timezone)).date().isoformat()
+        facts = {**figures, "seller": seller.name, "timezone": seller.timezone, "day": day}
+        _queue("slack_digest", str(seller.id), "en", facts, f"digest-{seller.id}-{day}", now, channel=Outbox.SLACK)
 
 
 def _order_facts(order: Order) -> Facts:

@@ -12,7 +12,7 @@ from typing import Any
 from peewee import ModelSelect, fn
 
 from billing.charging import RESEND_AFTER
-from models import ChargeAttempt, CollectionCase, GatewayEvent, Installment, Order, Outbox
+from models import ChargeAttempt, CollectionCase, GatewayEvent, Installment, Order, Outbox, Seller
 
 
 @dataclass(frozen=True)
@@ -89,16 +89,17 @@ def handoffs_refused() -> "ModelSelect[CollectionCase]":
     )
 
 
-def revenue_at_risk(now: dt.datetime) -> dict[str, Decimal]:
+def revenue_at_risk(now: dt.datetime, seller: Seller | None = None) -> dict[str, Decimal]:
     """R17's revenue at risk, by currency: the open debt (due by `now` and unpaid) of orders in dunning or
-    interrupted, i.e. active or interrupted orders whose open installment has a failed attempt."""
+    interrupted, i.e. active or interrupted orders whose open installment has a failed attempt; of one seller's
+    orders, or of all."""
     open_installment = Installment.alias()
     in_dunning = (
         open_installment.select(open_installment.order)
         .join(ChargeAttempt, on=ChargeAttempt.installment == open_installment.id)
         .where(open_installment.status == Installment.OPEN, ChargeAttempt.status == ChargeAttempt.FAILED)
     )
-    rows: Iterable[Any] = (  # named tuples, as above
+    debts = (
         # Coerced: peewee would leave a SUM as the database gives it, in the cents the amounts are stored in.
         Installment.select(Order.currency, fn.SUM(Installment.amount).coerce(True).alias("amount"))
         .join(Order)
@@ -109,6 +110,8 @@ def revenue_at_risk(now: dt.datetime) -> dict[str, Decimal]:
             Order.status.in_((Order.ACTIVE, Order.INTERRUPTED)),
         )
         .group_by(Order.currency)
-        .namedtuples()
     )
+    if seller is not None:
+        debts = debts.where(Order.seller == seller)
+    rows: Iterable[Any] = debts.namedtuples()  # named tuples, as above
     return {row.currency: row.amount for row in rows}

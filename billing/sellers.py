@@ -3,8 +3,11 @@
 import datetime as dt
 import hashlib
 import secrets
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from i18n import DEFAULT_LANGUAGE
+from billing.digest import digest_due_at
+from billing.errors import InvalidInput
+from i18n import DEFAULT_LANGUAGE, LANGUAGES
 from models import Seller
 
 # R13: times are shown in the seller's time zone, Berlin unless the seller says otherwise.
@@ -30,6 +33,31 @@ def create_seller(
         created_at=now,
     )
     return seller, key
+
+
+def change_settings(
+    seller: Seller,
+    now: dt.datetime,
+    language: str | None = None,
+    timezone: str | None = None,
+    digest: bool | None = None,
+) -> Seller:
+    """The seller's own settings (R13, R17); what is not given stays. The next digest moves with the time zone."""
+    if language is not None:
+        if language not in LANGUAGES:
+            raise InvalidInput("language", f"language must be one of {', '.join(LANGUAGES)}")
+        seller.language = language
+    if timezone is not None:
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InvalidInput("timezone", f"{timezone!r} is not an IANA time zone such as Europe/Berlin") from None
+        seller.timezone = timezone
+    if digest is not None:
+        seller.digest = digest
+    seller.digest_due_at = digest_due_at(seller, now)
+    seller.save()
+    return seller
 
 
 def seller_by_api_key(key: str) -> Seller | None:

@@ -36,7 +36,8 @@ USAGE = {
     "/collections": "`/collections`: the orders in collections, and those handed to the collection partner.",
     "/collect": "`/collect <order>`: hand an order in collections to the collection partner (final).",
     "/tranche": "`/tranche pending`: the plan changes waiting for the customer's answer, and the time each has "
-    "left. `/tranche help`: this help.",
+    "left. `/tranche digest on` (or `off`): the day's figures here every morning at 09:00. `/tranche help`: this "
+    "help.",
 }
 
 
@@ -256,7 +257,56 @@ def plan_change(facts: dict) -> tuple[str, list[dict]]:
     return text, [section(f":memo: {text}"), _context(_order_line(facts))]
 
 
+def _amounts(by_currency: dict[str, str]) -> str:
+    return " + ".join(money(amount, currency) for currency, amount in by_currency.items()) or money(0, "EUR")
+
+
+def figures(facts: dict) -> list[dict]:
+    """R17's figures (billing.digest.Figures.facts), as the digest and the App Home tab show them."""
+    failed, paid = facts["failed"], facts["failed_then_paid"]
+    rate = f"{paid / failed:.0%} ({paid} of {failed} failed installments paid since)" if failed else "no failure"
+    lines = [
+        f"*Revenue at risk:* {_amounts(facts['at_risk'])} (open debt of orders in dunning or interrupted)",
+        f"*Recovered in the last 7 days:* {_amounts(facts['recovered'])}",
+        f"*Recovery rate, last 30 days:* {rate}",
+        f"*Plan changes waiting for the customer:* {facts['pending_changes']} (`/tranche pending`)",
+        f"*Orders in collections:* {facts['open_collections']} (`/collections`)",
+    ]
+    return [section("\n".join(lines))]
+
+
+def digest_setting(due_at: dt.datetime | None, timezone: str) -> str:
+    """The answer to /tranche digest on|off."""
+    if due_at is None:
+        return "No more digests. `/tranche digest on` starts them again."
+    return (
+        f"You will read the day's figures here every morning at 09:00 ({timezone}), the first on "
+        f"{when(due_at, timezone)}. `/tranche digest off` stops them."
+    )
+
+
+def home(facts: dict, needing: list[Order], timezone: str, now: dt.datetime) -> dict:
+    """R17: the App Home tab: the digest's figures now, then each order that needs the seller, with its buttons."""
+    shown = [section(f"*Tranche, {when(now, timezone)}*"), *figures(facts), {"type": "divider"}]
+    if not needing:
+        shown.append(section("No order needs you now."))
+    for order in needing:
+        state = "interrupted: awaits your renewal" if order.status == Order.INTERRUPTED else "in collections"
+        shown.append(section(f"*Order {order.id}* · {order.invoice_number} · {order.customer.name}: {state}"))
+        buttons = order_actions(order, now)
+        if buttons:
+            shown.append(actions_block(buttons, order.id))
+    return {"type": "home", "blocks": shown}
+
+
+def digest(facts: dict) -> tuple[str, list[dict]]:
+    """R17: the morning digest in the seller's channel."""
+    text = f"Good morning: {_amounts(facts['at_risk'])} at risk, {_amounts(facts['recovered'])} recovered this week."
+    return text, [section(f"*Tranche digest, {facts['day']}*"), *figures(facts)]
+
+
 NOTIFICATIONS = {
+    "slack_digest": digest,
     "slack_payment_failed": payment_failed,
     "slack_third_failure": third_failure,
     "slack_hard_decline": hard_decline,

@@ -95,7 +95,7 @@ def _post(message: Outbox, link: SlackLink, settings, now: dt.datetime) -> list[
     messages that wait for it (returned)."""
     facts = message.context
     text, shown = blocks.NOTIFICATIONS[message.template](facts)
-    order = Order.get_or_none(Order.id == facts["order_id"])
+    order = Order.get_or_none(Order.id == facts["order_id"]) if "order_id" in facts else None
     # The buttons reflect the order as it is now: a message sent late offers no spent action.
     buttons = blocks.order_actions(order, now) if order and message.template in ACTIONABLE else []
     if buttons:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from rq import Worker
 from rq.executions import Execution
 
-from billing import charging, collections, plan_changes, plans, reminders
+from billing import charging, collections, digest, plan_changes, plans, reminders
 from billing.followups import APPLY_EVENTS, DELIVER_HANDOFF, SEND_CHARGES, SEND_MESSAGES, FollowUp, follow_up
 from billing.retries import EVENT_RETRIES
 from bot.delivery import deliver_slack_message
@@ -58,6 +58,7 @@ def tick(at: str | None = None) -> None:
         plan_changes.remind_unanswered_changes(now)
         reminders.warn_expiring_cards(now)
         reminders.remind_due_installments(now)
+        digest.send_due_digests(now)
         forget_old_requests(now)
         if charging.due_attempts(now).exists():
             # Without a time of its own, the job claims on the clock when it runs: one queued late behind a backlog

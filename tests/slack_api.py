@@ -96,6 +96,9 @@ class SlackAPI:
         if method == "views.open":
             view = json.loads(body["view"]) if isinstance(body["view"], str) else body["view"]
             return {"ok": True, "view": {**view, "id": f"V{self._messages:06d}"}}
+        if method == "views.publish":
+            view = json.loads(body["view"]) if isinstance(body["view"], str) else body["view"]
+            return {"ok": True, "view": {**view, "id": f"V{self._messages:06d}"}}
         if method == "auth.test":
             return {"ok": True, "user_id": "U0BOT", "bot_id": "B0BOT", "team_id": TEAM, "url": "https://t.slack.com/"}
         if method == "oauth.v2.access":

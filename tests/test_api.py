@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import re
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from openapi_schema_validator import OAS31Validator
@@ -58,12 +59,15 @@ class Api:
     def get(self, path: str, **kwargs):
         return self.client.get(f"/api/v1{path}", headers=self.headers, **kwargs)
 
-    def post(self, path: str, body=None, data: bytes | None = None):
+    def post(self, path: str, body=None, data: bytes | None = None, method: str = "POST"):
         if data is None:
             data = json.dumps(body if body is not None else {}).encode()
-        return self.client.post(
-            f"/api/v1{path}", data=data, headers={**self.headers, "Content-Type": "application/json"}
+        return self.client.open(
+            f"/api/v1{path}", method=method, data=data, headers={**self.headers, "Content-Type": "application/json"}
         )
+
+    def patch(self, path: str, body: dict):
+        return self.post(path, body, method="PATCH")
 
     def create_product(self) -> int:
         response = self.post("/products", fixture("product.json"))
@@ -204,6 +208,48 @@ def test_products_are_created_and_listed_per_seller(api, client):
     assert matches(api.get("/products").get_json(), "ProductList") == {"products": [product]}
     other = Api(client, factories.seller("Bob Shop").api_key)
     assert other.get("/products").get_json() == {"products": []}
+
+
+# --- the seller's own settings (R13, R17)
+
+
+def test_a_seller_reads_and_changes_its_language_time_zone_and_digest(api, seller):
+    """GET /seller shows the settings of `flask sellers create`; PATCH changes what it names and nothing else;
+    the digest, once on, is due at the next 09:00 of the time zone."""
+    shown = matches(api.get("/seller").get_json(), "Seller")
+    assert (shown["language"], shown["timezone"], shown["digest"], shown["digest_due_at"]) == (
+        "en",
+        "Europe/Berlin",
+        False,
+        None,
+    )
+
+    changed = api.patch("/seller", {"timezone": "America/New_York", "digest": True})
+
+    assert changed.status_code == 200, changed.get_json()
+    body = matches(changed.get_json(), "Seller")
+    assert (body["language"], body["timezone"], body["digest"]) == ("en", "America/New_York", True)
+    due = dt.datetime.fromisoformat(body["digest_due_at"]).astimezone(ZoneInfo("America/New_York"))
+    assert (due.hour, due.minute) == (9, 0) and dt.timedelta(0) < due - utcnow() <= dt.timedelta(days=1)
+    assert api.patch("/seller", {"digest": False}).get_json()["digest_due_at"] is None
+    assert api.patch("/seller", {"language": "de"}).get_json()["language"] == "de"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"timezone": "Europe/Atlantis"}, "timezone"),
+        ({"timezone": 1}, "timezone"),
+        ({"language": "it"}, "language"),
+        ({"digest": "yes"}, "digest"),
+        ({"name": "Someone else"}, "name"),
+    ],
+)
+def test_a_bad_setting_gets_422_naming_it_and_changes_nothing(api, body, field):
+    response = api.patch("/seller", body)
+
+    assert (response.status_code, response.get_json()["error"]["field"]) == (422, field)
+    assert api.get("/seller").get_json()["timezone"] == "Europe/Berlin"
 
 
 def test_a_product_keeps_its_optional_support_address_for_the_customers(api):

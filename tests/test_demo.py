@@ -23,6 +23,7 @@ def test_flask_demo_makes_an_order_in_every_state_and_prints_a_working_api_key(r
     assert result.exit_code == 0, result.output
     key = re.search(r"API key: (\S+)", result.output).group(1)
     seller = Seller.get(Seller.api_key_hash == hash_api_key(key))
+    assert seller.digest and seller.digest_due_at is not None
     orders = {order.customer.name: order for order in seller.orders}
     assert len(orders) == 14
     assert len({order.product_id for order in orders.values()}) == 3

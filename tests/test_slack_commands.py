@@ -3,14 +3,16 @@ what the bot answers is what the local Slack Web API received."""
 
 import datetime as dt
 import json
+import uuid
 from decimal import Decimal
 
 import pytest
 
 from billing import dunning, plan_changes
 from billing.workspaces import link_workspace
+from bot import blocks
 from jobs.work import run_due_work
-from models import ChargeAttempt, CollectionCase, Order, Outbox, PlanChange
+from models import ChargeAttempt, CollectionCase, Order, Outbox, PlanChange, Seller
 from runtime import queue, redis_connection, utcnow
 from tests import factories
 from tests.slack_api import (
@@ -471,6 +473,46 @@ def test_tranche_pending_says_so_when_nothing_waits(client, slack, seller):
     command(client, slack, "/tranche", "pending")
 
     assert answers(slack) == ["No plan change waits for a customer's answer."]
+
+
+# --- R17: /tranche digest, the digest, the App Home tab
+
+
+def test_tranche_digest_on_brings_the_figures_to_the_channel_at_9_and_off_stops_them(client, slack, interrupted):
+    """Opted in from Slack: at the next 09:00 Berlin the channel reads the figures (the interrupted order's €30.00
+    at risk); opted out, the next 09:00 brings nothing."""
+    command(client, slack, "/tranche", "digest on")
+
+    [answer] = answers(slack)
+    due = Seller.get_by_id(interrupted.seller_id).digest_due_at
+    assert answer.startswith("You will read the day's figures here every morning at 09:00 (Europe/Berlin)")
+    run_due_work(due)
+    [posted] = [body for body in slack.received("chat.postMessage") if "digest" in json.dumps(body["blocks"])]
+    assert posted["channel"] == CHANNEL
+    assert posted["text"].startswith("Good morning: €30.00 at risk")
+    assert "*Recovery rate, last 30 days:* 0% (0 of 1 failed installments paid since)" in json.dumps(posted["blocks"])
+
+    command(client, slack, "/tranche", "digest off")
+    assert answers(slack, 2)[1] == "No more digests. `/tranche digest on` starts them again."
+    run_due_work(due + dt.timedelta(days=1))
+    assert len([b for b in slack.received("chat.postMessage") if "digest" in json.dumps(b["blocks"])]) == 1
+
+
+def test_the_app_home_tab_shows_the_figures_and_the_orders_that_need_the_seller_with_their_buttons(
+    client, slack, interrupted
+):
+    """Opening the bot's Home tab publishes the digest's figures now, and the interrupted order with Renew."""
+    body = fixture("event__app_home_opened.json", team_id=TEAM, event_id=f"Ev{uuid.uuid4().hex[:10]}")
+
+    assert signed_post(client, body).status_code == 200
+
+    [published] = slack.wait_for("views.publish")
+    view = json.loads(published["view"]) if isinstance(published["view"], str) else published["view"]
+    assert published["user_id"] == "U0ALICE" and view["type"] == "home"
+    shown = json.dumps(view["blocks"], ensure_ascii=False)
+    assert "*Revenue at risk:* €30.00" in shown
+    assert f"*Order {interrupted.id}*" in shown and "interrupted: awaits your renewal" in shown
+    assert f'"action_id": "{blocks.RENEW}"' in shown
 
 
 # --- help and usage
