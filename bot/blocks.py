@@ -373,14 +373,21 @@ def orders_found(query: str, cards: list[tuple[list[dict], list[dict]]], more: i
     return text, blocks
 
 
+def _listing(empty: str, counted: str, shown: int, more: int, entries: list[dict], find_more: str):
+    """A list answer: `empty` alone, or how many there are, the entries shown, and where the rest are."""
+    if not shown:
+        return empty, [section(empty)]
+    text = counted.format(shown + more)
+    blocks = [section(f"*{text}*"), *entries]
+    if more:
+        blocks.append(_context(f"{more} more: {find_more}"))
+    return text, blocks
+
+
 def collections(cases: list[CollectionCase], more: int, timezone: str, now: dt.datetime) -> tuple[str, list[dict]]:
     """The /collections answer (R9): the listed orders with their open debt and Hand-off button, then the
     handed-off ones."""
-    if not cases:
-        text = "No order is in collections."
-        return text, [section(text)]
-    text = f"{len(cases) + more} order(s) in collections or handed off."
-    blocks = [section(f"*{text}*")]
+    entries: list[dict] = []
     for case in cases:
         order = case.order
         head = f"*Order {order.id}* · {order.invoice_number} · {order.customer.name}"
@@ -390,30 +397,31 @@ def collections(cases: list[CollectionCase], more: int, timezone: str, now: dt.d
                 f"{head}\nListed {when(case.opened_at, timezone)}: {case.reason}\n"
                 f"Open debt: {money(debt.amount, order.currency)} (installments {numbers(debt.installments)})"
             )
-            blocks += [section(line), actions_block([hand_off_button(order.id)], order.id)]
+            entries += [section(line), actions_block([hand_off_button(order.id)], order.id)]
         else:
             delivered = "received by the partner" if case.delivered_at else "being delivered to the partner"
             line = (
                 f"{head}\nHanded off {when(case.handed_off_at, timezone)}: "
                 f"{money(case.handed_off_amount, order.currency)}, {delivered}"
             )
-            blocks.append(section(line))
-    if more:
-        blocks.append(_context(f"{more} more: see GET /api/v1/collections."))
-    return text, blocks
+            entries.append(section(line))
+    return _listing(
+        "No order is in collections.",
+        "{} order(s) in collections or handed off.",
+        len(cases),
+        more,
+        entries,
+        "see GET /api/v1/collections.",
+    )
 
 
 def pending_changes(changes: list[PlanChange], more: int, timezone: str, now: dt.datetime) -> tuple[str, list[dict]]:
     """The /tranche pending answer (R15): each change waiting for its customer, with the time it has left."""
-    if not changes:
-        text = "No plan change waits for a customer's answer."
-        return text, [section(text)]
-    text = f"{len(changes) + more} plan change(s) wait for the customer's answer."
-    blocks = [section(f"*{text}*")]
+    entries = []
     for change in changes:
         order = change.order
         reminded = f"; reminded {when(change.reminded_at, timezone)}" if change.reminded_at else ""
-        blocks.append(
+        entries.append(
             section(
                 f"*Order {order.id}* · {order.invoice_number} · {order.customer.name}\n"
                 f"{money(change.old_amount, order.currency)} → {money(change.new_amount, order.currency)}, "
@@ -422,9 +430,14 @@ def pending_changes(changes: list[PlanChange], more: int, timezone: str, now: dt
                 f"(until {when(change.expires_at, timezone)})"
             )
         )
-    if more:
-        blocks.append(_context(f"{more} more: see GET /api/v1/orders."))
-    return text, blocks
+    return _listing(
+        "No plan change waits for a customer's answer.",
+        "{} plan change(s) wait for the customer's answer.",
+        len(changes),
+        more,
+        entries,
+        "see GET /api/v1/orders.",
+    )
 
 
 def collect_prompt(order: Order) -> tuple[str, list[dict]]:
