@@ -396,11 +396,26 @@ class CollectionCase(BaseModel):
     last_delivery_error = TextField(null=True)
 
 
+class WebhookEndpoint(BaseModel):
+    """A seller's own system, which hears of Tranche's events (SPEC: seller webhook endpoints)."""
+
+    seller = ForeignKeyField(Seller, backref="webhook_endpoints", on_delete="CASCADE")
+    url = CharField(max_length=2000)
+    secret = CharField()  # whsec_…: signs every delivery; the seller reads it once, when registering
+    created_at = UTCDateTimeField()
+    failing_since = UTCDateTimeField(null=True)  # the first failure since the last delivery that went through
+    disabled_at = UTCDateTimeField(null=True)
+
+    if TYPE_CHECKING:
+        seller_id: int  # peewee's accessor for the foreign key's raw value
+
+
 class Outbox(BaseModel):
     """A message to send, written in the transaction of the fact it reports; a job sends it."""
 
     EMAIL = "email"
     SLACK = "slack"
+    WEBHOOK = "webhook"  # an event for a seller's endpoint: the recipient is the endpoint's id
 
     channel = CharField(default=EMAIL)
     template = CharField()
@@ -550,6 +565,7 @@ MODELS = [
     SlackInstallGrant,
     SlackMessage,
     SlackRequest,
+    WebhookEndpoint,
 ]
 
 

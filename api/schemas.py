@@ -335,6 +335,13 @@ class SellerSettings(Input):
     )
 
 
+class NewWebhookEndpoint(Input):
+    url: Annotated[str, Field(max_length=2000, pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?$")] = Field(
+        description="Where Tranche POSTs its events, signed per Standard Webhooks",
+        examples=["https://erp.example/tranche"],
+    )
+
+
 class NewCustomer(Input):
     name: Text(200)
     email: Email
@@ -492,6 +499,24 @@ class Seller(Answer):
     timezone: TimeZone
     digest: bool
     digest_due_at: Time | None
+
+
+class WebhookEndpoint(Answer):
+    """An endpoint of yours: disabled_at is set once it failed for 3 days (you were told by email and in Slack)."""
+
+    id: int
+    url: str
+    created_at: Time
+    failing_since: Time | None
+    disabled_at: Time | None
+
+
+class RegisteredWebhookEndpoint(WebhookEndpoint):
+    secret: str = Field(description="whsec_…: verifies each delivery's webhook-signature; shown this once")
+
+
+class WebhookEndpointList(Answer):
+    webhook_endpoints: list[WebhookEndpoint]
 
 
 class Product(Answer):

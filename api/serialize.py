@@ -9,7 +9,7 @@ import datetime as dt
 from billing.collections import Debt, case_debt
 from billing.orders import OrderView
 from billing.plan_changes import first_due_at
-from models import ChargeAttempt, CollectionCase, Order, PlanChange, Product, Seller
+from models import ChargeAttempt, CollectionCase, Order, PlanChange, Product, Seller, WebhookEndpoint
 
 
 def utc(value: dt.datetime | None) -> str | None:
@@ -25,6 +25,16 @@ def seller(row: Seller) -> dict:
         "timezone": row.timezone,
         "digest": row.digest,
         "digest_due_at": utc(row.digest_due_at),
+    }
+
+
+def webhook_endpoint(row: WebhookEndpoint) -> dict:
+    return {
+        "id": row.id,
+        "url": row.url,
+        "created_at": utc(row.created_at),
+        "failing_since": utc(row.failing_since),
+        "disabled_at": utc(row.disabled_at),
     }
 
 

@@ -8,14 +8,14 @@ from spectree import Response
 
 from api import bp, schemas, serialize
 from api.openapi import InvalidRequest, MalformedBody, spec
-from billing import collections, dunning, plan_changes, plans, search
+from billing import collections, dunning, endpoints, plan_changes, plans, search
 from billing.customers import gateway_customer_of
-from billing.errors import InvalidInput, OrderNotFound, Refused
+from billing.errors import InvalidInput, NotFound, Refused
 from billing.orders import find_order, order_view
 from billing.sellers import change_settings, seller_by_api_key
 from billing.workspaces import install_link
 from gateways import Attached, GatewayUnavailable, Payer, PaymentMethodRejected, get_gateway
-from models import Customer, Product, transaction
+from models import Customer, Product, WebhookEndpoint, transaction
 from runtime import settings, touched, utcnow
 
 PUBLIC_ENDPOINTS = {"api.openapi_document"}
@@ -69,8 +69,8 @@ def gateway_unavailable(error: GatewayUnavailable):
     return response, status
 
 
-@bp.errorhandler(OrderNotFound)
-def order_not_found(error: OrderNotFound):
+@bp.errorhandler(NotFound)
+def not_found(error: NotFound):
     return _error(404, "not_found", error.message)
 
 
@@ -113,6 +113,39 @@ def show_seller():
 def change_seller(json: schemas.SellerSettings):
     """Change your language, time zone or digest (R13, R17)"""
     return jsonify(serialize.seller(change_settings(g.seller, utcnow(), **json.model_dump(exclude_none=True))))
+
+
+@bp.post("/webhook-endpoints")
+@_answering(
+    "createWebhookEndpoint",
+    HTTP_201=(schemas.RegisteredWebhookEndpoint, "The endpoint, with its secret (shown this once)."),
+    **BODY_REFUSALS,
+)
+def create_webhook_endpoint(json: schemas.NewWebhookEndpoint):
+    """Register an endpoint of yours that hears of Tranche's events"""
+    endpoint = endpoints.register_endpoint(g.seller, json.url, utcnow())
+    return jsonify({**serialize.webhook_endpoint(endpoint), "secret": endpoint.secret}), 201
+
+
+@bp.get("/webhook-endpoints")
+@_answering("listWebhookEndpoints", HTTP_200=(schemas.WebhookEndpointList, "Your endpoints, oldest first."))
+def list_webhook_endpoints():
+    """Your webhook endpoints"""
+    rows = g.seller.webhook_endpoints.order_by(WebhookEndpoint.id)
+    return jsonify(webhook_endpoints=[serialize.webhook_endpoint(row) for row in rows])
+
+
+@bp.delete("/webhook-endpoints/<endpoint_id>")
+@_answering(
+    "deleteWebhookEndpoint",
+    {"endpoint_id": "endpoint id"},
+    HTTP_204=None,
+    HTTP_404=(schemas.Error, "No such endpoint of yours (code not_found)."),
+)
+def delete_webhook_endpoint(endpoint_id):
+    """Remove an endpoint: it hears of nothing more"""
+    endpoints.remove_endpoint(g.seller, endpoint_id)
+    return "", 204
 
 
 @bp.get("/products")

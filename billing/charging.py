@@ -309,5 +309,7 @@ def _payment_succeeded(attempt: ChargeAttempt, recovered: bool, now: dt.datetime
     ).execute()
     if recovered or attempt.kind != ChargeAttempt.AUTOMATIC:
         notifications.customer_payment_recovered(attempt, now)
+        data = dunning.attempt_data(attempt)
+        notifications.seller_event(installment.order, "payment.recovered", data, f"attempt-{attempt.id}", now)
         return f"installment {installment.number} paid, recovered"
     return f"installment {installment.number} paid"

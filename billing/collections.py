@@ -19,7 +19,9 @@ def list_in_collections(order: Order, reason: str, now: dt.datetime) -> None:
     Order.update(status=Order.COLLECTIONS).where(
         Order.id == order.id, Order.status.in_((Order.ACTIVE, Order.INTERRUPTED))
     ).execute()
-    CollectionCase.insert(order=order, reason=reason, opened_at=now).on_conflict_ignore().as_rowcount().execute()
+    listed = CollectionCase.insert(order=order, reason=reason, opened_at=now).on_conflict_ignore().as_rowcount()
+    if listed.execute():
+        notifications.seller_event(order, "collections.listed", {"reason": reason}, f"listed-{order.id}", now)
 
 
 def leave_collections(order_id: int) -> None:
@@ -118,6 +120,8 @@ def hand_to_collections(order: Order, now: dt.datetime) -> CollectionCase:
         ).execute()
         case = CollectionCase.get(CollectionCase.order == order)
         notifications.seller_handed_off(case, now)
+        handed = {"amount": str(debt.amount), "currency": order.currency, "installments": debt.installments}
+        notifications.seller_event(order, "collections.handed_off", handed, f"handed-off-{order.id}", now)
         follow_up(FollowUp(DELIVER_HANDOFF, case.id, now))
     return case
 

@@ -22,6 +22,7 @@ def payment_failed(attempt: ChargeAttempt, now: dt.datetime) -> str:
     collections. A failed customer-initiated charge changes nothing: the automatic schedule stands."""
     installment = attempt.installment
     order = installment.order
+    notifications.seller_event(order, "payment.failed", attempt_data(attempt), f"attempt-{attempt.id}", now)
     # R10 before R8: a customer who just switched to SEPA on the card page is not sent to collections.
     if attempt.kind == ChargeAttempt.CUSTOMER:
         next_automatic = installment.attempts.where(
@@ -44,7 +45,7 @@ def payment_failed(attempt: ChargeAttempt, now: dt.datetime) -> str:
         return "final attempt failed: listed in collections"
     if hard_decline(attempt.failure_code, attempt.advice_code):
         # No retry can succeed: the customer must give another card, and the seller hears at once.
-        interrupt_plan(order)
+        interrupt_plan(order, now)
         notifications.customer_payment_failed(attempt, None, now)
         notifications.seller_payment_failed_finally(installment, "seller_hard_decline", now)
         return f"hard decline ({attempt.failure_code}): plan interrupted"
@@ -52,7 +53,7 @@ def payment_failed(attempt: ChargeAttempt, now: dt.datetime) -> str:
         retry = schedule_retry(attempt)
         notifications.customer_payment_failed(attempt, retry.due_at, now)
         return f"attempt {attempt.number} failed: attempt {retry.number} due {retry.due_at.isoformat()}"
-    interrupt_plan(order)
+    interrupt_plan(order, now)
     notifications.customer_payment_failed(attempt, None, now)
     notifications.seller_payment_failed_finally(installment, "seller_third_failure", now)
     return "third attempt failed: plan interrupted"
@@ -86,9 +87,22 @@ def schedule_retry(failed: ChargeAttempt) -> ChargeAttempt:
     return existing or add_attempt(installment, ChargeAttempt.AUTOMATIC, number, due)
 
 
-def interrupt_plan(order: Order) -> None:
+def interrupt_plan(order: Order, now: dt.datetime) -> None:
     """R6: no later installment is charged until the seller renews."""
-    Order.update(status=Order.INTERRUPTED).where(Order.id == order.id, Order.status == Order.ACTIVE).execute()
+    if Order.update(status=Order.INTERRUPTED).where(Order.id == order.id, Order.status == Order.ACTIVE).execute():
+        notifications.seller_event(order, "plan.interrupted", {}, f"interrupted-{order.id}-{now.isoformat()}", now)
+
+
+def attempt_data(attempt: ChargeAttempt) -> dict[str, object]:
+    """What the seller's systems read of a settled attempt (payment.failed, payment.recovered)."""
+    return {
+        "installment": attempt.installment.number,
+        "attempt": attempt.number,
+        "kind": attempt.kind,
+        "amount": str(attempt.amount),
+        "currency": attempt.installment.order.currency,
+        "failure_code": attempt.failure_code,
+    }
 
 
 def renewal_refusal(order: Order) -> Refused | None:

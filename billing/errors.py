@@ -27,5 +27,11 @@ class InvalidInput(BillingError):
         self.field = field
 
 
-class OrderNotFound(BillingError):
+class NotFound(BillingError):
+    """What the request names is not the seller's (or does not exist: the two are never told apart)."""
+
+    code = "not_found"
+
+
+class OrderNotFound(NotFound):
     code = "unknown_order"

@@ -8,13 +8,24 @@ product's notification address.
 """
 
 import datetime as dt
+from collections.abc import Mapping
 from zoneinfo import ZoneInfo
 
 from peewee import ColumnBase, Value, fn
 
 from billing.followups import SEND_MESSAGES, FollowUp, follow_up
 from billing.retries import AUTOMATIC_ATTEMPTS, hard_decline
-from models import ChargeAttempt, CollectionCase, Installment, Order, Outbox, PlanChange, Seller, SlackLink
+from models import (
+    ChargeAttempt,
+    CollectionCase,
+    Installment,
+    Order,
+    Outbox,
+    PlanChange,
+    Seller,
+    SlackLink,
+    WebhookEndpoint,
+)
 
 # What a message says, as its outbox row keeps it (JSON): rendered later, in the recipient's language.
 Facts = dict[str, object]
@@ -83,6 +94,55 @@ def _tell_customer(template: str, order: Order, context: Facts, fact: str, now: 
     """An email to the customer, in their language, that they answer at the product's support address."""
     facts = {**context, "reply_to": order.product.contact_email}
     _queue(template, order.customer.email, order.customer.language, facts, fact, now)
+
+
+# The events a seller's webhook endpoints hear of (SPEC), each written where its fact is.
+EVENT_TYPES = (
+    "payment.failed",
+    "payment.recovered",
+    "plan.interrupted",
+    "plan.completed",
+    "plan_change.confirmed",
+    "plan_change.declined",
+    "plan_change.expired",
+    "collections.listed",
+    "collections.handed_off",
+)
+
+
+def seller_event(order: Order, event_type: str, data: Mapping[str, object], fact: str, now: dt.datetime) -> None:
+    """SPEC: each endpoint of the order's seller that is not disabled gets the event (Standard Webhooks' body:
+    type, timestamp, data), written in the transaction of its fact; `fact` names it once per endpoint."""
+    assert event_type in EVENT_TYPES, event_type
+    body: Facts = {
+        "type": event_type,
+        "timestamp": now.isoformat(),
+        "data": {"order_id": order.id, "invoice_number": order.invoice_number, **data},
+    }
+    live = WebhookEndpoint.select(WebhookEndpoint.id).where(
+        WebhookEndpoint.seller == order.seller_id, WebhookEndpoint.disabled_at.is_null()
+    )
+    for endpoint in live:
+        recipient = str(endpoint.id)
+        _queue(event_type, recipient, "en", body, f"{fact}:endpoint-{recipient}", now, channel=Outbox.WEBHOOK)
+
+
+def seller_endpoint_disabled(endpoint: WebhookEndpoint, error: str, now: dt.datetime) -> None:
+    """SPEC: the seller hears that an endpoint failing for 3 days no longer gets events, by email and on Slack."""
+    seller = endpoint.seller
+    facts = {
+        "endpoint_id": endpoint.id,
+        "url": endpoint.url,
+        "error": error,
+        "failing_since": _time(endpoint.failing_since),
+        "seller": seller.name,
+        "timezone": seller.timezone,
+        "currency": "EUR",
+    }
+    _queue("seller_endpoint_disabled", seller.email, seller.language, facts, f"endpoint-{endpoint.id}", now)
+    if SlackLink.select().where(SlackLink.seller == seller).exists():
+        fact = f"endpoint-{endpoint.id}"
+        _queue("slack_endpoint_disabled", str(seller.id), "en", facts, fact, now, channel=Outbox.SLACK)
 
 
 def queued(template: str, fact: ColumnBase) -> ColumnBase:
@@ -262,5 +322,7 @@ def plan_change_decided(change: PlanChange, now: dt.datetime, first_due_at: dt.d
     facts = {**_change_facts(change), "first_due_at": _time(first_due_at)}
     _tell_seller_by_email("seller_plan_change", order, facts, f"change-{change.id}", now)
     _tell_seller_on_slack("slack_plan_change", order, facts, f"change-{change.id}", now)
+    data = {k: facts[k] for k in ("change_id", "old_amount", "new_amount", "first_due_at")}
+    seller_event(order, f"plan_change.{change.status}", data, f"change-{change.id}", now)
     if change.status == PlanChange.CONFIRMED:
         _tell_customer("plan_change_confirmed", order, facts, f"change-{change.id}", now)

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from peewee import ColumnBase, IntegrityError, ModelSelect, Value, fn
 
+from billing import notifications
 from billing.errors import InvalidInput
 from models import (
     ChargeAttempt,
@@ -283,5 +284,6 @@ def record_installment_paid(installment: Installment, at: dt.datetime) -> None:
     if order.plan == INSTALLMENTS:
         if not order.installments.where(Installment.status != Installment.PAID).exists():
             Order.update(status=Order.COMPLETED).where(Order.id == order.id).execute()
+            notifications.seller_event(order, "plan.completed", {}, f"completed-{order.id}", at)
     elif not order.installments.where(Installment.number == installment.number + 1).exists():
         _add_installment(order, installment.number + 1)

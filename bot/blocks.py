@@ -275,6 +275,15 @@ def figures(facts: dict) -> list[dict]:
     return [section("\n".join(lines))]
 
 
+def endpoint_disabled(facts: dict) -> tuple[str, list[dict]]:
+    """A seller's webhook endpoint refused every event for 3 days and was disabled."""
+    text = (
+        f"Your webhook endpoint {facts['url']} refused Tranche's events for 3 days (last: {facts['error']}): it "
+        "is disabled and gets no more. Register it anew once it answers (POST /api/v1/webhook-endpoints)."
+    )
+    return text, [section(f":warning: {text}")]
+
+
 def digest_setting(due_at: dt.datetime | None, timezone: str) -> str:
     """The answer to /tranche digest on|off."""
     if due_at is None:
@@ -307,6 +316,7 @@ def digest(facts: dict) -> tuple[str, list[dict]]:
 
 NOTIFICATIONS = {
     "slack_digest": digest,
+    "slack_endpoint_disabled": endpoint_disabled,
     "slack_payment_failed": payment_failed,
     "slack_third_failure": third_failure,
     "slack_hard_decline": hard_decline,

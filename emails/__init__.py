@@ -163,6 +163,7 @@ CONTEXTS = {
     "seller_sepa_failed": seller_debt_given_up,
     "seller_plan_change": seller_news,
     "seller_handed_off": seller_news,
+    "seller_endpoint_disabled": payment_recovered,  # its facts as they are
 }
 
 

@@ -18,7 +18,7 @@ from bot.once import forget_old_requests
 from emails import Mailer, deliver_message
 from gateways import get_gateway
 from gateways.stripe import EVENT_TYPES as STRIPE_EVENT_TYPES
-from jobs.partner import post_to_partner
+from jobs.posting import deliver_to_endpoint, post_to_partner
 from metrics import CHARGES
 from models import CollectionCase, GatewayEvent, Outbox, claimed, lock, transaction
 from runtime import (
@@ -243,6 +243,8 @@ def send_due_messages(at: str | None = None) -> None:
             for message in batch:
                 if message.channel == Outbox.SLACK:
                     deliver_slack_message(message, mailer.settings, utcnow())
+                elif message.channel == Outbox.WEBHOOK:
+                    deliver_to_endpoint(message, utcnow())
                 else:
                     deliver_message(message, mailer, utcnow())
             if len(batch) < MESSAGES_PER_CLAIM:

@@ -1,13 +1,9 @@
 """R9 hand-off delivery: a signed POST to COLLECTION_PARTNER_URL, retried with backoff until the partner accepts."""
 
 import datetime as dt
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from rq import SimpleWorker
-from standardwebhooks import Webhook
 
 from billing.collections import hand_to_collections
 from jobs.work import deliver_handoff, run_due_work, tick
@@ -15,50 +11,20 @@ from models import CollectionCase
 from runtime import queue, redis_connection, settings
 from tests import factories
 from tests.conftest import at_once
+from tests.receivers import Receiver
 
 T = dt.datetime(2026, 5, 1, 8, 0, tzinfo=dt.UTC)
 HANDED_OFF = T + dt.timedelta(days=35)  # installment 2 (1 June) has fallen due too by then
 MINUTE = dt.timedelta(minutes=1)
 
 
-class Partner:
-    """The collection partner: verifies each POST as Standard Webhooks, answers from a script of statuses."""
-
-    def __init__(self):
-        self.answers: list[int] = []  # then 200 for ever
-        self.received: list[dict] = []
-
-    def handle(self, headers: dict, body: bytes) -> int:
-        Webhook(settings().collection_partner_secret).verify(body, headers)
-        self.received.append({"webhook-id": headers["webhook-id"], "payload": json.loads(body)})
-        return self.answers.pop(0) if self.answers else 200
-
-
 @pytest.fixture
 def partner(monkeypatch):
-    """A local HTTP server standing in for the partner, at COLLECTION_PARTNER_URL."""
-    stand_in = Partner()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = self.rfile.read(int(self.headers["content-length"]))
-            try:
-                status = stand_in.handle(dict(self.headers), body)
-            except Exception:  # noqa: BLE001 — a forged or garbled POST is refused, as a partner would
-                status = 401
-            self.send_response(status)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv("COLLECTION_PARTNER_URL", f"http://127.0.0.1:{server.server_port}/handoffs")
+    """The collection partner at COLLECTION_PARTNER_URL, verifying each POST with its secret."""
+    stand_in = Receiver(lambda: settings().collection_partner_secret)
+    monkeypatch.setenv("COLLECTION_PARTNER_URL", f"{stand_in.url}/handoffs")
     yield stand_in
-    server.shutdown()
-    server.server_close()
+    stand_in.stop()
 
 
 def handed_off_sepa_order():

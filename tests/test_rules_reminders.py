@@ -69,7 +69,7 @@ def test_no_notice_when_no_installment_falls_after_the_card_expires(order):
 def test_an_interrupted_plan_is_not_told_of_its_card():
     """R14 speaks of the next installment: a plan waiting for the seller's renewal charges none."""
     order = factories.order(factories.seller(), payment=factories.card(expires=MAY), anchor=T)
-    interrupt_plan(order)
+    interrupt_plan(order, T)
 
     assert warn_expiring_cards(T + 24 * DAY) == 0
 

@@ -1,0 +1,149 @@
+"""The sellers' webhook endpoints (SPEC): registered through the API, each event written to the outbox in the
+transaction of its fact, POSTed signed per Standard Webhooks with the endpoint's secret, retried with backoff for
+3 days under one webhook-id, then the endpoint disabled and the seller told."""
+
+import datetime as dt
+
+import pytest
+
+from billing.collections import list_in_collections
+from billing.endpoints import DISABLED_AFTER, register_endpoint
+from billing.plan_changes import decline_plan_change, propose_plan_change
+from jobs.work import run_due_work
+from models import Order, Outbox, PlanChange, WebhookEndpoint, transaction
+from runtime import set_clock
+from tests import factories
+from tests.receivers import Receiver
+from tests.test_api import Api
+
+T = dt.datetime(2026, 5, 1, 8, 0, tzinfo=dt.UTC)
+DAY = dt.timedelta(days=1)
+MINUTE = dt.timedelta(minutes=1)
+
+
+@pytest.fixture
+def seller():
+    return factories.seller()
+
+
+@pytest.fixture
+def endpoint(seller):
+    """A seller's system at a local address, verifying each POST with the endpoint's own secret."""
+    secrets = {}
+    receiver = Receiver(lambda: secrets["secret"])
+    registered = register_endpoint(seller, f"{receiver.url}/tranche", T - DAY)
+    secrets["secret"] = registered.secret
+    receiver.row = registered
+    yield receiver
+    receiver.stop()
+
+
+def tick_at(moment: dt.datetime) -> None:
+    """The tick and the workers at `moment`, on the clock every process reads (a retry is dated by it)."""
+    set_clock(moment)
+    run_due_work(moment)
+
+
+def types(receiver: Receiver) -> list[str]:
+    return [r["payload"]["type"] for r in receiver.received]
+
+
+def test_a_seller_registers_an_endpoint_reads_its_secret_once_lists_and_removes_it(client, seller):
+    api = Api(client, seller.api_key)
+
+    created = api.post("/webhook-endpoints", {"url": "https://erp.example/tranche"})
+
+    assert created.status_code == 201, created.get_json()
+    body = created.get_json()
+    assert body["secret"].startswith("whsec_") and body["url"] == "https://erp.example/tranche"
+    [listed] = api.get("/webhook-endpoints").get_json()["webhook_endpoints"]
+    assert "secret" not in listed and listed["id"] == body["id"] and listed["disabled_at"] is None
+    assert api.post(f"/webhook-endpoints/{body['id']}", method="DELETE").status_code == 204
+    assert api.get("/webhook-endpoints").get_json()["webhook_endpoints"] == []
+    assert api.post(f"/webhook-endpoints/{body['id']}", method="DELETE").status_code == 404
+
+
+@pytest.mark.parametrize("url", ["erp.example/tranche", "ftp://erp.example", "https://", "https://a b.example"])
+def test_an_endpoint_that_is_no_web_address_gets_422_naming_url(client, seller, url):
+    response = Api(client, seller.api_key).post("/webhook-endpoints", {"url": url})
+
+    assert (response.status_code, response.get_json()["error"]["field"]) == (422, "url")
+    assert WebhookEndpoint.select().count() == 0
+
+
+def test_three_failed_attempts_reach_the_endpoint_signed_then_the_interruption(seller, endpoint):
+    """R5, R6: each failure is a payment.failed, the third interrupts the plan: plan.interrupted; each POST
+    verifies against the endpoint's secret, each with a webhook-id of its own."""
+    order = factories.order(seller, payment=factories.card(factories.INSUFFICIENT_FUNDS), anchor=T)
+    for day in (0, 7, 14):
+        run_due_work(T + day * DAY)
+
+    assert types(endpoint) == ["payment.failed"] * 3 + ["plan.interrupted"]
+    failed = [r["payload"]["data"] for r in endpoint.received[:3]]
+    assert [(d["order_id"], d["installment"], d["attempt"], d["failure_code"]) for d in failed] == [
+        (order.id, 1, n, "insufficient_funds") for n in (1, 2, 3)
+    ]
+    assert len({r["webhook-id"] for r in endpoint.received}) == 4
+
+
+def test_another_sellers_facts_never_reach_the_endpoint(endpoint):
+    factories.order(factories.seller("Bob Books"), payment=factories.card(factories.INSUFFICIENT_FUNDS), anchor=T)
+
+    run_due_work(T)
+
+    assert endpoint.received == []
+
+
+def test_an_event_is_written_with_its_fact_and_not_without_it(seller, endpoint):
+    """A listing rolled back leaves no event; committed, it leaves one."""
+    order = factories.order(seller, payment=factories.sepa(), anchor=T)
+    with pytest.raises(RuntimeError), transaction():
+        list_in_collections(order, "test", T)
+        raise RuntimeError("the fact fails")
+    assert Outbox.select().where(Outbox.channel == Outbox.WEBHOOK).count() == 0
+
+    list_in_collections(Order.get_by_id(order.id), "test", T)
+
+    assert [m.template for m in Outbox.select().where(Outbox.channel == Outbox.WEBHOOK)] == ["collections.listed"]
+
+
+def test_a_failing_endpoint_is_retried_with_backoff_under_one_webhook_id_until_it_accepts(seller, endpoint):
+    """500, 500, then 200: tried at once, 1 and 2 minutes later; delivered once, with the same webhook-id."""
+    endpoint.answers = [500, 500]
+    order = factories.order(seller, anchor=T + 30 * DAY)
+    propose_plan_change(order, "40.00", T)
+    decline_plan_change(order.plan_changes.get().id, T)
+
+    for minutes in (0, 1, 3, 10):
+        tick_at(T + minutes * MINUTE)
+
+    assert types(endpoint) == ["plan_change.declined"] * 3
+    assert len({r["webhook-id"] for r in endpoint.received}) == 1
+    assert WebhookEndpoint.get_by_id(endpoint.row.id).failing_since is None
+    assert Outbox.get(Outbox.channel == Outbox.WEBHOOK).sent_at is not None
+
+
+def test_an_endpoint_failing_for_3_days_is_disabled_its_events_dropped_and_the_seller_told(seller, endpoint, inbox):
+    endpoint.answers = [503] * 1000
+    order = factories.order(seller, anchor=T + 30 * DAY)
+    propose_plan_change(order, "40.00", T)
+    decline_plan_change(order.plan_changes.get().id, T)
+
+    moment = T
+    while moment <= T + DISABLED_AFTER + DAY:
+        tick_at(moment)
+        moment += dt.timedelta(hours=1)
+
+    row = WebhookEndpoint.get_by_id(endpoint.row.id)
+    assert row.disabled_at is not None and T + DISABLED_AFTER <= row.disabled_at <= T + DISABLED_AFTER + DAY
+    tries = len(endpoint.received)
+    assert 10 <= tries <= 16  # backoff: 1, 2, 4 … minutes apart, at most 12 hours
+    [told] = inbox.to(seller.email)
+    assert "is disabled" in told["Subject"]
+    dropped = Outbox.get(Outbox.channel == Outbox.WEBHOOK)
+    assert dropped.sent_at is not None and dropped.last_error.startswith("not sent: the endpoint was disabled")
+
+    propose_plan_change(Order.get_by_id(order.id), "45.00", moment)
+    decline_plan_change(order.plan_changes.order_by(PlanChange.id.desc()).first().id, moment)
+    tick_at(moment)
+    assert len(endpoint.received) == tries
