@@ -6,9 +6,9 @@ import datetime as dt
 
 import pytest
 
-from billing.collections import list_in_collections
+from billing.collections import hand_to_collections, list_in_collections
 from billing.endpoints import DISABLED_AFTER, register_endpoint
-from billing.plan_changes import decline_plan_change, propose_plan_change
+from billing.plan_changes import confirm_plan_change, decline_plan_change, expire_plan_changes, propose_plan_change
 from jobs.work import run_due_work
 from models import Order, Outbox, PlanChange, WebhookEndpoint, transaction
 from runtime import set_clock
@@ -147,3 +147,61 @@ def test_an_endpoint_failing_for_3_days_is_disabled_its_events_dropped_and_the_s
     decline_plan_change(order.plan_changes.order_by(PlanChange.id.desc()).first().id, moment)
     tick_at(moment)
     assert len(endpoint.received) == tries
+
+
+def _recovered(seller):
+    """Declined on 1 May, paid on its retry of 8 May (the customer's new card)."""
+    order = factories.order(seller, payment=factories.card(factories.INSUFFICIENT_FUNDS), anchor=T)
+    [first] = factories.charge_due(T)
+    factories.gateway_reports(first, T, "insufficient_funds")
+    [retry] = factories.charge_due(T + 7 * DAY)
+    factories.gateway_reports(retry, T + 7 * DAY)
+    return order
+
+
+def _completed(seller):
+    order = factories.order(seller, count=2, anchor=T - 30 * DAY)
+    for moment in (T - 30 * DAY, T):
+        for request in factories.charge_due(moment):
+            factories.gateway_reports(request, moment)
+    return order
+
+
+def _confirmed(seller):
+    order = factories.order(seller, anchor=T + 30 * DAY)
+    confirm_plan_change(propose_plan_change(order, "40.00", T).id, T + DAY)
+    return order
+
+
+def _expired(seller):
+    order = factories.order(seller, anchor=T + 30 * DAY)
+    propose_plan_change(order, "40.00", T)
+    expire_plan_changes(T + 11 * DAY)
+    return order
+
+
+def _handed_off(seller):
+    order = factories.order(seller, payment=factories.sepa(factories.IBAN_FAILS), anchor=T)
+    [debit] = factories.charge_due(T)
+    factories.gateway_reports(debit, T, "insufficient_funds")
+    hand_to_collections(Order.get_by_id(order.id), T + DAY)
+    return order
+
+
+@pytest.mark.parametrize(
+    ("story", "expected"),
+    [
+        (_recovered, ["payment.failed", "payment.recovered"]),
+        (_completed, ["plan.completed"]),
+        (_confirmed, ["plan_change.confirmed"]),
+        (_expired, ["plan_change.expired"]),
+        (_handed_off, ["payment.failed", "collections.listed", "collections.handed_off"]),
+    ],
+    ids=["recovered", "completed", "confirmed", "expired", "handed off"],
+)
+def test_each_fact_of_the_plan_reaches_the_endpoint_as_its_event(seller, endpoint, story, expected):
+    order = story(seller)
+    tick_at(T + 20 * DAY)  # before any further installment falls due
+
+    assert types(endpoint) == expected
+    assert {r["payload"]["data"]["order_id"] for r in endpoint.received} == {order.id}
