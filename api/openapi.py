@@ -17,6 +17,7 @@ from spectree.plugins.flask_plugin import FlaskPlugin
 
 from api import bp, schemas
 from billing.errors import InvalidInput
+from billing.notifications import EVENT_TYPES
 
 PREFIX = "/api/v1"
 
@@ -143,16 +144,41 @@ def _operations(paths: dict) -> dict:
     return kept
 
 
+def _webhooks() -> tuple[dict, dict]:
+    """OpenAPI 3.1's webhooks: each event a seller's endpoint receives (billing.notifications.EVENT_TYPES), with
+    its body; and the schemas they refer to."""
+    webhooks, found = {}, {}
+    for event_type in EVENT_TYPES:
+        model = schemas.event_model(event_type)
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        found |= schema.pop("$defs", {})
+        found[model.__name__] = schema
+        webhooks[event_type] = {
+            "post": {
+                "operationId": f"on_{event_type.replace('.', '_')}",
+                "summary": f"{event_type}, POSTed to your endpoints signed per Standard Webhooks",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
+                },
+                "responses": {"2XX": {"description": "Received: any other answer is retried with backoff for 3 days"}},
+            }
+        }
+    return webhooks, found
+
+
 @cache
 def document() -> dict:
-    """The served document: spectree's, with the links and the Text schema it cannot produce itself."""
+    """The served document: spectree's, with the links, the Text schema and the webhooks it cannot produce itself."""
     produced = _texts_referred(spec.spec)
     paths = _operations(produced["paths"])
     paths["/orders"]["post"]["responses"]["201"]["links"] = ORDER_LINKS
-    components = produced["components"]["schemas"] | {"Text": schemas.text_schema()}
+    webhooks, events = _webhooks()
+    components = produced["components"]["schemas"] | {"Text": schemas.text_schema()} | events
     # The query's parameters stand in its operation, each with its schema: the model itself is referred to nowhere.
     del components["OrderQuery"]
-    return {**produced, "paths": paths, "components": {**produced["components"], "schemas": components}}
+    schemas_ = {**produced["components"], "schemas": components}
+    return {**produced, "paths": paths, "webhooks": webhooks, "components": schemas_}
 
 
 @bp.get("/openapi.json")

@@ -26,6 +26,7 @@ from pydantic import (
     RootModel,
     Tag,
     WithJsonSchema,
+    create_model,
 )
 from pydantic_core import PydanticCustomError
 
@@ -719,3 +720,62 @@ TEXT = {
 
 def text_schema() -> dict:
     return {**TEXT, "pattern": text_pattern()}
+
+
+# --- the events a seller's webhook endpoints receive (billing.notifications.seller_event) -----------------------
+
+
+class EventData(Answer):
+    order_id: int
+    invoice_number: str
+
+
+class PaymentEventData(EventData):
+    installment: int
+    attempt: int
+    kind: Literal[ATTEMPT_KINDS]
+    amount: Money
+    currency: str
+    failure_code: str | None = Field(description="the gateway's reason (payment.failed); null once paid")
+
+
+class PlanChangeEventData(EventData):
+    change_id: int
+    old_amount: Money
+    new_amount: Money
+    first_due_at: Time | None
+
+
+class ListedEventData(EventData):
+    reason: str
+
+
+class HandedOffEventData(EventData):
+    amount: Money
+    currency: str
+    installments: list[int]
+
+
+EVENT_DATA = {
+    "payment.failed": PaymentEventData,
+    "payment.recovered": PaymentEventData,
+    "plan.interrupted": EventData,
+    "plan.completed": EventData,
+    "plan_change.confirmed": PlanChangeEventData,
+    "plan_change.declined": PlanChangeEventData,
+    "plan_change.expired": PlanChangeEventData,
+    "collections.listed": ListedEventData,
+    "collections.handed_off": HandedOffEventData,
+}
+
+
+def event_model(event_type: str) -> type[BaseModel]:
+    """The body of one event, as Standard Webhooks recommends it: its type, when its fact happened, its data."""
+    name = "".join(part.capitalize() for part in re.split(r"[._]", event_type)) + "Event"
+    return create_model(
+        name,
+        __base__=Answer,
+        type=(Literal[event_type], ...),
+        timestamp=(Time, ...),
+        data=(EVENT_DATA[event_type], ...),
+    )

@@ -53,6 +53,7 @@ def test_the_served_document_is_valid_openapi_produced_from_the_models(document)
         "createOrder": "#/components/schemas/NewOrder",
         "proposePlanChange": "#/components/schemas/NewPlanChange",
         "changeSeller": "#/components/schemas/SellerSettings",
+        "createWebhookEndpoint": "#/components/schemas/NewWebhookEndpoint",
     }
 
 
@@ -104,6 +105,7 @@ def test_an_unknown_field_gets_422_naming_it_on_every_operation_that_takes_a_bod
         "createOrder": ("/orders", {**api.order_body(), "invoice_number": "INV-2"}),
         "proposePlanChange": (f"/orders/{order['id']}/plan-change", {"amount": "40.00"}),
         "changeSeller": ("/seller", {"digest": True}),
+        "createWebhookEndpoint": ("/webhook-endpoints", {"url": "https://erp.example/tranche"}),
     }
     taking_a_body = {
         op["operationId"] for item in document["paths"].values() for op in item.values() if "requestBody" in op

@@ -5,9 +5,11 @@ transaction of its fact, POSTed signed per Standard Webhooks with the endpoint's
 import datetime as dt
 
 import pytest
+from openapi_schema_validator import OAS31Validator
 
 from billing.collections import hand_to_collections, list_in_collections
 from billing.endpoints import DISABLED_AFTER, register_endpoint
+from billing.notifications import EVENT_TYPES
 from billing.plan_changes import confirm_plan_change, decline_plan_change, expire_plan_changes, propose_plan_change
 from jobs.work import run_due_work
 from models import Order, Outbox, PlanChange, WebhookEndpoint, transaction
@@ -205,3 +207,19 @@ def test_each_fact_of_the_plan_reaches_the_endpoint_as_its_event(seller, endpoin
 
     assert types(endpoint) == expected
     assert {r["payload"]["data"]["order_id"] for r in endpoint.received} == {order.id}
+
+
+def test_the_api_document_describes_every_event_and_each_body_delivered_fits_it(client, seller, endpoint):
+    """OpenAPI 3.1's webhooks name each event type with its body; real deliveries of eight of them validate."""
+    document = client.get("/api/v1/openapi.json").get_json()
+    assert set(document["webhooks"]) == set(EVENT_TYPES)
+    for story in (_recovered, _completed, _confirmed, _expired, _handed_off):
+        story(seller)
+    factories.order(seller, payment=factories.card(factories.LOST), anchor=T + DAY)  # a hard decline interrupts
+    tick_at(T + 20 * DAY)
+
+    assert len(set(types(endpoint))) == 8
+    for delivered in endpoint.received:
+        body = document["webhooks"][delivered["payload"]["type"]]["post"]["requestBody"]
+        schema = body["content"]["application/json"]["schema"]
+        OAS31Validator({**schema, "components": document["components"]}).validate(delivered["payload"])
