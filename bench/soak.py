@@ -60,6 +60,7 @@ OUTCOMES = (None,) * 6 + ("insufficient_funds",) * 3 + ("lost_card",)
 REDELIVERED_EVERY = 50
 BENCH_APPLICATION = "tranche-soak-bench"  # the bench's own PostgreSQL connections, told apart from the product's
 GROUPS = ("web (gunicorn)", "RQ workers", "tick (rq cron)", "Redis", "PostgreSQL backends", "bench")
+PG_ROW = "PostgreSQL: the product's backends, summed"
 TRANCHE = ["web (gunicorn)", "RQ workers", "tick (rq cron)", "PostgreSQL", "Redis"]
 
 
@@ -114,7 +115,7 @@ def watched(roots: dict[int, tuple[str, str, str]], bench_backends: set[int], da
             found[root] = (group, name)
     for root, (group, _name, children) in roots.items():
         for k, pid in enumerate(sorted(pid for pid, parent in parents.items() if parent == root), 1):
-            found[pid] = (group, f"{children} {k}")
+            found[pid] = (group, children.format(k=k))
     found.update({pid: ("Redis", "redis-server (the machine's)") for pid in redis})
     found.update({pid: ("PostgreSQL backends", f"PostgreSQL backend {pid}") for pid in backends})
     return found
@@ -194,6 +195,28 @@ class Sampler(threading.Thread):
 # --- the run
 
 
+class Autovacuum(threading.Thread):
+    """PostgreSQL's autovacuum, when the server's is off (this machine's is, for the tests' speed): VACUUM (ANALYZE)
+    of the database every `seconds`. Without it the tables are never analyzed and the dead rows the claims leave
+    (every installment, attempt, event and message is updated) fill the partial indexes, so the tick's queries,
+    planned for empty tables, read on through them: by 17 minutes one of them took 96 s."""
+
+    def __init__(self, database_url: str, seconds: float, done: threading.Event):
+        super().__init__(daemon=True)
+        self.database_url, self.seconds, self.done = database_url, seconds, done
+        self.runs, self.spent, self.needed = 0, 0.0, False
+
+    def run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(f"{self.database_url}?application_name={BENCH_APPLICATION}", autocommit=True) as conn:
+            self.needed = conn.execute("SHOW autovacuum").fetchone()[0] == "off"
+            while self.needed and not self.done.wait(self.seconds):
+                started = time.monotonic()
+                conn.execute("VACUUM (ANALYZE)")
+                self.runs, self.spent = self.runs + 1, self.spent + time.monotonic() - started
+
+
 def make_orders(args, out: queues.Queue, done: threading.Event) -> None:
     """Make the orders a chunk ahead of the load, in chunks of a --chunk-seconds of events: `out` holds one chunk
     made and waiting, then None at the end (or the error that stopped it)."""
@@ -245,6 +268,7 @@ def main() -> None:
     parser.add_argument("--sample-seconds", type=float, default=5)
     parser.add_argument("--warm-up", type=float, default=0.1, help="the share of the run memory is measured from")
     parser.add_argument("--drain-seconds", type=float, default=180, help="wait at most this long for the backlog")
+    parser.add_argument("--vacuum-seconds", type=float, default=60, help="VACUUM this often if autovacuum is off")
     parser.add_argument("--rq-workers", type=int, default=2)
     parser.add_argument("--clients", type=int, default=2, help="load generator processes")
     parser.add_argument("--threads", type=int, default=4, help="connections per load generator process")
@@ -286,6 +310,8 @@ def main() -> None:
     smtp.start()
     made: queues.Queue = queues.Queue(maxsize=1)
     done = threading.Event()
+    autovacuum = Autovacuum(args.database_url, args.vacuum_seconds, done)
+    autovacuum.start()
     maker = threading.Thread(target=make_orders, args=(args, made, done), daemon=True)
     maker.start()
     print(f"making the first {args.chunk_seconds:.0f} s of orders …", flush=True)
@@ -299,7 +325,7 @@ def main() -> None:
         (
             [str(BIN / "gunicorn"), "--config", "gunicorn.conf.py", "app:create_app()"],
             "soak-web.log",
-            ("web (gunicorn)", "gunicorn master", "gunicorn worker"),
+            ("web (gunicorn)", "gunicorn master", "gunicorn worker {k}"),
         ),
         *(
             (
@@ -314,14 +340,14 @@ def main() -> None:
                     "tranche",
                 ],
                 f"soak-worker-{i}.log",
-                ("RQ workers", f"RQ worker {i}", f"RQ worker {i} scheduler"),
+                ("RQ workers", f"RQ worker {i}", f"RQ worker {i}'s scheduler"),
             )
             for i in range(1, args.rq_workers + 1)
         ),
         (
             [rq, "cron", "--url", args.redis_url, "jobs/cron.py"],
             "soak-cron.log",
-            ("tick (rq cron)", "rq cron", "rq cron child"),
+            ("tick (rq cron)", "rq cron", "rq cron's child {k}"),
         ),
     ]
     processes, roots = [], {}
@@ -380,6 +406,7 @@ def main() -> None:
         "load_samples": load_samples,
         "drained_seconds": drained,
         "emails_received": inbox.received,
+        "vacuum": {"by_bench": autovacuum.needed, "runs": autovacuum.runs, "seconds": autovacuum.spent},
         "cpu": meter.used(sampler.first_cpu, cpu_ended, client_cpu),
         "cpu_seconds": cpu_ended["at"] - sampler.first_cpu["at"],
         **final_counts(),
@@ -405,7 +432,7 @@ def _rows(sample: dict, key: str) -> dict[str, int]:
     rows: dict[str, int] = {}
     for name, kb in sample[key].items():
         pg = sample["groups"][name] == "PostgreSQL backends"
-        label = "PostgreSQL: the product's backends, summed" if pg else name
+        label = PG_ROW if pg else name
         rows[label] = rows.get(label, 0) + kb
     return rows
 
@@ -447,7 +474,13 @@ def report(data: dict) -> str:
         f"minutes ({webhooks / summary['load_seconds']:.1f}/s achieved; answers: "
         + ", ".join(f"{n:,} × {a}" for a, n in summary["answers"].items())
         + f"), {end['stored']:,} events stored; memory sampled every {args['sample_seconds']:g} s, the first "
-        f"{args['warm_up']:.0%} ({warm_t / 60:.1f} min) a warm-up.",
+        f"{args['warm_up']:.0%} ({warm_t / 60:.1f} min) a warm-up. "
+        + (
+            f"The server's autovacuum is off: the bench ran `VACUUM (ANALYZE)` every {args['vacuum_seconds']:g} s in "
+            f"its stead ({summary['vacuum']['runs']} times, {summary['vacuum']['seconds']:.0f} s in all)."
+            if summary["vacuum"]["by_bench"]
+            else "The server's autovacuum ran."
+        ),
         "",
         f"**Events applied: {applied:,} in {(end['t'] - load[0]['t']) / 60:.1f} min, {rate:.1f}/s.** A million at "
         f"that rate would take {1_000_000 / rate / 3600:.1f} hours on this machine.",
@@ -462,9 +495,12 @@ def report(data: dict) -> str:
         _rows(warm, "rss_kb"), _rows(end, "rss_kb"), _rows(warm, "anon_kb"), _rows(end, "anon_kb")
     )  # fmt: skip
     peaks: dict[str, int] = {}
+    anon_peaks: dict[str, int] = {}
     for sample in after:
         for name, kb in _rows(sample, "rss_kb").items():
             peaks[name] = max(peaks.get(name, 0), kb)
+        for name, kb in _rows(sample, "anon_kb").items():
+            anon_peaks[name] = max(anon_peaks.get(name, 0), kb)
     for name in sorted(set(rss_warm) | set(rss_end), key=lambda n: (n.startswith(("redis", "PostgreSQL", "bench")), n)):
         w, e, p = rss_warm.get(name), rss_end.get(name), peaks.get(name)
         mb = [f"{v / 1024:.1f}" if v is not None else "—" for v in (w, e, p)]
@@ -473,7 +509,23 @@ def report(data: dict) -> str:
             f"{_change(anon_warm.get(name), anon_end.get(name))} |"
         )
     pg = [sum(1 for n in s["groups"].values() if n == "PostgreSQL backends") for s in (warm, end)]
+
+    def growth(warmed: dict[str, int], ended: dict[str, int], peak: dict[str, int], name: str) -> float:
+        return max(ended.get(name, 0), peak.get(name, 0)) / warmed[name] - 1 if warmed.get(name) else float("inf")
+
+    # Tranche's own processes by their RSS; PostgreSQL's backends by their own pages (see below).
+    ours = [n for n in rss_warm if end["groups"].get(n) in ("web (gunicorn)", "RQ workers", "tick (rq cron)")]
+    grown = {n: growth(rss_warm, rss_end, peaks, n) for n in ours}
+    grown[PG_ROW] = growth(anon_warm, anon_end, anon_peaks, PG_ROW)
+    worst = max(grown, key=grown.__getitem__)
+    outside = [n for n, g in grown.items() if g > 0.10]
+    verdict = (
+        f"Outside 10 % of the warm-up: {', '.join(outside)}" if outside else "Every process of Tranche within 10 %"
+    )
     lines += [
+        "",
+        f"**{verdict}** of its memory at the end of the warm-up, at the end and at its peak (the most: {worst}, "
+        f"{grown[worst]:+.1%}; PostgreSQL's backends by their own pages).",
         "",
         f"PostgreSQL backends of the product: {pg[0]} at the end of the warm-up, {pg[1]} at the end (the pools' "
         "connections). A backend's RSS counts the pages of PostgreSQL's shared buffers it has read so far, which grows "
@@ -533,7 +585,8 @@ def report(data: dict) -> str:
         + " | ".join(f"{ms([g]):.2f}" for g in TRANCHE)
         + f" | {ms(TRANCHE):.2f} | {ms([CpuMeter.BENCH]):.2f} | {cpu.get(CpuMeter.OTHERS, 0.0):.2f} |",
         "",
-        "PostgreSQL's column includes the backends of the bench's own connections, which make the orders ahead.",
+        "PostgreSQL's column includes the backends of the bench's own connections, which make the orders ahead (and "
+        "vacuum, when the bench does).",
     ]
     return "\n".join(lines) + "\n"
 
@@ -547,32 +600,45 @@ def plot(data: dict, path: Path) -> None:
 
     summary, samples = data["summary"], data["samples"]
     minutes = [s["t"] / 60 for s in samples]
-    figure, (rss, backlog) = plt.subplots(2, 1, figsize=(11, 8), sharex=True)
+    load_end = summary["load_seconds"] / 60
+    warm_t = summary["load_seconds"] * summary["args"]["warm_up"]
+    warm = next(s for s in samples if s["t"] >= warm_t)
+    figure, (rss, change, backlog) = plt.subplots(3, 1, figsize=(11, 11), sharex=True)
     colours = dict(zip(GROUPS, plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False))
-    names: dict[str, str] = {}
+    names: dict[str, str] = {PG_ROW: "PostgreSQL backends"}
     for sample in samples:
-        names.update({n: sample["groups"][n] for n in _rows(sample, "rss_kb") if n in sample["groups"]})
-    names["PostgreSQL: the product's backends, summed"] = "PostgreSQL backends"
+        names.update({n: g for n, g in sample["groups"].items() if g != "PostgreSQL backends"})
     labelled = set()
     for name, group in names.items():
+        # PostgreSQL's backends by their own pages in the change: their RSS grows with the shared buffers they read.
+        own = "anon_kb" if name == PG_ROW else "rss_kb"
+        start = _rows(warm, own).get(name)
         values = [_rows(s, "rss_kb").get(name, float("nan")) / 1024 for s in samples]
         label = None if group in labelled else group
         labelled.add(group)
         rss.plot(minutes, values, color=colours[group], label=label, linewidth=1)
-    rss.set(ylabel="RSS (MB)", yscale="log", title="memory of every process (PostgreSQL's backends summed)")
-    for key, label in (("received", "events received, not applied"), ("outbox_unsent", "emails not sent"),
-                       ("queued", "RQ jobs queued")):  # fmt: skip
+        if start:
+            ratios = [(_rows(s, own).get(name, float("nan")) / start - 1) * 100 for s in samples]
+            change.plot(minutes, ratios, color=colours[group], linewidth=1)
+    rss.set(ylabel="RSS (MB)", title="memory of every process (PostgreSQL's backends summed)")
+    change.axhspan(-10, 10, color="green", alpha=0.08)
+    change.set(ylabel="% of the warm-up's", title="memory against the end of the warm-up (PostgreSQL: own pages)")
+    for key, label in (
+        ("received", "events received, not applied"),
+        ("outbox_unsent", "outbox messages not sent"),
+        ("queued", "RQ jobs queued"),
+    ):
         backlog.plot(minutes, [s[key] for s in samples], label=label, linewidth=1)
     backlog.set(xlabel="minutes", ylabel="waiting", title="backlog")
-    load_end = summary["load_seconds"] / 60
-    for axes in (rss, backlog):
-        axes.axvline(load_end * summary["args"]["warm_up"], color="grey", linestyle=":", linewidth=1)
+    for axes in (rss, change, backlog):
+        axes.axvline(warm_t / 60, color="grey", linestyle=":", linewidth=1)
         axes.axvline(load_end, color="grey", linestyle="--", linewidth=1)
         axes.grid(True, alpha=0.3)
+    for axes in (rss, backlog):
         axes.legend(loc="upper left", fontsize="small")
     figure.suptitle(f"Tranche soak at {summary['args']['rate']:g} webhooks/s (bench/soak.py): warm-up ⋯, load end --")
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    figure.savefig(path, dpi=100)
 
 
 if __name__ == "__main__":
