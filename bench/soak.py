@@ -579,11 +579,13 @@ def report(data: dict) -> str:
         "",
         "### CPU per event applied (ms, over the whole load, from /proc)",
         "",
-        "| " + " | ".join(TRANCHE) + " | Tranche in all | bench (load, SMTP, orders made ahead) | other work (cores) |",
-        "|" + "---:|" * (len(TRANCHE) + 3),
+        "| " + " | ".join(TRANCHE) + " | Tranche in all | bench (load, SMTP, orders made ahead) | other work (cores) "
+        "| processes ended meanwhile (cores) |",
+        "|" + "---:|" * (len(TRANCHE) + 4),
         "| "
         + " | ".join(f"{ms([g]):.2f}" for g in TRANCHE)
-        + f" | {ms(TRANCHE):.2f} | {ms([CpuMeter.BENCH]):.2f} | {cpu.get(CpuMeter.OTHERS, 0.0):.2f} |",
+        + f" | {ms(TRANCHE):.2f} | {ms([CpuMeter.BENCH]):.2f} | {cpu.get(CpuMeter.OTHERS, 0.0):.2f} "
+        f"| {cpu.get(CpuMeter.SHORT_LIVED, 0.0):.2f} |",
         "",
         "PostgreSQL's column includes the backends of the bench's own connections, which make the orders ahead (and "
         "vacuum, when the bench does).",
