@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint typecheck format bench bench-scale
+.PHONY: install run test lint typecheck format bench bench-scale bench-soak
 
 $(BIN)/activate: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,3 +36,8 @@ bench: install
 # The tick over 10 k, 100 k and 1 M plans, and their charges end to end (minutes): bench/SCALE.md, bench/scale.png.
 bench-scale: install
 	$(BIN)/python bench/scale.py
+
+# Signed webhooks at a fixed rate through the Procfile's processes for up to an hour, memory and backlog sampled:
+# bench/SOAK.md, bench/soak.png.
+bench-soak: install
+	$(BIN)/python bench/soak.py

@@ -34,9 +34,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.webhooks import BIN, VAR, CpuMeter, ensure_database, free_port, reset, start, stop, wait_until_up  # noqa: E402
+from bench.webhooks import (  # noqa: E402
+    BIN,
+    VAR,
+    CpuMeter,
+    ensure_database,
+    free_port,
+    plotting_python,
+    reset,
+    start,
+    stop,
+    wait_until_up,
+)
 
-PLOT_VENV = ROOT / "var" / "bench-venv"
 EXPLAINED = (
     "The tables the bench leaves empty (plan changes, gateway events, the outbox, collection cases, Slack requests) "
     "are read whole, as PostgreSQL reads any empty table; with rows it reads their indexes (`expires_at`, "
@@ -298,11 +308,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def plot_in_its_virtualenv(rows: list[dict], path: Path) -> None:
-    python = PLOT_VENV / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(PLOT_VENV)], check=True)
-        requirements = ROOT / "bench" / "requirements.txt"
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(requirements)], check=True)
+    python = plotting_python()
     # (b) may have been cut at --e2e-seconds: the plot shows the time all of it would take at the rate measured.
     data = [{**r, "e2e_full": r["e2e"] * r["due"] / max(r["charged"], 1), "explained": []} for r in rows]
     # Kept beside the plot, to draw it again without the run: `bench/scale.py --plot "$(cat bench/scale.json)" PNG`.

@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 BIN = Path(sys.executable).parent
 VAR = ROOT / "var" / "bench"
+PLOT_VENV = ROOT / "var" / "bench-venv"
 
 
 def free_port() -> int:
@@ -140,6 +141,7 @@ class Load:
             "p50": percentile(latencies, 0.50),
             "p99": percentile(latencies, 0.99),
             "client_cpu": sum(r[4] for r in reports),
+            "answers": dict(statuses),
         }
 
 
@@ -181,25 +183,43 @@ class Inbox:
 
 def prepare(batches: int, size: int) -> list[list[dict]]:
     """`batches` × `size` orders whose first attempt is in flight; for each, its event and its customer."""
-    from billing import charging, plans
-    from billing.sellers import create_seller
-    from gateways.sandbox import SandboxGateway
-    from models import ChargeAttempt, Customer, Order, Product, db
-    from runtime import settings, utcnow
+    from runtime import utcnow
 
     now = utcnow()
+    seller, product = bench_seller(now)
+    events = orders_in_flight(seller, product, range(batches * size), lambda n: "insufficient_funds", now)
+    return [events[i * size : (i + 1) * size] for i in range(batches)]
+
+
+def bench_seller(now: dt.datetime) -> tuple:
+    """The seller and the product every bench order is of."""
+    from billing.sellers import create_seller
+    from models import Product
+
+    seller, _key = create_seller("Bench Seller", "bench@example.com", now)
+    return seller, Product.create(seller=seller, name="Python course", notification_email="notify@example.com")
+
+
+def orders_in_flight(seller, product, numbers: range, failure_code, now: dt.datetime) -> list[dict]:
+    """Card orders numbered `numbers`, each with its first attempt in flight as the sandbox gateway leaves it, made
+    in one transaction (a tick running meanwhile sees them only so); for each, its customer and the event answering
+    its charge: `failure_code(n)` (a code of gateways.sandbox), or a success where that is None."""
+    from billing import charging, plans
+    from gateways.sandbox import FAILURE_MESSAGES, SandboxGateway
+    from models import Customer, Order, db
+    from runtime import settings
+
     declined = SandboxGateway(settings().public_url, settings().gateway_webhook_secret).tokenize_card(
         "4000000000009995", 12, 2030
     )
     with db.atomic():
-        seller, _key = create_seller("Bench Seller", "bench@example.com", now)
-        product = Product.create(seller=seller, name="Python course", notification_email="notify@example.com")
-        for n in range(batches * size):
+        orders = []
+        for n in numbers:
             language = ("fr", "de", "en")[n % 3]
             customer = Customer.create(
                 seller=seller, name=f"Customer {n}", email=f"c{n}@bench.example", language=language
             )
-            plans.create_order(
+            order = plans.create_order(
                 seller,
                 product=product,
                 customer=customer,
@@ -213,36 +233,48 @@ def prepare(batches: int, size: int) -> list[list[dict]]:
                 payment=declined,
                 now=now,
             )
-    customers = dict(Order.select(Order.id, Customer.email).join(Customer).tuples())
-    events = []
-    plans.start_due_installments(now)
-    for attempt in ChargeAttempt.select().order_by(ChargeAttempt.id):
-        # As the charge job leaves it: claimed, sent to the gateway, the gateway's reference noted.
-        request = charging.claim_attempt(attempt.id, now)
-        reference = f"ch_bench_{attempt.id}"
-        charging.record_reference(attempt.id, reference)
-        data = {
-            "order_id": request.order_id,
-            "installment": request.installment,
-            "amount": str(request.amount),
-            "currency": request.currency,
-            "method": request.method,
-            "reference": reference,
-            "failure_code": "insufficient_funds",
-            "failure_message": "Your card has insufficient funds.",
-            "occurred_at": now.isoformat(),
-        }
-        events.append(
-            {
-                "webhook_id": f"evt_{reference}",
-                "order_id": request.order_id,
-                "attempt_id": attempt.id,
-                "customer": customers[request.order_id],
-                "body": json.dumps({"type": "payment.failed", "data": data}),
-            }
+            orders.append((n, order.id))
+        plans.start_due_installments(now)
+        numbered = {order_id: n for n, order_id in orders}
+        customers = dict(
+            Order.select(Order.id, Customer.email).join(Customer).where(Order.id.in_(list(numbered))).tuples()
         )
-    assert len(events) == batches * size, f"{len(events)} attempts in flight, expected {batches * size}"
-    return [events[i * size : (i + 1) * size] for i in range(batches)]
+        requests = []
+        while True:  # as the charge job claims them, a batch at a time
+            batch = charging.claim_due_attempts(now)
+            requests += batch.requests
+            if not batch.full:
+                break
+        events = []
+        # Any other order's attempt claimed here (one unanswered past its resend time) is simply resent later.
+        for request in sorted((r for r in requests if r.order_id in numbered), key=lambda r: r.attempt_id):
+            # As the charge job leaves it: sent to the gateway, the gateway's reference noted.
+            reference = f"ch_bench_{request.attempt_id}"
+            charging.record_reference(request.attempt_id, reference)
+            code = failure_code(numbered[request.order_id])
+            data = {
+                "order_id": request.order_id,
+                "installment": request.installment,
+                "amount": str(request.amount),
+                "currency": request.currency,
+                "method": request.method,
+                "reference": reference,
+                "occurred_at": now.isoformat(),
+            }
+            if code:
+                data.update(failure_code=code, failure_message=FAILURE_MESSAGES[("card", code)])
+            kind = "payment.failed" if code else "payment.succeeded"
+            events.append(
+                {
+                    "webhook_id": f"evt_{reference}",
+                    "order_id": request.order_id,
+                    "attempt_id": request.attempt_id,
+                    "customer": customers[request.order_id],
+                    "body": json.dumps({"type": kind, "data": data}),
+                }
+            )
+    assert len(events) == len(numbers), f"{len(events)} attempts in flight, expected {len(numbers)}"
+    return events
 
 
 def signed(events: list[dict]) -> list[tuple]:
@@ -415,6 +447,16 @@ def wait_until_up(port: int, seconds: float = 30) -> None:
         except OSError:
             time.sleep(0.2)
     raise RuntimeError(f"gunicorn did not answer on port {port}: see {VAR}/gunicorn.log")
+
+
+def plotting_python() -> Path:
+    """The Python of the plots' virtualenv (bench/requirements.txt: matplotlib, never in the app's), made if missing."""
+    python = PLOT_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(PLOT_VENV)], check=True)
+        requirements = ROOT / "bench" / "requirements.txt"
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(requirements)], check=True)
+    return python
 
 
 class Phases:
