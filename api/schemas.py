@@ -319,7 +319,7 @@ class NewProduct(Input):
         description="R16: a SEPA debit that fails for insufficient funds is debited once more 7 days later, before "
         "the order goes to collections",
     )
-    reminder_days: Annotated[int, Field(ge=1, le=REMINDER_DAYS_MAX)] | None = Field(
+    reminder_days: Annotated[Whole, Field(ge=1, le=REMINDER_DAYS_MAX)] | None = Field(
         None, description="R14: the customer is reminded this many days before each installment; default: never"
     )
 
