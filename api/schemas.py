@@ -319,7 +319,8 @@ class NewProduct(Input):
         description="R16: a SEPA debit that fails for insufficient funds is debited once more 7 days later, before "
         "the order goes to collections",
     )
-    reminder_days: Annotated[Whole, Field(ge=1, le=REMINDER_DAYS_MAX)] | None = Field(
+    # The bounds before the validator: after it, pydantic writes them as unknown keys rather than JSON Schema's.
+    reminder_days: Annotated[int, Field(ge=1, le=REMINDER_DAYS_MAX), BeforeValidator(_integral)] | None = Field(
         None, description="R14: the customer is reminded this many days before each installment; default: never"
     )
 
