@@ -28,11 +28,6 @@ class Figures:
     pending_changes: int
     open_collections: int  # listed, not handed off
 
-    @property
-    def recovery_rate(self) -> Decimal | None:
-        """The share of the month's failed installments paid since; None when none failed."""
-        return Decimal(self.failed_then_paid) / self.failed if self.failed else None
-
     def facts(self) -> dict[str, object]:
         """As a message keeps them (JSON): amounts as strings, the rate as the counts it comes from."""
         return {

@@ -105,7 +105,8 @@ def before_installment(message: Outbox, settings) -> dict:
     return {**facts, "card_link": link}
 
 
-def payment_recovered(message: Outbox, settings) -> dict:
+def as_recorded(message: Outbox, settings) -> dict:
+    """An email that shows its facts as the outbox row recorded them, with no link to sign."""
     return message.context
 
 
@@ -122,10 +123,6 @@ def plan_change_reminder(message: Outbox, settings) -> dict:
     """R15: the proposal again, with the time left to answer when the reminder was written."""
     facts = plan_change_proposed(message, settings)
     return {**facts, "time_left": dt.datetime.fromisoformat(facts["expires_at"]) - message.created_at}
-
-
-def plan_change_confirmed(message: Outbox, settings) -> dict:
-    return message.context
 
 
 def seller_news(message: Outbox, settings) -> dict:
@@ -151,10 +148,10 @@ CONTEXTS = {
     "card_expiring": before_installment,
     "installment_reminder": before_installment,
     "sepa_debit_retried": payment_failed,
-    "payment_recovered": payment_recovered,
+    "payment_recovered": as_recorded,
     "plan_change_proposed": plan_change_proposed,
     "plan_change_reminder": plan_change_reminder,
-    "plan_change_confirmed": plan_change_confirmed,
+    "plan_change_confirmed": as_recorded,
     "seller_payment_failed": seller_payment_failed,
     "seller_payment_recovered": seller_news,
     "seller_third_failure": seller_debt_given_up,
@@ -163,7 +160,7 @@ CONTEXTS = {
     "seller_sepa_failed": seller_debt_given_up,
     "seller_plan_change": seller_news,
     "seller_handed_off": seller_news,
-    "seller_endpoint_disabled": payment_recovered,  # its facts as they are
+    "seller_endpoint_disabled": as_recorded,
 }
 
 
