@@ -120,6 +120,10 @@ def create_app() -> Flask:
     app.register_blueprint(pages_bp)
     app.register_blueprint(slack_bp)
     app.register_blueprint(ops_bp)
+    if not settings().production:
+        from webhooks.inbox import bp as inbox_bp
+
+        app.register_blueprint(inbox_bp)
     app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {PATH: queue_dashboard()})
     register_commands(app)
     return app

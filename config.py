@@ -52,6 +52,8 @@ class Settings:
         default_factory=lambda: _env("COLLECTION_PARTNER_SECRET", "whsec_dHJhbmNoZS1jb2xsZWN0aW9uLXBhcnRuZXI=")
     )
     outbox_dir: Path = field(default_factory=lambda: Path(_env("OUTBOX_DIR", str(VAR / "outbox"))))
+    # Outside production, what POST /dev/webhook-inbox (the demo seller's endpoint) hears.
+    webhook_inbox_dir: Path = field(default_factory=lambda: Path(_env("WEBHOOK_INBOX_DIR", str(VAR / "webhook-inbox"))))
     # GATEWAY=stripe: the account's keys (test mode's sk_test_…/pk_test_… while trying), and the signing secret of
     # its webhook endpoint (`flask stripe webhook-endpoint` prints it).
     stripe_secret_key: str = field(default_factory=lambda: _env("STRIPE_SECRET_KEY", ""))

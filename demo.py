@@ -22,6 +22,7 @@ from rq import Worker
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from billing.collections import hand_to_collections
+from billing.endpoints import register_endpoint
 from billing.plan_changes import propose_plan_change
 from billing.plans import create_order
 from billing.sellers import change_settings, create_seller
@@ -30,6 +31,7 @@ from jobs.work import run_due_work
 from models import ChargeAttempt, Customer, Installment, Order, Product, Seller
 from progress import showing_progress, summary
 from runtime import queue, redis_connection, settings, utcnow
+from webhooks.inbox import PATH as INBOX_PATH
 
 DEMO_EMAIL = "demo@example.com"
 DAY = dt.timedelta(days=1)
@@ -126,10 +128,14 @@ ORDERS = (
 class Demo:
     seller: Seller
     api_key: str
+    endpoint_url: str
     orders: list[tuple[Order, str]]  # each order with its story
 
     def summary(self) -> str:
-        lines = [f"Demo seller {self.seller.id} ({self.seller.email}), API key: {self.api_key}"]
+        lines = [
+            f"Demo seller {self.seller.id} ({self.seller.email}), API key: {self.api_key}",
+            f"Its webhook endpoint: {self.endpoint_url}, which keeps what it hears in {settings().webhook_inbox_dir}",
+        ]
         for order, story in self.orders:
             lines.append(f"  order {order.id:>4}  {order.invoice_number}  {order.customer.name:<14} {story}")
         return "\n".join(lines)
@@ -152,6 +158,8 @@ def load_demo(app: Flask, now: dt.datetime, on_job: Callable[[str, bool], None] 
         raise DemoRefused("RQ workers are running: stop them (and the tick) before loading the demo.")
     seller, api_key = create_seller("Demo Academy", DEMO_EMAIL, now - 80 * DAY)
     change_settings(seller, now, digest=True)  # R17: read in Slack once a workspace is linked
+    # The seller's own system stands in at this app's inbox, which keeps each event it hears (outside production).
+    endpoint = register_endpoint(seller, settings().public_url + INBOX_PATH, now - 80 * DAY)
     products = {
         name: Product.create(
             seller=seller,
@@ -200,7 +208,7 @@ def load_demo(app: Flask, now: dt.datetime, on_job: Callable[[str, bool], None] 
             if spec.new_amount:
                 propose_plan_change(order, spec.new_amount, now - 8 * DAY)
         run_due_work(now, on_job=on_job)
-    return Demo(seller, api_key, [(order, spec.story) for order, spec in orders])
+    return Demo(seller, api_key, endpoint.url, [(order, spec.story) for order, spec in orders])
 
 
 def _email(name: str) -> str:

@@ -59,6 +59,7 @@ WEB_PORT = free_port()
 os.environ.setdefault("DATABASE_URL", f"sqlite:///{TEST_VAR}/tranche.db")
 os.environ["PUBLIC_URL"] = f"http://127.0.0.1:{WEB_PORT}"
 os.environ["OUTBOX_DIR"] = str(TEST_VAR / "outbox")
+os.environ["WEBHOOK_INBOX_DIR"] = str(TEST_VAR / "webhook-inbox")
 os.environ.setdefault("SECRET_KEY", "test-secret")
 # The run's own, before anything imports prometheus_client: every process the suite starts adds its counts here.
 METRICS_DIR = tempfile.mkdtemp(prefix="tranche-metrics-")

@@ -1,8 +1,21 @@
+import json
 import re
+import shutil
 from decimal import Decimal
+
+import pytest
 
 from billing.sellers import hash_api_key
 from models import ChargeAttempt, CollectionCase, Installment, Order, Outbox, Seller
+from runtime import settings
+
+
+@pytest.fixture
+def webhook_inbox():
+    """What the demo seller's endpoint heard, from an empty folder."""
+    folder = settings().webhook_inbox_dir
+    shutil.rmtree(folder, ignore_errors=True)
+    return folder
 
 
 def _attempts(order):
@@ -16,8 +29,9 @@ def _paid(order):
     return order.installments.where(Installment.status == Installment.PAID).count()
 
 
-def test_flask_demo_makes_an_order_in_every_state_and_prints_a_working_api_key(runner):
-    """`flask demo` leaves real orders in every state of the rules, and prints the seller's API key."""
+def test_flask_demo_makes_an_order_in_every_state_and_prints_a_working_api_key(runner, webhook_inbox):
+    """`flask demo` leaves real orders in every state of the rules, and prints the seller's API key; the seller's
+    webhook endpoint, the app's own inbox, heard their events, verified."""
     result = runner.invoke(args=["demo"])
 
     assert result.exit_code == 0, result.output
@@ -60,6 +74,17 @@ def test_flask_demo_makes_an_order_in_every_state_and_prints_a_working_api_key(r
     assert f"charges sent: {charged} (" in result.stdout  # its summary, as `flask tick` ends with
     # No COLLECTION_PARTNER_URL here: the demo's hand-off waits for one, and the summary says so.
     assert "failed: 1 hand-off the partner has not accepted" in result.stdout
+    [endpoint] = seller.webhook_endpoints
+    assert f"Its webhook endpoint: {endpoint.url}" in result.stdout
+    heard = [json.loads(kept.read_text())["payload"] for kept in webhook_inbox.glob("*.json")]
+    assert {event["type"] for event in heard} >= {
+        "payment.failed",
+        "plan.interrupted",
+        "plan.completed",
+        "collections.listed",
+        "collections.handed_off",
+    }
+    assert Outbox.select().where(Outbox.channel == Outbox.WEBHOOK, Outbox.sent_at.is_null()).count() == 0
 
 
 def test_flask_demo_refuses_to_load_the_demo_twice(runner):

@@ -2,21 +2,27 @@
 transaction of its fact, POSTed signed per Standard Webhooks with the endpoint's secret, retried with backoff for
 3 days under one webhook-id, then the endpoint disabled and the seller told."""
 
+import base64
 import datetime as dt
+import json
+import shutil
 
 import pytest
 from openapi_schema_validator import OAS31Validator
 
+from app import create_app
 from billing.collections import hand_to_collections, list_in_collections
 from billing.endpoints import DISABLED_AFTER, register_endpoint
 from billing.notifications import EVENT_TYPES
 from billing.plan_changes import confirm_plan_change, decline_plan_change, expire_plan_changes, propose_plan_change
+from jobs.posting import signed_post
 from jobs.work import run_due_work
 from models import Order, Outbox, PlanChange, WebhookEndpoint, transaction
-from runtime import set_clock
+from runtime import set_clock, settings
 from tests import factories
 from tests.receivers import Receiver
 from tests.test_api import Api
+from webhooks.inbox import PATH as INBOX_PATH
 
 T = dt.datetime(2026, 5, 1, 8, 0, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)
@@ -223,3 +229,29 @@ def test_the_api_document_describes_every_event_and_each_body_delivered_fits_it(
         body = document["webhooks"][delivered["payload"]["type"]]["post"]["requestBody"]
         schema = body["content"]["application/json"]["schema"]
         OAS31Validator({**schema, "components": document["components"]}).validate(delivered["payload"])
+
+
+def test_the_development_inbox_keeps_what_its_endpoint_signed_and_refuses_the_rest(client, seller):
+    """Outside production, POST /dev/webhook-inbox (the demo seller's endpoint) verifies each delivery with the
+    secret of an endpoint registered at its address; a forgery gets 401 and is not kept."""
+    registered = register_endpoint(seller, f"{settings().public_url}{INBOX_PATH}", T)
+    inbox = settings().webhook_inbox_dir
+    shutil.rmtree(inbox, ignore_errors=True)
+    payload = {"type": "plan.completed", "data": {"order_id": 7}}
+    error = signed_post(f"{settings().public_url}{INBOX_PATH}", registered.secret, "msg_1", payload)
+
+    assert error is None
+    assert json.loads((inbox / "msg_1.json").read_text())["payload"] == payload
+    forged = "whsec_" + base64.b64encode(b"x" * 32).decode()
+    refused = signed_post(f"{settings().public_url}{INBOX_PATH}", forged, "msg_2", payload)
+    assert refused.startswith("HTTP 401") and not (inbox / "msg_2.json").exists()
+    climbing = signed_post(f"{settings().public_url}{INBOX_PATH}", registered.secret, "..-..-x.y", payload)
+    assert climbing.startswith("HTTP 400") and list(inbox.iterdir()) == [inbox / "msg_1.json"]
+
+
+def test_in_production_there_is_no_development_inbox(monkeypatch):
+    monkeypatch.setenv("TRANCHE_ENV", "production")
+
+    response = create_app().test_client().post(INBOX_PATH, data="{}")
+
+    assert response.status_code == 404
