@@ -119,11 +119,16 @@ def change_seller(json: schemas.SellerSettings):
 @_answering(
     "createWebhookEndpoint",
     HTTP_201=(schemas.RegisteredWebhookEndpoint, "The endpoint, with its secret (shown this once)."),
+    HTTP_409=(
+        schemas.Error,
+        "In production, a url whose host resolves to no address, or to a loopback, private or link-local one "
+        "(code refused, field url).",
+    ),
     **BODY_REFUSALS,
 )
 def create_webhook_endpoint(json: schemas.NewWebhookEndpoint):
     """Register an endpoint of yours that hears of Tranche's events"""
-    endpoint = endpoints.register_endpoint(g.seller, json.url, utcnow())
+    endpoint = endpoints.register_endpoint(g.seller, json.url, utcnow(), public_only=settings().production)
     return jsonify({**serialize.webhook_endpoint(endpoint), "secret": endpoint.secret}), 201
 
 

@@ -4,10 +4,13 @@ then disabled, and the seller told."""
 
 import base64
 import datetime as dt
+import ipaddress
 import secrets
+import socket
+from urllib.parse import urlsplit
 
 from billing import notifications
-from billing.errors import NotFound
+from billing.errors import InvalidInput, NotFound
 from billing.retries import Backoff
 from billing.values import identifier
 from models import Outbox, Seller, WebhookEndpoint, transaction
@@ -17,10 +20,30 @@ ENDPOINT_RETRIES = Backoff(first=dt.timedelta(minutes=1), longest=dt.timedelta(h
 DISABLED_AFTER = dt.timedelta(days=3)
 
 
-def register_endpoint(seller: Seller, url: str, now: dt.datetime) -> WebhookEndpoint:
-    """A new endpoint of `seller`'s, with the whsec_ secret its deliveries are signed with (Standard Webhooks)."""
+def register_endpoint(seller: Seller, url: str, now: dt.datetime, public_only: bool = False) -> WebhookEndpoint:
+    """A new endpoint of `seller`'s, with the whsec_ secret its deliveries are signed with (Standard Webhooks);
+    `public_only` (production) refuses one that is not on the internet (InvalidInput naming url)."""
+    if public_only:
+        reason = not_public(url)
+        if reason:
+            raise InvalidInput("url", f"{reason}: an endpoint must be reachable on the internet.")
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
     return WebhookEndpoint.create(seller=seller, url=url, secret=secret, created_at=now)
+
+
+def not_public(url: str) -> str | None:
+    """Why `url` is not on the internet, or None: a host that resolves to a loopback, private or link-local address
+    (the cloud's metadata service) would let a seller make Tranche POST inside its own network. Asked again before
+    each delivery, since a name may resolve elsewhere later."""
+    host = urlsplit(url).hostname or ""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
+    except (socket.gaierror, UnicodeError):
+        return f"{host} resolves to no address"
+    for address in sorted(addresses):
+        if not ipaddress.ip_address(address.split("%")[0]).is_global:
+            return f"{host} is {address}, not a public address"
+    return None
 
 
 def remove_endpoint(seller: Seller, ref: str) -> None:

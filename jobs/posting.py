@@ -7,7 +7,7 @@ import json
 import requests
 from standardwebhooks import Webhook
 
-from billing.endpoints import record_delivery
+from billing.endpoints import not_public, record_delivery
 from models import Outbox, WebhookEndpoint
 
 
@@ -35,9 +35,10 @@ def post_to_partner(settings, message_id: str, payload: dict) -> str | None:
     return signed_post(settings.collection_partner_url, settings.collection_partner_secret, message_id, payload)
 
 
-def deliver_to_endpoint(message: Outbox, now: dt.datetime) -> bool:
+def deliver_to_endpoint(message: Outbox, now: dt.datetime, *, public_only: bool) -> bool:
     """Send one event its caller claimed (Outbox.claim_due) to the seller's endpoint; True once accepted. Its
-    webhook-id is the outbox row's, the same on every try."""
+    webhook-id is the outbox row's, the same on every try; `public_only` (production) sends nothing to an endpoint
+    whose name resolves inside a private network now, and counts that as a failed try."""
     endpoint = WebhookEndpoint.get_or_none(WebhookEndpoint.id == int(message.recipient))
     if endpoint is None or endpoint.disabled_at is not None:
         gone = "removed" if endpoint is None else "disabled"
@@ -45,6 +46,10 @@ def deliver_to_endpoint(message: Outbox, now: dt.datetime) -> bool:
             Outbox.id == message.id
         ).execute()
         return False
-    error = signed_post(endpoint.url, endpoint.secret, f"msg_{message.id}", message.context)
+    error = not_public(endpoint.url) if public_only else None
+    if error is None:
+        error = signed_post(endpoint.url, endpoint.secret, f"msg_{message.id}", message.context)
+    else:
+        error = f"not sent: {error}"
     record_delivery(message, endpoint, error, now)
     return error is None

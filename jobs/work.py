@@ -244,7 +244,7 @@ def send_due_messages(at: str | None = None) -> None:
                 if message.channel == Outbox.SLACK:
                     deliver_slack_message(message, mailer.settings, utcnow())
                 elif message.channel == Outbox.WEBHOOK:
-                    deliver_to_endpoint(message, utcnow())
+                    deliver_to_endpoint(message, utcnow(), public_only=mailer.settings.production)
                 else:
                     deliver_message(message, mailer, utcnow())
             if len(batch) < MESSAGES_PER_CLAIM:

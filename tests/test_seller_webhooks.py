@@ -255,3 +255,45 @@ def test_in_production_there_is_no_development_inbox(monkeypatch):
     response = create_app().test_client().post(INBOX_PATH, data="{}")
 
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/tranche",
+        "http://localhost/tranche",
+        "http://169.254.169.254/latest/meta-data",
+        "https://10.1.2.3/tranche",
+        "http://0.0.0.0:5000/tranche",
+        "https://nowhere.invalid/tranche",
+    ],
+)
+def test_in_production_an_endpoint_inside_a_private_network_is_refused_naming_url(client, seller, monkeypatch, url):
+    """Tranche would otherwise POST, on a seller's word, to its own network (the cloud's metadata service)."""
+    monkeypatch.setenv("TRANCHE_ENV", "production")
+
+    response = Api(client, seller.api_key).post("/webhook-endpoints", {"url": url})
+
+    assert (response.status_code, response.get_json()["error"]["field"]) == (409, "url"), response.get_json()
+    assert "reachable on the internet" in response.get_json()["error"]["message"]
+    assert WebhookEndpoint.select().count() == 0
+
+
+def test_in_production_an_endpoint_on_a_public_address_is_registered(client, seller, monkeypatch):
+    monkeypatch.setenv("TRANCHE_ENV", "production")
+
+    response = Api(client, seller.api_key).post("/webhook-endpoints", {"url": "https://93.184.215.14/tranche"})
+
+    assert response.status_code == 201, response.get_json()
+
+
+def test_in_production_nothing_is_posted_to_an_endpoint_whose_name_now_resolves_inside(seller, endpoint, monkeypatch):
+    """A name that resolved to a public address when registered may point inside later: each try asks again."""
+    factories.order(seller, payment=factories.card(factories.INSUFFICIENT_FUNDS), anchor=T)
+    monkeypatch.setenv("TRANCHE_ENV", "production")
+
+    run_due_work(T)
+
+    assert endpoint.received == []
+    [waiting] = Outbox.select().where(Outbox.channel == Outbox.WEBHOOK)
+    assert waiting.sent_at is None and "127.0.0.1, not a public address" in waiting.last_error
