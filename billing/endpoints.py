@@ -37,11 +37,11 @@ def not_public(url: str) -> str | None:
     each delivery, since a name may resolve elsewhere later."""
     host = urlsplit(url).hostname or ""
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
     except (socket.gaierror, UnicodeError):
         return f"{host} resolves to no address"
     for address in sorted(addresses):
-        if not ipaddress.ip_address(address.split("%")[0]).is_global:
+        if not ipaddress.ip_address(address.split("%")[0]).is_global:  # an IPv6 address may carry its %interface
             return f"{host} is {address}, not a public address"
     return None
 
