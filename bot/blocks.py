@@ -215,7 +215,7 @@ def hard_decline(facts: dict) -> tuple[str, list[dict]]:
 
 def sepa_failed(facts: dict) -> tuple[str, list[dict]]:
     text = f"SEPA debit failed: order {facts['order_id']}, installment {facts['installment']}, {_amount(facts)}. " + (
-        "Its one retry 7 days later failed too: the order is in collections."
+        "Its one retry failed too: the order is in collections."
         if len(facts["failures"]) > 1
         else "A SEPA debit is never retried: the order is in collections."
     )
@@ -276,9 +276,10 @@ def figures(facts: dict) -> list[dict]:
 
 
 def endpoint_disabled(facts: dict) -> tuple[str, list[dict]]:
-    """A seller's webhook endpoint refused every event for 3 days and was disabled."""
+    """A seller's webhook endpoint, refusing every event for too long (billing.endpoints), was disabled."""
+    since = when(facts["failing_since"], facts["timezone"])
     text = (
-        f"Your webhook endpoint {facts['url']} refused Tranche's events for 3 days (last: {facts['error']}): it "
+        f"Your webhook endpoint {facts['url']} refused Tranche's events since {since} (last: {facts['error']}): it "
         "is disabled and gets no more. Register it anew once it answers (POST /api/v1/webhook-endpoints)."
     )
     return text, [section(f":warning: {text}")]

@@ -545,7 +545,7 @@ def test_the_seller_hears_of_a_sepa_debit_whose_one_retry_failed_too_with_both_f
 
     subject, text, markup = seller_mail(inbox, seller, "seller_sepa_failed")
     assert subject == f"Order {sepa.id}: SEPA debit failed — listed in collections"
-    says(text, markup, "failed, and so did its one retry 7 days later", "1 May 2026", "8 May 2026")
+    says(text, markup, "failed, and so did its one retry", "1 May 2026", "8 May 2026")
 
 
 def test_the_seller_hears_of_a_failed_sepa_debit_and_of_a_failed_renewal(inbox):

@@ -148,6 +148,7 @@ def test_an_endpoint_failing_for_3_days_is_disabled_its_events_dropped_and_the_s
     assert 10 <= tries <= 16  # backoff: 1, 2, 4 … minutes apart, at most 12 hours
     [told] = inbox.to(seller.email)
     assert "is disabled" in told["Subject"]
+    assert "refused Tranche's events since 1 May 2026" in told.get_body(("plain",)).get_content()
     dropped = Outbox.get(Outbox.channel == Outbox.WEBHOOK)
     assert dropped.sent_at is not None and dropped.last_error.startswith("not sent: the endpoint was disabled")
 
