@@ -25,7 +25,7 @@ from rq.job import Job
 from billing import followups
 from billing.followups import FollowUp
 from billing.links import mask_link_tokens
-from config import VAR, MissingSetting, Settings
+from config import PRODUCTION, VAR, MissingSetting, Settings, environment
 from models import Clock, Heartbeat, db, open_database
 
 QUEUE = "tranche"
@@ -80,7 +80,7 @@ _clock_table_exists = False
 def utcnow() -> dt.datetime:
     """The time every rule is given: the wall clock, moved by `flask clock` outside production."""
     wall = dt.datetime.now(dt.UTC)
-    return wall if settings().production else wall + _clock_offset()
+    return wall if environment() == PRODUCTION else wall + _clock_offset()
 
 
 def _clock_offset() -> dt.timedelta:

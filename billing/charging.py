@@ -266,6 +266,8 @@ def apply_outcome(outcome: Outcome, now: dt.datetime) -> Applied:
         )
         if installment is None:
             raise Unmatched(f"no installment {outcome.installment} of order {outcome.order_id}")
+        order = installment.order
+        order.product.seller = order.seller  # one seller, loaded once: R11's contact address reads it again
         attempt = _attempt_for(installment, outcome.reference)
         if attempt is None:
             if installment.status == Installment.PAID:

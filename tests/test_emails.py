@@ -384,3 +384,15 @@ def test_customer_emails_carry_the_products_support_address_as_reply_to_or_else_
 
     assert [m["Reply-To"] for m in inbox.to(CUSTOMER)] == [reply_to, reply_to]
     assert [m["Reply-To"] for m in inbox.to(notify_address(seller))] == [None, None]
+
+
+def test_a_sender_name_beyond_ascii_arrives_as_written(inbox, monkeypatch):
+    """MAIL_FROM's name and a French subject, RFC 2047-encoded on the wire, read back as they were written."""
+    monkeypatch.setenv("MAIL_FROM", "Académie Müller <billing@academie.example>")
+    declined_card_order()
+    run_due_work(T)
+    send_due_messages()
+
+    [mail] = inbox.to(CUSTOMER)
+    assert mail["From"] == "Académie Müller <billing@academie.example>"
+    assert mail["From"].addresses[0].addr_spec == "billing@academie.example"
