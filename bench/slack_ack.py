@@ -93,7 +93,7 @@ def main() -> None:
         "--web-workers", type=int, default=2, help="gunicorn worker processes (WEB_CONCURRENCY's default)"
     )
     parser.add_argument("--rq-workers", type=int, default=2, help="RQ worker processes")
-    parser.add_argument("--worker-nice", type=int, default=0, help="the RQ workers' niceness (10: the acks first)")
+    parser.add_argument("--worker-nice", type=int, default=10, help="the RQ workers' niceness (the Procfile's)")
     parser.add_argument("--rate", type=float, default=100, help="commands per second (0: as fast as answered)")
     parser.add_argument("--clients", type=int, default=2, help="load generator processes")
     parser.add_argument("--threads", type=int, default=8, help="connections per load generator process")

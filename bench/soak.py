@@ -330,14 +330,14 @@ def main() -> None:
         *(
             (
                 [
-                    rq,
+                    *("nice", "-n", "10", rq),
                     "worker",
                     "--with-scheduler",
                     "--worker-class",
                     "runtime.Worker",
                     "--url",
                     args.redis_url,
-                    "tranche",
+                    *("tranche-slack", "tranche"),
                 ],
                 f"soak-worker-{i}.log",
                 ("RQ workers", f"RQ worker {i}", f"RQ worker {i}'s scheduler"),

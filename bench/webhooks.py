@@ -492,7 +492,7 @@ def main() -> None:
     )
     parser.add_argument("--rq-workers", type=int, default=2, help="RQ worker processes")
     parser.add_argument("--worker-class", default="rq.worker.SimpleWorker", help="rq.worker.Worker forks per job")
-    parser.add_argument("--worker-nice", type=int, default=0, help="the RQ workers' niceness (10: the web app first)")
+    parser.add_argument("--worker-nice", type=int, default=10, help="the RQ workers' niceness (the Procfile's)")
     parser.add_argument(
         "--pin",
         action="store_true",
