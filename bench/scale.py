@@ -40,7 +40,9 @@ from bench.webhooks import (  # noqa: E402
     CpuMeter,
     ensure_database,
     free_port,
+    pgbench,
     plotting_python,
+    redis_benchmark,
     reset,
     start,
     stop,
@@ -202,34 +204,6 @@ def run_size(args, plans: int, meter: CpuMeter, web_port: int) -> dict:
         "cpu": cpu,
         "explained": plans_explained,
     }
-
-
-def pgbench(database: str) -> float:
-    """Select-only transactions per second of this PostgreSQL, 2 clients for 5 s (pgbench's own small tables)."""
-    server = ["-h", "127.0.0.1", "-U", "root"]
-    subprocess.run(["pgbench", *server, "-i", "-q", "-s", "1", database], check=True, capture_output=True)
-    try:
-        out = subprocess.run(
-            ["pgbench", *server, "-S", "-c", "2", "-j", "2", "-T", "5", database],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    finally:
-        subprocess.run(["pgbench", *server, "-i", "-I", "d", database], check=True, capture_output=True)
-    return float(re.search(r"tps = ([\d.]+)", out).group(1))
-
-
-def redis_benchmark(database: int) -> dict[str, float]:
-    """Requests per second of this Redis for the commands a queue uses, 50,000 each from 10 connections."""
-    out = subprocess.run(
-        ["redis-benchmark", "-h", "127.0.0.1", "-p", "6379", "--dbnum", str(database), "-q", "-n", "50000"]
-        + ["-c", "10", "-t", "set,get,lpush,rpop"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return {name: float(rate) for name, rate in re.findall(r"(\w+): ([\d.]+) requests per second", out)}
 
 
 def report(rows: list[dict], pg_tps: float, redis_rates: dict[str, float], args) -> str:

@@ -25,6 +25,7 @@ import json
 import multiprocessing
 import os
 import platform
+import re
 import socket
 import subprocess
 import sys
@@ -595,13 +596,44 @@ def main() -> None:
     finally:
         stop(workers + [web])
         smtp.stop()
+    print("ceilings: pgbench, redis-benchmark …", flush=True)
+    pg_tps = None if args.database_url.startswith("sqlite") else pgbench(args.database_url.rsplit("/", 1)[1])
+    redis_rates = redis_benchmark(int(args.redis_url.rsplit("/", 1)[1]))
 
-    table = report(args, phases.rows)
+    table = report(args, phases.rows, pg_tps, redis_rates)
     print(table)
     Path(args.output).write_text(table)
 
 
-def report(args, rows: list[dict]) -> str:
+def pgbench(database: str) -> float:
+    """Select-only transactions per second of this PostgreSQL, 2 clients for 5 s (pgbench's own small tables)."""
+    server = ["-h", "127.0.0.1", "-U", "root"]
+    subprocess.run(["pgbench", *server, "-i", "-q", "-s", "1", database], check=True, capture_output=True)
+    try:
+        out = subprocess.run(
+            ["pgbench", *server, "-S", "-c", "2", "-j", "2", "-T", "5", database],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    finally:
+        subprocess.run(["pgbench", *server, "-i", "-I", "d", database], check=True, capture_output=True)
+    return float(re.search(r"tps = ([\d.]+)", out).group(1))
+
+
+def redis_benchmark(database: int) -> dict[str, float]:
+    """Requests per second of this Redis for the commands a queue uses, 50,000 each from 10 connections."""
+    out = subprocess.run(
+        ["redis-benchmark", "-h", "127.0.0.1", "-p", "6379", "--dbnum", str(database), "-q", "-n", "50000"]
+        + ["-c", "10", "-t", "set,get,lpush,rpop"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return {name: float(rate) for name, rate in re.findall(r"(\w+): ([\d.]+) requests per second", out)}
+
+
+def report(args, rows: list[dict], pg_tps: float | None, redis_rates: dict[str, float]) -> str:
     def ms(row, key):
         return f"{row[key] * 1000:.1f} ms" if key in row else ""
 
@@ -637,6 +669,12 @@ def report(args, rows: list[dict]) -> str:
             if floor
             else "."
         ),
+        "",
+        "Ceilings in the same run, after the phases: "
+        + (f"`pgbench -S -c 2 -j 2 -T 5` {pg_tps:,.0f} select-only transactions/s; " if pg_tps else "")
+        + "`redis-benchmark -c 10 -n 50000` "
+        + ", ".join(f"{name} {rate:,.0f}/s" for name, rate in redis_rates.items())
+        + ".",
         "",
         "CPU time per event in ms, by group of processes (read from /proc during each phase); then the cores used",
         "by other processes, and by processes gone before the phase ended (a PostgreSQL backend per connection,",
