@@ -24,7 +24,7 @@ from honcho.environ import parse_procfile
 from honcho.manager import Manager
 from rq.exceptions import StopRequested
 
-from config import METRICS_DIR, ROOT, VAR, Settings
+from config import METRICS_DIR, ROOT, VAR, Settings, worker_nice
 
 
 class AlreadyRunning(Exception):
@@ -46,6 +46,7 @@ def main() -> int:
     for counts in METRICS_DIR.glob("*.db"):
         counts.unlink()
     os.environ.setdefault("DATABASE_URL", Settings().database_url)
+    os.environ.setdefault("WORKER_NICE", str(worker_nice(os.environ["DATABASE_URL"])))
     # The sandbox gateway posts its events here: the web app of this run, whatever its port.
     os.environ.setdefault("PUBLIC_URL", f"http://127.0.0.1:{port}")
     # The Procfile's gunicorn and rq are this virtualenv's, whether or not it is activated.

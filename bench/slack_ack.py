@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 # The load generator, process management and database reset of the webhook benchmark.
 from bench.webhooks import BIN, VAR, Load, ensure_database, free_port, reset, start, stop, wait_until_up  # noqa: E402
+from config import worker_nice  # noqa: E402
 
 SECRET = "bench-signing-secret"
 TEAM, CHANNEL = "T0BENCH", "C0BENCH"
@@ -93,7 +94,9 @@ def main() -> None:
         "--web-workers", type=int, default=2, help="gunicorn worker processes (WEB_CONCURRENCY's default)"
     )
     parser.add_argument("--rq-workers", type=int, default=2, help="RQ worker processes")
-    parser.add_argument("--worker-nice", type=int, default=10, help="the RQ workers' niceness (the Procfile's)")
+    parser.add_argument(
+        "--worker-nice", type=int, help="the RQ workers' niceness (default: config.worker_nice, as `make run`)"
+    )
     parser.add_argument("--rate", type=float, default=100, help="commands per second (0: as fast as answered)")
     parser.add_argument("--clients", type=int, default=2, help="load generator processes")
     parser.add_argument("--threads", type=int, default=8, help="connections per load generator process")
@@ -102,6 +105,8 @@ def main() -> None:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/9")
     parser.add_argument("--output", default=str(ROOT / "bench" / "SLACK_ACK.md"))
     args = parser.parse_args()
+    if args.worker_nice is None:
+        args.worker_nice = worker_nice(args.database_url)
 
     from tests.slack_api import SlackAPI
 

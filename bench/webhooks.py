@@ -493,7 +493,9 @@ def main() -> None:
     )
     parser.add_argument("--rq-workers", type=int, default=2, help="RQ worker processes")
     parser.add_argument("--worker-class", default="rq.worker.SimpleWorker", help="rq.worker.Worker forks per job")
-    parser.add_argument("--worker-nice", type=int, default=10, help="the RQ workers' niceness (the Procfile's)")
+    parser.add_argument(
+        "--worker-nice", type=int, help="the RQ workers' niceness (default: config.worker_nice, as `make run`)"
+    )
     parser.add_argument(
         "--pin",
         action="store_true",
@@ -506,6 +508,10 @@ def main() -> None:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/5")
     parser.add_argument("--output", default=str(ROOT / "bench" / "RESULTS.md"))
     args = parser.parse_args()
+    from config import worker_nice
+
+    if args.worker_nice is None:
+        args.worker_nice = worker_nice(args.database_url)
 
     VAR.mkdir(parents=True, exist_ok=True)
     web_port, smtp_port = free_port(), free_port()
