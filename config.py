@@ -36,7 +36,7 @@ PRODUCTION = "production"
 
 
 def environment() -> str:
-    """TRANCHE_ENV, read alone: the clock asks it on every read, where all of Settings would cost a webhook 7 %."""
+    """TRANCHE_ENV, read alone: the clock asks it on every read, where all of Settings cost 72 µs (3 % of a webhook)."""
     return _env("TRANCHE_ENV", "development")
 
 

@@ -128,14 +128,14 @@ ORDERS = (
 class Demo:
     seller: Seller
     api_key: str
-    endpoint_url: str
+    endpoint_url: str | None
     orders: list[tuple[Order, str]]  # each order with its story
 
     def summary(self) -> str:
-        lines = [
-            f"Demo seller {self.seller.id} ({self.seller.email}), API key: {self.api_key}",
-            f"Its webhook endpoint: {self.endpoint_url}, which keeps what it hears in {settings().webhook_inbox_dir}",
-        ]
+        lines = [f"Demo seller {self.seller.id} ({self.seller.email}), API key: {self.api_key}"]
+        if self.endpoint_url:
+            where = settings().webhook_inbox_dir
+            lines.append(f"Its webhook endpoint: {self.endpoint_url}, which keeps what it hears in {where}")
         for order, story in self.orders:
             lines.append(f"  order {order.id:>4}  {order.invoice_number}  {order.customer.name:<14} {story}")
         return "\n".join(lines)
@@ -158,8 +158,11 @@ def load_demo(app: Flask, now: dt.datetime, on_job: Callable[[str, bool], None] 
         raise DemoRefused("RQ workers are running: stop them (and the tick) before loading the demo.")
     seller, api_key = create_seller("Demo Academy", DEMO_EMAIL, now - 80 * DAY)
     change_settings(seller, now, digest=True)  # R17: read in Slack once a workspace is linked
-    # The seller's own system stands in at this app's inbox, which keeps each event it hears (outside production).
-    endpoint = register_endpoint(seller, settings().public_url + INBOX_PATH, now - 80 * DAY)
+    endpoint = None
+    if not settings().production:  # where the inbox exists
+        # The seller's own system stands in at this app's inbox, which keeps each event it hears.
+        inbox = settings().public_url + INBOX_PATH
+        endpoint = register_endpoint(seller, inbox, now - 80 * DAY, public_only=False).url
     products = {
         name: Product.create(
             seller=seller,
@@ -208,7 +211,7 @@ def load_demo(app: Flask, now: dt.datetime, on_job: Callable[[str, bool], None] 
             if spec.new_amount:
                 propose_plan_change(order, spec.new_amount, now - 8 * DAY)
         run_due_work(now, on_job=on_job)
-    return Demo(seller, api_key, endpoint.url, [(order, spec.story) for order, spec in orders])
+    return Demo(seller, api_key, endpoint, [(order, spec.story) for order, spec in orders])
 
 
 def _email(name: str) -> str:

@@ -297,6 +297,7 @@ def main() -> None:
     )
     from aiosmtpd.controller import Controller
 
+    from config import worker_nice
     from models import open_database
 
     ensure_database(args.database_url)
@@ -330,7 +331,7 @@ def main() -> None:
         *(
             (
                 [
-                    *("nice", "-n", "10", rq),
+                    *("nice", "-n", str(worker_nice(args.database_url)), rq),  # as `make run` starts them
                     "worker",
                     "--with-scheduler",
                     "--worker-class",

@@ -20,7 +20,7 @@ ENDPOINT_RETRIES = Backoff(first=dt.timedelta(minutes=1), longest=dt.timedelta(h
 DISABLED_AFTER = dt.timedelta(days=3)
 
 
-def register_endpoint(seller: Seller, url: str, now: dt.datetime, public_only: bool = False) -> WebhookEndpoint:
+def register_endpoint(seller: Seller, url: str, now: dt.datetime, *, public_only: bool) -> WebhookEndpoint:
     """A new endpoint of `seller`'s, with the whsec_ secret its deliveries are signed with (Standard Webhooks);
     `public_only` (production) refuses one that is not on the internet (InvalidInput naming url)."""
     if public_only:
@@ -42,7 +42,8 @@ def not_public(url: str) -> str | None:
         return f"{host} resolves to no address"
     for address in sorted(addresses):
         if not ipaddress.ip_address(address.split("%")[0]).is_global:  # an IPv6 address may carry its %interface
-            return f"{host} is {address}, not a public address"
+            # Not which address: the seller would learn what Tranche's network calls its own hosts.
+            return f"{host} is not a public address"
     return None
 
 

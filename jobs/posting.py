@@ -23,10 +23,12 @@ def signed_post(url: str, secret: str, message_id: str, payload: dict) -> str | 
         "webhook-signature": Webhook(secret).sign(message_id, now, body),
     }
     try:
-        response = requests.post(url, data=body.encode(), headers=headers, timeout=10)
+        # No redirect followed: a receiver's 307 would send the signed body wherever it pointed, inside Tranche's
+        # own network too (billing.endpoints.not_public), and a 3xx is no 2xx.
+        response = requests.post(url, data=body.encode(), headers=headers, timeout=10, allow_redirects=False)
     except requests.RequestException as error:
         return f"{type(error).__name__}: {error}"
-    return None if response.ok else f"HTTP {response.status_code}: {response.text[:200]}"
+    return None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}: {response.text[:200]}"
 
 
 def post_to_partner(settings, message_id: str, payload: dict) -> str | None:

@@ -151,7 +151,8 @@ class Inbox:
 def serve_smtp(handler: Inbox, monkeypatch):
     """Run `handler` as a real SMTP server on a free port, with SMTP_URL pointing at it, for one test."""
     port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    # SMTPUTF8 offered, as Postfix and the big providers do: an address beyond ASCII is sent as written.
+    controller = Controller(handler, hostname="127.0.0.1", port=port, enable_SMTPUTF8=True)
     controller.start()
     monkeypatch.setenv("SMTP_URL", f"smtp://127.0.0.1:{port}")
     yield handler

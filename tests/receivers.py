@@ -15,6 +15,7 @@ class Receiver:
     def __init__(self, secret: Callable[[], str]):
         self.secret = secret
         self.answers: list[int] = []
+        self.redirect_to: str | None = None  # sent as Location with each answer: a 307 then points there
         self.received: list[dict] = []
         receiver = self
 
@@ -26,6 +27,8 @@ class Receiver:
                 except Exception:  # noqa: BLE001 — a forged or garbled POST is refused, as a receiver would
                     status = 401
                 self.send_response(status)
+                if receiver.redirect_to:
+                    self.send_header("Location", receiver.redirect_to)
                 self.end_headers()
 
             def log_message(self, *args):

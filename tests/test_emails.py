@@ -387,7 +387,7 @@ def test_customer_emails_carry_the_products_support_address_as_reply_to_or_else_
 
 
 def test_a_sender_name_beyond_ascii_arrives_as_written(inbox, monkeypatch):
-    """MAIL_FROM's name and a French subject, RFC 2047-encoded on the wire, read back as they were written."""
+    """MAIL_FROM's name, RFC 2047-encoded on the wire, reads back as it was written, its address untouched."""
     monkeypatch.setenv("MAIL_FROM", "Académie Müller <billing@academie.example>")
     declined_card_order()
     run_due_work(T)
@@ -396,3 +396,16 @@ def test_a_sender_name_beyond_ascii_arrives_as_written(inbox, monkeypatch):
     [mail] = inbox.to(CUSTOMER)
     assert mail["From"] == "Académie Müller <billing@academie.example>"
     assert mail["From"].addresses[0].addr_spec == "billing@academie.example"
+
+
+def test_a_customer_whose_address_is_beyond_ascii_gets_the_email_over_smtputf8(inbox):
+    """An address email-validator accepts (jürgen@…) goes out as written, with its French subject, in one try."""
+    seller = factories.seller()
+    factories.order(seller, payment=factories.card(factories.INSUFFICIENT_FUNDS), customer_name="Jürgen Weber")
+    run_due_work(T)
+    send_due_messages()
+
+    [mail] = inbox.to("jürgen@example.com")
+    assert mail["Subject"].startswith("Échec du paiement de 30,00")
+    assert "/card/" in text(mail)
+    assert Outbox.get(Outbox.template == "payment_failed").sent_at is not None

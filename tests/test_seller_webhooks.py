@@ -39,7 +39,7 @@ def endpoint(seller):
     """A seller's system at a local address, verifying each POST with the endpoint's own secret."""
     secrets = {}
     receiver = Receiver(lambda: secrets["secret"])
-    registered = register_endpoint(seller, f"{receiver.url}/tranche", T - DAY)
+    registered = register_endpoint(seller, f"{receiver.url}/tranche", T - DAY, public_only=False)
     secrets["secret"] = registered.secret
     receiver.row = registered
     yield receiver
@@ -235,7 +235,7 @@ def test_the_api_document_describes_every_event_and_each_body_delivered_fits_it(
 def test_the_development_inbox_keeps_what_its_endpoint_signed_and_refuses_the_rest(client, seller):
     """Outside production, POST /dev/webhook-inbox (the demo seller's endpoint) verifies each delivery with the
     secret of an endpoint registered at its address; a forgery gets 401 and is not kept."""
-    registered = register_endpoint(seller, f"{settings().public_url}{INBOX_PATH}", T)
+    registered = register_endpoint(seller, f"{settings().public_url}{INBOX_PATH}", T, public_only=False)
     inbox = settings().webhook_inbox_dir
     shutil.rmtree(inbox, ignore_errors=True)
     payload = {"type": "plan.completed", "data": {"order_id": 7}}
@@ -251,6 +251,7 @@ def test_the_development_inbox_keeps_what_its_endpoint_signed_and_refuses_the_re
 
 
 def test_in_production_there_is_no_development_inbox(monkeypatch):
+    """A production server keeps no deliveries of its own: the route is not there at all."""
     monkeypatch.setenv("TRANCHE_ENV", "production")
 
     response = create_app().test_client().post(INBOX_PATH, data="{}")
@@ -281,6 +282,7 @@ def test_in_production_an_endpoint_inside_a_private_network_is_refused_naming_ur
 
 
 def test_in_production_an_endpoint_on_a_public_address_is_registered(client, seller, monkeypatch):
+    """An address on the internet, written as an IP literal so that no DNS is asked, passes the check."""
     monkeypatch.setenv("TRANCHE_ENV", "production")
 
     response = Api(client, seller.api_key).post("/webhook-endpoints", {"url": "https://93.184.215.14/tranche"})
@@ -297,4 +299,18 @@ def test_in_production_nothing_is_posted_to_an_endpoint_whose_name_now_resolves_
 
     assert endpoint.received == []
     [waiting] = Outbox.select().where(Outbox.channel == Outbox.WEBHOOK)
-    assert waiting.sent_at is None and "127.0.0.1, not a public address" in waiting.last_error
+    assert waiting.sent_at is None and "not sent: 127.0.0.1 is not a public address" in waiting.last_error
+
+
+def test_an_endpoint_that_redirects_is_not_followed_and_counts_as_a_failed_try(seller, endpoint):
+    """A 307 would resend the signed body wherever it points (inside Tranche's network too): only a 2xx delivers."""
+    elsewhere = Receiver(lambda: endpoint.row.secret)
+    endpoint.answers, endpoint.redirect_to = [307], f"{elsewhere.url}/inside"
+    factories.order(seller, payment=factories.card(factories.INSUFFICIENT_FUNDS), anchor=T)
+
+    run_due_work(T)
+
+    elsewhere.stop()
+    assert elsewhere.received == [] and len(endpoint.received) == 1
+    [waiting] = Outbox.select().where(Outbox.channel == Outbox.WEBHOOK)
+    assert waiting.sent_at is None and waiting.last_error.startswith("HTTP 307")
