@@ -20,31 +20,38 @@ ENDPOINT_RETRIES = Backoff(first=dt.timedelta(minutes=1), longest=dt.timedelta(h
 DISABLED_AFTER = dt.timedelta(days=3)
 
 
+class NotPublic(Exception):
+    """An endpoint's host is not on the internet; the message says so without naming what it resolved to."""
+
+
 def register_endpoint(seller: Seller, url: str, now: dt.datetime, *, public_only: bool) -> WebhookEndpoint:
     """A new endpoint of `seller`'s, with the whsec_ secret its deliveries are signed with (Standard Webhooks);
     `public_only` (production) refuses one that is not on the internet (InvalidInput naming url)."""
     if public_only:
-        reason = not_public(url)
-        if reason:
-            raise InvalidInput("url", f"{reason}: an endpoint must be reachable on the internet.")
+        try:
+            endpoint_address(url, public_only=True)
+        except NotPublic as refusal:
+            raise InvalidInput("url", f"{refusal}: an endpoint must be reachable on the internet.") from None
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
     return WebhookEndpoint.create(seller=seller, url=url, secret=secret, created_at=now)
 
 
-def not_public(url: str) -> str | None:
-    """Why `url` is not on the internet, or None: a host that resolves to a loopback, private or link-local address
-    (the cloud's metadata service) would let a seller make Tranche POST inside its own network. Asked again before
-    each delivery, since a name may resolve elsewhere later."""
+def endpoint_address(url: str, *, public_only: bool) -> str:
+    """The address to POST to `url` at, resolved once: the caller connects to it, not to the name again, so that
+    a name answering a public address here and an inside one a moment later (DNS rebinding) gains nothing.
+    `public_only` (production): NotPublic unless every address of the host is on the internet, since a loopback,
+    private or link-local one (the cloud's metadata service) would let a seller make Tranche POST inside its own
+    network; asked before each delivery too, since a name may point elsewhere later."""
     host = urlsplit(url).hostname or ""
     try:
-        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
+        addresses = sorted({str(info[4][0]) for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)})
     except (socket.gaierror, UnicodeError):
-        return f"{host} resolves to no address"
-    for address in sorted(addresses):
-        if not ipaddress.ip_address(address.split("%")[0]).is_global:  # an IPv6 address may carry its %interface
-            # Not which address: the seller would learn what Tranche's network calls its own hosts.
-            return f"{host} is not a public address"
-    return None
+        raise NotPublic(f"{host} resolves to no address") from None
+    # An IPv6 address may carry its %interface.
+    if public_only and not all(ipaddress.ip_address(address.split("%")[0]).is_global for address in addresses):
+        # Not which address: the seller would learn what Tranche's network calls its own hosts.
+        raise NotPublic(f"{host} is not a public address")
+    return addresses[0]
 
 
 def remove_endpoint(seller: Seller, ref: str) -> None:

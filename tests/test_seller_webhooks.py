@@ -6,6 +6,9 @@ import base64
 import datetime as dt
 import json
 import shutil
+import socket
+import ssl
+import subprocess
 
 import pytest
 from openapi_schema_validator import OAS31Validator
@@ -314,3 +317,58 @@ def test_an_endpoint_that_redirects_is_not_followed_and_counts_as_a_failed_try(s
     assert elsewhere.received == [] and len(endpoint.received) == 1
     [waiting] = Outbox.select().where(Outbox.channel == Outbox.WEBHOOK)
     assert waiting.sent_at is None and waiting.last_error.startswith("HTTP 307")
+
+
+def test_a_delivery_goes_to_the_address_resolved_once_whatever_the_name_answers_after(seller, monkeypatch):
+    """DNS rebinding: a name may answer a public address to the check and an inside one to the connection, so the
+    POST goes to the address the check read. Here the name's second answer would reach nothing."""
+    secrets = {}
+    receiver = Receiver(lambda: secrets["secret"])
+    port = receiver.url.rsplit(":", 1)[1]
+    secrets["secret"] = register_endpoint(
+        seller, f"http://erp.seller.example:{port}/tranche", T, public_only=False
+    ).secret
+    answers = iter(["127.0.0.1", "192.0.2.1"])  # the second: TEST-NET-1, where nothing answers
+
+    real = socket.getaddrinfo
+
+    def resolve(host, *args, **kwargs):
+        if host != "erp.seller.example":
+            return real(host, *args, **kwargs)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), 0))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    factories.order(seller, payment=factories.card(factories.INSUFFICIENT_FUNDS), anchor=T)
+
+    run_due_work(T)
+
+    receiver.stop()
+    assert types(receiver) == ["payment.failed"]
+    assert Outbox.get(Outbox.channel == Outbox.WEBHOOK).sent_at is not None
+
+
+def test_over_https_the_pinned_address_still_has_its_certificate_checked_against_the_name(tmp_path, monkeypatch):
+    """Connecting to the resolved address must not skip TLS: the certificate names the endpoint's host or nothing
+    is sent."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(  # noqa: S603 (openssl, with this test's own arguments)
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1"]
+        + ["-subj", "/CN=erp.seller.example", "-addext", "subjectAltName=DNS:erp.seller.example"],
+        check=True,
+        capture_output=True,
+    )
+    secret = "whsec_" + base64.b64encode(b"s" * 32).decode()
+    receiver = Receiver(lambda: secret)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    receiver.server.socket = tls.wrap_socket(receiver.server.socket, server_side=True)
+    port = receiver.server.server_port
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))  # the one authority that signed it
+
+    named = signed_post(f"https://erp.seller.example:{port}/tranche", secret, "msg_1", {"n": 1}, "127.0.0.1")
+    misnamed = signed_post(f"https://other.example:{port}/tranche", secret, "msg_2", {"n": 2}, "127.0.0.1")
+
+    receiver.stop()
+    assert named is None
+    assert "doesn't match 'erp.seller.example'" in misnamed
+    assert [r["webhook-id"] for r in receiver.received] == ["msg_1"]
