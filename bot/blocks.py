@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime, format_timedelta
 from babel.numbers import format_currency
+from peewee import ModelSelect
 
 from billing.collections import can_hand_off, case_debt
 from billing.dunning import can_renew
@@ -27,6 +28,13 @@ ORDER_BLOCK = "order"
 DURATION_THRESHOLD = 2
 # Slack refuses a message of more than 50 blocks; a long list says how many it left out.
 MAX_LISTED = 20
+
+
+def first_listed(rows: ModelSelect) -> tuple[list, int]:
+    """The first MAX_LISTED of `rows`, and how many more there are."""
+    total = rows.count()
+    return list(rows.limit(MAX_LISTED)), max(total - MAX_LISTED, 0)
+
 
 USAGE = {
     "/renew": "`/renew <order>`: the fourth and final attempt to charge the card, after the third one failed.",

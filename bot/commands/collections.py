@@ -19,9 +19,5 @@ def no_arguments(text: str) -> str:
 
 def list_collections(_, context, command, respond, client) -> None:
     owner = seller(context)
-    cases = collections_list(owner)
-    total = cases.count()
-    text, shown = blocks.collections(
-        list(cases.limit(blocks.MAX_LISTED)), max(total - blocks.MAX_LISTED, 0), owner.timezone, utcnow()
-    )
+    text, shown = blocks.collections(*blocks.first_listed(collections_list(owner)), owner.timezone, utcnow())
     say(respond, text, shown)

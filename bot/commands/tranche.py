@@ -34,11 +34,7 @@ def run(name: str, context, command, respond, client) -> None:
     owner = seller(context)
     now = utcnow()
     if name == "pending":
-        changes = pending_changes(owner)
-        total = changes.count()
-        text, shown = blocks.pending_changes(
-            list(changes.limit(blocks.MAX_LISTED)), max(total - blocks.MAX_LISTED, 0), owner.timezone, now
-        )
+        text, shown = blocks.pending_changes(*blocks.first_listed(pending_changes(owner)), owner.timezone, now)
         say(respond, text, shown)
         return
     owner = change_settings(owner, now, digest=name == "digest on")
