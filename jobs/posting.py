@@ -28,6 +28,12 @@ class PinnedAddress(HTTPAdapter):
         host_params["host"] = self.address
         return host_params, pool_kwargs
 
+    def send(self, request, *args, **kwargs):
+        # The connection is to the address, the request to the name (without any user:password of the URL).
+        url = urlsplit(request.url)
+        request.headers["Host"] = f"{url.hostname}:{url.port}" if url.port else str(url.hostname)
+        return super().send(request, *args, **kwargs)
+
 
 def signed_post(url: str, secret: str, message_id: str, payload: dict, address: str | None = None) -> str | None:
     """POST `payload` signed with `secret`, to `address` when given (else wherever the name resolves); None once
@@ -36,7 +42,6 @@ def signed_post(url: str, secret: str, message_id: str, payload: dict, address: 
     body = json.dumps(payload, sort_keys=True)
     now = dt.datetime.now(dt.UTC)
     headers = {
-        "host": urlsplit(url).netloc,
         "content-type": "application/json",
         "webhook-id": message_id,
         "webhook-timestamp": str(int(now.timestamp())),

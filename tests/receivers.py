@@ -40,7 +40,7 @@ class Receiver:
 
     def handle(self, headers: dict, body: bytes) -> int:
         Webhook(self.secret()).verify(body, headers)
-        self.received.append({"webhook-id": headers["webhook-id"], "payload": json.loads(body)})
+        self.received.append({"webhook-id": headers["webhook-id"], "payload": json.loads(body), "headers": headers})
         return self.answers.pop(0) if self.answers else 200
 
     def stop(self) -> None:

@@ -1,5 +1,6 @@
 """R9 hand-off delivery: a signed POST to COLLECTION_PARTNER_URL, retried with backoff until the partner accepts."""
 
+import base64
 import datetime as dt
 
 import pytest
@@ -105,3 +106,15 @@ def test_two_schedulers_and_racing_workers_post_a_handoff_once(partner):
     SimpleWorker([queue()], connection=redis_connection()).work(burst=True, logging_level="WARNING")
 
     assert len(partner.received) == 1
+
+
+def test_a_partner_url_with_credentials_sends_them_as_basic_auth_never_in_the_host_header(partner, monkeypatch):
+    """COLLECTION_PARTNER_URL may carry user:password: they authenticate the POST, and the Host names the server."""
+    address = partner.url.removeprefix("http://")
+    monkeypatch.setenv("COLLECTION_PARTNER_URL", f"http://tranche:s3cret@{address}/handoffs")
+    handed_off_sepa_order()
+    run_due_work(HANDED_OFF)
+
+    (post,) = partner.received
+    assert post["headers"]["Host"] == address
+    assert post["headers"]["Authorization"] == "Basic " + base64.b64encode(b"tranche:s3cret").decode()

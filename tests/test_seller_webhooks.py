@@ -344,6 +344,7 @@ def test_a_delivery_goes_to_the_address_resolved_once_whatever_the_name_answers_
 
     receiver.stop()
     assert types(receiver) == ["payment.failed"]
+    assert receiver.received[0]["headers"]["Host"] == f"erp.seller.example:{port}"  # the name, not the address
     assert Outbox.get(Outbox.channel == Outbox.WEBHOOK).sent_at is not None
 
 
