@@ -337,8 +337,12 @@ class SellerSettings(Input):
     )
 
 
+# 1 to 65535, as a pattern the document can carry: a port beyond it is no address requests could ever reach.
+PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+
+
 class NewWebhookEndpoint(Input):
-    url: Annotated[str, Field(max_length=2000, pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?$")] = Field(
+    url: Annotated[str, Field(max_length=2000, pattern=rf"^https?://[A-Za-z0-9.-]+(:{PORT})?(/[!-~]*)?$")] = Field(
         description="Where Tranche POSTs its events, signed per Standard Webhooks",
         examples=["https://erp.example/tranche"],
     )

@@ -74,7 +74,18 @@ def test_a_seller_registers_an_endpoint_reads_its_secret_once_lists_and_removes_
     assert api.post(f"/webhook-endpoints/{body['id']}", method="DELETE").status_code == 404
 
 
-@pytest.mark.parametrize("url", ["erp.example/tranche", "ftp://erp.example", "https://", "https://a b.example"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "erp.example/tranche",
+        "ftp://erp.example",
+        "https://",
+        "https://a b.example",
+        "https://erp.example:0/tranche",
+        "https://erp.example:65536/tranche",
+        "https://erp.example:99999/tranche",
+    ],
+)
 def test_an_endpoint_that_is_no_web_address_gets_422_naming_url(client, seller, url):
     response = Api(client, seller.api_key).post("/webhook-endpoints", {"url": url})
 
@@ -288,7 +299,7 @@ def test_in_production_an_endpoint_on_a_public_address_is_registered(client, sel
     """An address on the internet, written as an IP literal so that no DNS is asked, passes the check."""
     monkeypatch.setenv("TRANCHE_ENV", "production")
 
-    response = Api(client, seller.api_key).post("/webhook-endpoints", {"url": "https://93.184.215.14/tranche"})
+    response = Api(client, seller.api_key).post("/webhook-endpoints", {"url": "https://93.184.215.14:65535/tranche"})
 
     assert response.status_code == 201, response.get_json()
 
