@@ -45,7 +45,7 @@ def endpoint_address(url: str, *, public_only: bool) -> str:
     host = urlsplit(url).hostname or ""
     try:
         addresses = sorted({str(info[4][0]) for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)})
-    except (socket.gaierror, UnicodeError):
+    except (OSError, UnicodeError):  # socket.gaierror, and EAI_SYSTEM's plain OSError; a name IDNA refuses
         raise NotPublic(f"{host} resolves to no address") from None
     # An IPv6 address may carry its %interface.
     if public_only and not all(ipaddress.ip_address(address.split("%")[0]).is_global for address in addresses):
