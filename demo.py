@@ -158,11 +158,11 @@ def load_demo(app: Flask, now: dt.datetime, on_job: Callable[[str, bool], None] 
         raise DemoRefused("RQ workers are running: stop them (and the tick) before loading the demo.")
     seller, api_key = create_seller("Demo Academy", DEMO_EMAIL, now - 80 * DAY)
     change_settings(seller, now, digest=True)  # R17: read in Slack once a workspace is linked
-    endpoint = None
+    endpoint_url = None
     if not settings().production:  # where the inbox exists
         # The seller's own system stands in at this app's inbox, which keeps each event it hears.
         inbox = settings().public_url + INBOX_PATH
-        endpoint = register_endpoint(seller, inbox, now - 80 * DAY, public_only=False).url
+        endpoint_url = register_endpoint(seller, inbox, now - 80 * DAY, public_only=False).url
     products = {
         name: Product.create(
             seller=seller,
@@ -211,7 +211,7 @@ def load_demo(app: Flask, now: dt.datetime, on_job: Callable[[str, bool], None] 
             if spec.new_amount:
                 propose_plan_change(order, spec.new_amount, now - 8 * DAY)
         run_due_work(now, on_job=on_job)
-    return Demo(seller, api_key, endpoint, [(order, spec.story) for order, spec in orders])
+    return Demo(seller, api_key, endpoint_url, [(order, spec.story) for order, spec in orders])
 
 
 def _email(name: str) -> str:

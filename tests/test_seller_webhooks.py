@@ -260,8 +260,9 @@ def test_the_development_inbox_keeps_what_its_endpoint_signed_and_refuses_the_re
     forged = "whsec_" + base64.b64encode(b"x" * 32).decode()
     refused = signed_post(f"{settings().public_url}{INBOX_PATH}", forged, "msg_2", payload)
     assert refused.startswith("HTTP 401") and not (inbox / "msg_2.json").exists()
-    climbing = signed_post(f"{settings().public_url}{INBOX_PATH}", registered.secret, "..-..-x.y", payload)
+    climbing = signed_post(f"{settings().public_url}{INBOX_PATH}", registered.secret, "../escaped", payload)
     assert climbing.startswith("HTTP 400") and list(inbox.iterdir()) == [inbox / "msg_1.json"]
+    assert not (inbox.parent / "escaped.json").exists()
 
 
 def test_in_production_there_is_no_development_inbox(monkeypatch):
