@@ -7,8 +7,11 @@ their language, with the product's support address to reply to; sellers in the s
 product's notification address.
 """
 
+import contextlib
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from peewee import ColumnBase, Value, fn
@@ -66,14 +69,47 @@ def _queue(
         follow_up(FollowUp(SEND_MESSAGES))
 
 
-def _has_slack(order: Order) -> bool:
-    return SlackLink.select().where(SlackLink.seller == order.seller_id).exists()
+_T = TypeVar("_T")
+# Inside read_once(): what has been read of each seller's reach, by what was asked.
+_read: ContextVar[dict[tuple[str, int], object] | None] = ContextVar("read", default=None)
+
+
+@contextlib.contextmanager
+def read_once() -> Iterator[None]:
+    """Within the block, whether a seller linked Slack and which of its webhook endpoints are live is read once per
+    seller: for a batch of events applied in one transaction, which links and registers nothing, two statements
+    an event fewer."""
+    token = _read.set({})
+    try:
+        yield
+    finally:
+        _read.reset(token)
+
+
+def _once(what: str, seller_id: int, read: Callable[[], _T]) -> _T:
+    known = _read.get()
+    if known is None:
+        return read()
+    if (what, seller_id) not in known:
+        known[what, seller_id] = read()
+    return known[what, seller_id]  # type: ignore[return-value]  # what was read for that key
+
+
+def _has_slack(seller_id: int) -> bool:
+    return _once("slack", seller_id, lambda: SlackLink.select().where(SlackLink.seller == seller_id).exists())
+
+
+def _live_endpoints(seller_id: int) -> list[int]:
+    live = WebhookEndpoint.select(WebhookEndpoint.id).where(
+        WebhookEndpoint.seller == seller_id, WebhookEndpoint.disabled_at.is_null()
+    )
+    return _once("endpoints", seller_id, lambda: [endpoint.id for endpoint in live])
 
 
 def _tell_seller_on_slack(template: str, order: Order, context: Facts, fact: str, now: dt.datetime) -> None:
     """R11: a message in the seller's Slack channel, when the seller linked a workspace (the recipient is the
     seller's id: the job finds the channel, which the seller may relink meanwhile)."""
-    if _has_slack(order):
+    if _has_slack(order.seller_id):
         _queue(template, str(order.seller_id), "en", context, fact, now, channel=Outbox.SLACK)
 
 
@@ -84,7 +120,7 @@ def _tell_seller_by_email(template: str, order: Order, context: Facts, fact: str
 def _tell_seller_briefly(template: str, order: Order, context: Facts, fact: str, now: dt.datetime) -> None:
     """R11: news a seller hears on Slack, or by email when no workspace is linked (`template` names the email;
     the Slack message is its slack_ twin)."""
-    if _has_slack(order):
+    if _has_slack(order.seller_id):
         _tell_seller_on_slack(template.replace("seller_", "slack_", 1), order, context, fact, now)
     else:
         _tell_seller_by_email(template, order, context, fact, now)
@@ -119,11 +155,8 @@ def seller_event(order: Order, event_type: str, data: Mapping[str, object], fact
         "timestamp": now.isoformat(),
         "data": {"order_id": order.id, "invoice_number": order.invoice_number, **data},
     }
-    live = WebhookEndpoint.select(WebhookEndpoint.id).where(
-        WebhookEndpoint.seller == order.seller_id, WebhookEndpoint.disabled_at.is_null()
-    )
-    for endpoint in live:
-        recipient = str(endpoint.id)
+    for endpoint_id in _live_endpoints(order.seller_id):
+        recipient = str(endpoint_id)
         _queue(event_type, recipient, "en", body, f"{fact}:endpoint-{recipient}", now, channel=Outbox.WEBHOOK)
 
 
@@ -140,7 +173,7 @@ def seller_endpoint_disabled(endpoint: WebhookEndpoint, error: str, now: dt.date
         "currency": "EUR",
     }
     _queue("seller_endpoint_disabled", seller.email, seller.language, facts, f"endpoint-{endpoint.id}", now)
-    if SlackLink.select().where(SlackLink.seller == seller).exists():
+    if _has_slack(seller.id):
         fact = f"endpoint-{endpoint.id}"
         _queue("slack_endpoint_disabled", str(seller.id), "en", facts, fact, now, channel=Outbox.SLACK)
 
@@ -176,7 +209,7 @@ def customer_installment_reminder(installment: Installment, now: dt.datetime) ->
 
 def seller_digest(seller: Seller, figures: Facts, now: dt.datetime) -> None:
     """R17: the morning's figures in the seller's Slack channel, one per local day; no workspace, no digest."""
-    if SlackLink.select().where(SlackLink.seller == seller).exists():
+    if _has_slack(seller.id):
         day = now.astimezone(ZoneInfo(seller.timezone)).date().isoformat()
         facts = {**figures, "seller": seller.name, "timezone": seller.timezone, "day": day}
         _queue("slack_digest", str(seller.id), "en", facts, f"digest-{seller.id}-{day}", now, channel=Outbox.SLACK)

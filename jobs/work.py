@@ -7,10 +7,11 @@ import socket
 import time
 from collections.abc import Callable
 
+from peewee import Case
 from rq import Worker
 from rq.executions import Execution
 
-from billing import charging, collections, digest, plan_changes, plans, reminders
+from billing import charging, collections, digest, notifications, plan_changes, plans, reminders
 from billing.followups import APPLY_EVENTS, DELIVER_HANDOFF, SEND_CHARGES, SEND_MESSAGES, FollowUp, follow_up
 from billing.retries import EVENT_RETRIES
 from bot.delivery import deliver_slack_message
@@ -20,7 +21,7 @@ from gateways import get_gateway
 from gateways.stripe import EVENT_TYPES as STRIPE_EVENT_TYPES
 from jobs.posting import deliver_to_endpoint, post_to_partner
 from metrics import CHARGES
-from models import CollectionCase, GatewayEvent, Outbox, claimed, lock, transaction
+from models import CollectionCase, GatewayEvent, Outbox, claimed, lock, skipping_locked, transaction
 from runtime import (
     TICK,
     JobWorker,
@@ -128,20 +129,65 @@ def process_event(event_id: int, now: dt.datetime) -> None:
             )
             if not claimed:
                 return
-            touched(event=event_id)
-            try:
-                outcome = read_outcome(GatewayEvent.get_by_id(event_id))
-                touched(order=outcome.order_id)
-                applied = charging.apply_outcome(outcome, now)
-            except charging.Unmatched as error:
-                applied = charging.Applied(str(error))
-                status = GatewayEvent.UNMATCHED
-            else:
-                status = GatewayEvent.PROCESSED if applied.settled else GatewayEvent.IGNORED
+            applied, status = _apply(GatewayEvent.get_by_id(event_id), now)
             GatewayEvent.update(status=status, note=applied.note).where(GatewayEvent.id == event_id).execute()
     except Exception as error:  # whatever it is, it must not stop the events behind this one
         record_event_failure(event_id, error, now)
         return
+    _count(applied)
+
+
+def process_events(event_ids: list[int], now: dt.datetime) -> None:
+    """Apply a claimed batch of stored events, each once, in one transaction: one commit and one statement for
+    their statuses instead of four statements an event, each event in a savepoint of its own.
+
+    An event whose application raises is rolled back alone and recorded as failed once the batch commits. Should
+    the batch itself fail (its commit, the connection), its events are applied again one at a time (process_event),
+    so that no event can hold back the others however it fails."""
+    applied: dict[int, tuple[charging.Applied, str]] = {}
+    failed: dict[int, Exception] = {}
+    try:
+        with transaction(), notifications.read_once():
+            # Held till the commit; one another worker holds (its claim lapsed meanwhile) is that worker's to apply.
+            received = skipping_locked(
+                GatewayEvent.select()
+                .where(GatewayEvent.id.in_(event_ids), GatewayEvent.status == GatewayEvent.RECEIVED)
+                .order_by(GatewayEvent.id)
+            )
+            for event in received:
+                try:  # apply_outcome writes in a transaction of its own, here a savepoint: a failure undoes it alone
+                    applied[event.id] = _apply(event, now)
+                except Exception as error:  # whatever it is, it must not stop the events behind this one
+                    failed[event.id] = error
+            if applied:
+                GatewayEvent.update(
+                    status=Case(GatewayEvent.id, [(id, status) for id, (_, status) in applied.items()]),
+                    note=Case(GatewayEvent.id, [(id, done.note) for id, (done, _) in applied.items()]),
+                    processed_at=now,
+                ).where(GatewayEvent.id.in_(list(applied))).execute()
+    except Exception:
+        for event_id in event_ids:
+            process_event(event_id, now)
+        return
+    for event_id, error in failed.items():
+        record_event_failure(event_id, error, now)
+    for done, _status in applied.values():
+        _count(done)
+
+
+def _apply(event: GatewayEvent, now: dt.datetime) -> tuple[charging.Applied, str]:
+    """What applying the event did, and the status that says so."""
+    touched(event=event.id)
+    try:
+        outcome = read_outcome(event)
+        touched(order=outcome.order_id)
+        applied = charging.apply_outcome(outcome, now)
+    except charging.Unmatched as error:
+        return charging.Applied(str(error)), GatewayEvent.UNMATCHED
+    return applied, GatewayEvent.PROCESSED if applied.settled else GatewayEvent.IGNORED
+
+
+def _count(applied: charging.Applied) -> None:
     if applied.settled:
         CHARGES.labels(applied.settled.kind, applied.settled.status).inc()
 
@@ -211,8 +257,7 @@ def process_received_events() -> None:
             batch = claim_received_events(utcnow())
             if len(batch) == EVENTS_PER_CLAIM:
                 follow_up(FollowUp(APPLY_EVENTS))
-            for event_id in batch:
-                process_event(event_id, utcnow())
+            process_events(batch, utcnow())
             if len(batch) < EVENTS_PER_CLAIM:
                 return
 

@@ -4,9 +4,11 @@ import datetime as dt
 
 import pytest
 
+import runtime
+from billing.plans import attempt_key
 from billing.retries import EVENT_RETRIES
 from jobs.work import run_due_work
-from models import GatewayEvent, Outbox
+from models import ChargeAttempt, GatewayEvent, Installment, Order, Outbox
 from runtime import utcnow
 from tests.test_webhook_gateway import (
     EXPECTED_AFTER_FIXTURE,
@@ -104,3 +106,86 @@ def test_replaying_an_id_no_event_could_have_is_a_usage_error(runner, event_id):
     """Past a 64-bit id (an overflow on SQLite before) or in other digits: click's usage error, nothing run."""
     result = runner.invoke(args=["events", "replay", event_id])
     assert result.exit_code == 2 and "is not an event id" in result.output
+
+
+def orders_whose_failures_were_posted(client, count: int) -> list[Order]:
+    """`count` orders whose first charge is in flight, the failure of each posted (stored, not yet applied)."""
+    orders = [charge_in_flight() for _ in range(count)]
+    for order in orders:
+        body = event_body("payment_failed__card", order_id=order.id)
+        assert post(client, body, signed_headers(body)).status_code == 200
+    return orders
+
+
+def emails_about(order: Order) -> int:
+    """The customer's emails about the failure of the order's first charge."""
+    first = ChargeAttempt.select().join(Installment).where(Installment.order == order, ChargeAttempt.number == 1).get()
+    return Outbox.select().where(Outbox.dedupe_key == f"payment_failed:attempt-{first.id}").count()
+
+
+def test_an_event_failing_after_its_first_writes_is_undone_alone_and_the_rest_of_its_batch_is_applied(client):
+    """The events of a claimed batch commit together; one whose application fails halfway (its retry's key is
+    taken) leaves no trace of its writes, is failed with the error, and the others of the batch are applied."""
+    ahead, poisoned, behind = orders_whose_failures_were_posted(client, 3)
+    retry_key = attempt_key(poisoned.installments.where(Installment.number == 1).get(), ChargeAttempt.AUTOMATIC, 2)
+    ChargeAttempt.create(
+        installment=poisoned.installments.where(Installment.number == 2).get(),
+        kind=ChargeAttempt.AUTOMATIC,
+        number=1,
+        idempotency_key=retry_key,
+        due_at=T + dt.timedelta(days=60),
+        amount="30.00",
+    )
+
+    run_due_work(T)
+
+    for applied in (ahead, behind):
+        assert installment_state(applied) == EXPECTED_AFTER_FIXTURE["payment_failed__card"]
+        assert emails_about(applied) == 1
+    order, installment, attempts = installment_state(poisoned)
+    assert (order, installment, attempts[0][:2]) == ("active", "open", (1, "in_flight"))  # its failure undone
+    assert emails_about(poisoned) == 0
+    event = GatewayEvent.get(GatewayEvent.body.contains(f'"order_id": {poisoned.id},'))
+    assert (event.status, event.tries) == ("failed", 1)
+    assert event.note.startswith("IntegrityError")
+
+
+@pytest.fixture
+def batch_commit_refused():
+    """A fault on the statement that records a batch's outcomes (it alone sets a note and processed_at at once):
+    the database refuses it, as an outage between the events and the commit would."""
+    database = runtime.database()
+    names = "refuse_batch", "refuse_batch_notes"
+    if database.for_update:  # PostgreSQL
+        database.execute_sql(
+            f"CREATE FUNCTION {names[0]}() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'batch refused'; END $$ "
+            "LANGUAGE plpgsql"
+        )
+        condition = "OLD.note IS DISTINCT FROM NEW.note AND OLD.processed_at IS DISTINCT FROM NEW.processed_at"
+        body = f"EXECUTE FUNCTION {names[0]}()"
+    else:
+        condition = "OLD.note IS NOT NEW.note AND OLD.processed_at IS NOT NEW.processed_at"
+        body = "BEGIN SELECT RAISE(ABORT, 'batch refused'); END"
+    on = "ON gateway_event" if database.for_update else ""
+    database.execute_sql(
+        f"CREATE TRIGGER {names[1]} BEFORE UPDATE ON gateway_event FOR EACH ROW WHEN ({condition}) {body}"
+    )
+    try:
+        yield
+    finally:
+        database.execute_sql(f"DROP TRIGGER {names[1]} {on}")
+        if database.for_update:
+            database.execute_sql(f"DROP FUNCTION {names[0]}()")
+
+
+def test_a_batch_that_cannot_commit_is_applied_again_one_event_at_a_time_each_once(client, batch_commit_refused):
+    """Nothing of the refused batch stays, and each of its events is then applied alone: one retry and one email
+    each, never two, and no event left waiting."""
+    orders = orders_whose_failures_were_posted(client, 3)
+
+    run_due_work(T)
+
+    for order in orders:
+        assert installment_state(order) == EXPECTED_AFTER_FIXTURE["payment_failed__card"]
+        assert emails_about(order) == 1
+    assert {event.status for event in GatewayEvent.select()} == {GatewayEvent.PROCESSED}

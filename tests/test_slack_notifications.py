@@ -257,3 +257,20 @@ def test_a_failed_charge_the_customer_made_after_updating_the_card_is_told_with_
         "(the customer's own attempt after updating the payment method)."
     )
     assert "Next attempt" in json.dumps(told["blocks"]) and "Your card was declined." in json.dumps(told["blocks"])
+
+
+def test_failures_of_two_sellers_applied_in_one_batch_reach_each_seller_where_that_seller_listens(seller, slack):
+    """One batch, read once per seller: the seller who linked Slack hears of each failure there, the other by
+    email, whichever order their events come in."""
+    unlinked = factories.seller()
+    declining = factories.card(factories.INSUFFICIENT_FUNDS)
+    orders = [factories.order(owner, payment=declining, anchor=T) for owner in (seller, unlinked, seller, unlinked)]
+
+    run_due_work(T)
+
+    told = Outbox.select(Outbox.channel, Outbox.template, Outbox.recipient).where(Outbox.template != "payment_failed")
+    assert sorted(told.tuples()) == sorted(
+        [(Outbox.SLACK, "slack_payment_failed", str(seller.id))] * 2
+        + [(Outbox.EMAIL, "seller_payment_failed", orders[1].product.notification_email)] * 2
+    )
+    assert len(slack.wait_for("chat.postMessage", 2)) == 2
