@@ -228,14 +228,13 @@ class Unmatched(Exception):
     """The report names an order, installment or charge Tranche does not know."""
 
 
-def _attempt_for(installment: Installment, reference: str | None) -> ChargeAttempt | None:
-    attempts = installment.attempts
+def _attempt_for(attempts: list[ChargeAttempt], reference: str | None) -> ChargeAttempt | None:
     if reference:
-        by_reference = attempts.where(ChargeAttempt.reference == reference).get_or_none()
+        by_reference = next((attempt for attempt in attempts if attempt.reference == reference), None)
         if by_reference:
             return by_reference
     # At most one attempt per installment is ever in flight (R2), so it is the one reported on.
-    return attempts.where(ChargeAttempt.status == ChargeAttempt.IN_FLIGHT).get_or_none()
+    return next((attempt for attempt in attempts if attempt.status == ChargeAttempt.IN_FLIGHT), None)
 
 
 @dataclass(frozen=True)
@@ -268,7 +267,9 @@ def apply_outcome(outcome: Outcome, now: dt.datetime) -> Applied:
             raise Unmatched(f"no installment {outcome.installment} of order {outcome.order_id}")
         order = installment.order
         order.product.seller = order.seller  # one seller, loaded once: R11's contact address reads it again
-        attempt = _attempt_for(installment, outcome.reference)
+        # Every attempt of the installment, a handful, read once for the rules below (the one reported on, R5's).
+        attempts = list(installment.attempts.order_by(ChargeAttempt.id))
+        attempt = _attempt_for(attempts, outcome.reference)
         if attempt is None:
             if installment.status == Installment.PAID:
                 return Applied("ignored: installment already paid")
@@ -296,7 +297,7 @@ def apply_outcome(outcome: Outcome, now: dt.datetime) -> Applied:
         if outcome.succeeded:
             note = _payment_succeeded(attempt, recovered=was_failed or attempt.number > 1, now=now)
         else:
-            note = dunning.payment_failed(attempt, now)
+            note = dunning.payment_failed(attempt, attempts, now)
         return Applied(note, attempt)
 
 

@@ -17,22 +17,21 @@ SEPA_RETRIED_FAILURE = "insufficient_funds"
 SEPA_NOT_RETRIED = "SEPA debit failed: SEPA debits are never retried"
 
 
-def payment_failed(attempt: ChargeAttempt, now: dt.datetime) -> str:
+def payment_failed(attempt: ChargeAttempt, attempts: list[ChargeAttempt], now: dt.datetime) -> str:
     """Route a failed charge: SEPA to collections, a card to its next retry, the plan's interruption or
-    collections. A failed customer-initiated charge changes nothing: the automatic schedule stands."""
+    collections. A failed customer-initiated charge changes nothing: the automatic schedule stands. `attempts`
+    are its installment's, `attempt` among them."""
     installment = attempt.installment
     order = installment.order
     notifications.seller_event(order, "payment.failed", attempt_data(attempt), f"attempt-{attempt.id}", now)
     # R10 before R8: a customer who just switched to SEPA on the card page is not sent to collections.
     if attempt.kind == ChargeAttempt.CUSTOMER:
-        next_automatic = installment.attempts.where(
-            ChargeAttempt.kind == ChargeAttempt.AUTOMATIC, ChargeAttempt.status == ChargeAttempt.SCHEDULED
-        ).get_or_none()
+        next_automatic = next((a for a in _automatic(attempts) if a.status == ChargeAttempt.SCHEDULED), None)
         notifications.seller_customer_charge_failed(attempt, next_automatic.due_at if next_automatic else None, now)
         return "customer-initiated charge failed: schedule unchanged"
     if order.method == "sepa":
         if sepa_retry_allowed(attempt, order):
-            retry = schedule_retry(attempt)
+            retry = schedule_retry(attempt, attempts)
             notifications.customer_sepa_debit_retried(attempt, retry.due_at, now)
             return f"SEPA failure ({attempt.failure_code}): its one retry due {retry.due_at.isoformat()}"
         reason = "SEPA debit failed, and its one retry too" if attempt.number > 1 else SEPA_NOT_RETRIED
@@ -50,7 +49,7 @@ def payment_failed(attempt: ChargeAttempt, now: dt.datetime) -> str:
         notifications.seller_payment_failed_finally(installment, "seller_hard_decline", now)
         return f"hard decline ({attempt.failure_code}): plan interrupted"
     if attempt.number < AUTOMATIC_ATTEMPTS:
-        retry = schedule_retry(attempt)
+        retry = schedule_retry(attempt, attempts)
         notifications.customer_payment_failed(attempt, retry.due_at, now)
         return f"attempt {attempt.number} failed: attempt {retry.number} due {retry.due_at.isoformat()}"
     interrupt_plan(order, now)
@@ -70,21 +69,19 @@ def sepa_retry_allowed(failed: ChargeAttempt, order: Order) -> bool:
     )
 
 
-def schedule_retry(failed: ChargeAttempt) -> ChargeAttempt:
-    """R5: attempt n+1 is due 7·n days after the first attempt failed (T+7 d, T+14 d), never chained."""
-    installment = failed.installment
-    first = (
-        failed
-        if failed.number == 1
-        else installment.attempts.where(ChargeAttempt.kind == ChargeAttempt.AUTOMATIC, ChargeAttempt.number == 1).get()
-    )
+def schedule_retry(failed: ChargeAttempt, attempts: list[ChargeAttempt]) -> ChargeAttempt:
+    """R5: attempt n+1 is due 7·n days after the first attempt failed (T+7 d, T+14 d), never chained. `attempts`
+    are the installment's, `failed` among them."""
+    automatic = {attempt.number: attempt for attempt in _automatic(attempts)}
+    first = automatic[1]
     number = failed.number + 1
     assert first.settled_at is not None, "a failed attempt is settled"
     due = first.settled_at + RETRY_INTERVAL * failed.number
-    existing = installment.attempts.where(
-        ChargeAttempt.kind == ChargeAttempt.AUTOMATIC, ChargeAttempt.number == number
-    ).get_or_none()
-    return existing or add_attempt(installment, ChargeAttempt.AUTOMATIC, number, due)
+    return automatic.get(number) or add_attempt(failed.installment, ChargeAttempt.AUTOMATIC, number, due)
+
+
+def _automatic(attempts: list[ChargeAttempt]) -> list[ChargeAttempt]:
+    return [attempt for attempt in attempts if attempt.kind == ChargeAttempt.AUTOMATIC]
 
 
 def interrupt_plan(order: Order, now: dt.datetime) -> None:
