@@ -253,22 +253,31 @@ def apply_outcome(outcome: Outcome, now: dt.datetime) -> Applied:
     charge, and no later failure undoes it. Repeats change nothing.
     """
     with transaction():
-        # With its order, customer, product and seller: the rules and their messages read them all (1 query, not 5).
-        installment = (
-            Installment.select(Installment, Order, Customer, Product, Seller)
+        # Every attempt of the installment (a handful: the one reported on, R5's first and next), each with the
+        # installment, its order, customer, product and seller, which the rules and their messages read: one query.
+        attempts = list(
+            ChargeAttempt.select(ChargeAttempt, Installment, Order, Customer, Product, Seller)
+            .join(Installment)
             .join(Order)
             .join_from(Order, Customer)
             .join_from(Order, Product)
             .join_from(Order, Seller)
             .where(Installment.order == outcome.order_id, Installment.number == outcome.installment)
-            .get_or_none()
+            .order_by(ChargeAttempt.id)
         )
-        if installment is None:
-            raise Unmatched(f"no installment {outcome.installment} of order {outcome.order_id}")
-        order = installment.order
-        order.product.seller = order.seller  # one seller, loaded once: R11's contact address reads it again
-        # Every attempt of the installment, a handful, read once for the rules below (the one reported on, R5's).
-        attempts = list(installment.attempts.order_by(ChargeAttempt.id))
+        if attempts:
+            installment = attempts[0].installment
+            for each in attempts:
+                each.installment = installment  # one installment, as the rules change it
+            order = installment.order
+            order.product.seller = order.seller  # one seller, loaded once: R11's contact address reads it again
+        else:  # never charged: no charge of it can be reported on
+            uncharged = Installment.get_or_none(
+                Installment.order == outcome.order_id, Installment.number == outcome.installment
+            )
+            if uncharged is None:
+                raise Unmatched(f"no installment {outcome.installment} of order {outcome.order_id}")
+            installment = uncharged
         attempt = _attempt_for(attempts, outcome.reference)
         if attempt is None:
             if installment.status == Installment.PAID:
@@ -293,7 +302,6 @@ def apply_outcome(outcome: Outcome, now: dt.datetime) -> Applied:
         attempt.settled_at = outcome.occurred_at
         settled = ("status", "reference", "failure_code", "failure_message", "advice_code", "settled_at")
         attempt.save(only=[ChargeAttempt._meta.fields[name] for name in settled])
-        attempt.installment = installment  # the one loaded above, with its order
         if outcome.succeeded:
             note = _payment_succeeded(attempt, recovered=was_failed or attempt.number > 1, now=now)
         else:
