@@ -11,6 +11,7 @@ from io import BytesIO
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from babel import Locale
 from babel.dates import format_date, format_time, format_timedelta, get_timezone_name
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -20,8 +21,9 @@ from babel.support import NullTranslations, Translations
 TRANSLATIONS = Path(__file__).parent / "translations"
 LANGUAGES = ("fr", "de", "en")
 DEFAULT_LANGUAGE = "en"
-# Babel locales for amounts and dates: "30,00 €" in French and German, "€30.00" in English.
-LOCALES = {"fr": "fr_FR", "de": "de_DE", "en": "en_IE"}
+# Babel locales for amounts and dates: "30,00 €" in French and German, "€30.00" in English. Parsed once: Babel
+# parses a locale's name again on every call it is given as text.
+LOCALES = {language: Locale.parse(name) for language, name in {"fr": "fr_FR", "de": "de_DE", "en": "en_IE"}.items()}
 
 
 def language_of(value: str | None) -> str:

@@ -204,11 +204,12 @@ def _email(headers: dict[str, str], language: str, text: str, html: str) -> Mess
     (compat32) when every address is ASCII: EmailMessage parses and refolds each header it is given, 1.4 ms an
     email against 0.4 (bench/). An address beyond ASCII takes EmailMessage, which smtplib sends over SMTPUTF8
     by turning its policy to UTF-8, which compat32 has not."""
-    if all(parseaddr(headers[name])[1].isascii() for name in ADDRESSES if name in headers):
+    addresses = {name: parseaddr(headers[name]) for name in ADDRESSES if name in headers}
+    if all(address.isascii() for _name, address in addresses.values()):
         email: Message = MIMEMultipart("alternative")
         for name, value in headers.items():
             # A name beyond ASCII is encoded alone: the address itself must stay readable to every server.
-            email[name] = formataddr(parseaddr(value), "utf-8") if name in ADDRESSES else value
+            email[name] = formataddr(addresses[name], "utf-8") if name in addresses else value
         email["Content-Language"] = language
         for body, subtype in ((text, "plain"), (html, "html")):
             email.attach(MIMEText(body, subtype, UTF8_QP))
