@@ -315,8 +315,9 @@ def _payment_succeeded(attempt: ChargeAttempt, recovered: bool, now: dt.datetime
     record_installment_paid(installment, attempt.settled_at)
     adopt_payment_method(attempt)
     collections.leave_collections(installment.order_id)
+    # R6 and R8: a plan interrupted or listed in collections resumes (a hand-off stays final).
     Order.update(status=Order.ACTIVE).where(
-        Order.id == installment.order_id, Order.status == Order.INTERRUPTED
+        Order.id == installment.order_id, Order.status.in_((Order.INTERRUPTED, Order.COLLECTIONS))
     ).execute()
     if recovered or attempt.kind != ChargeAttempt.AUTOMATIC:
         notifications.customer_payment_recovered(attempt, now)

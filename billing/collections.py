@@ -25,13 +25,12 @@ def list_in_collections(order: Order, reason: str, now: dt.datetime) -> None:
 
 
 def leave_collections(order_id: int) -> None:
-    """The debt was paid after all (a success reported after the failure): the order is off the list and its
-    plan resumes. A hand-off stays final."""
+    """The debt was paid after all (a success reported after the failure): the order is off the list. A hand-off
+    stays final. The caller resumes the plan, in the statement that resumes an interrupted one."""
     # types-peewee declares Model.delete as a generic attribute; whether mypy objects depends on the packages beside it.
     CollectionCase.delete().where(  # type: ignore[misc, unused-ignore]
         CollectionCase.order == order_id, CollectionCase.handed_off_at.is_null()
     ).execute()
-    Order.update(status=Order.ACTIVE).where(Order.id == order_id, Order.status == Order.COLLECTIONS).execute()
 
 
 def collections_list(seller: Seller) -> "ModelSelect[CollectionCase]":

@@ -280,7 +280,7 @@ def record_installment_paid(installment: Installment, at: dt.datetime) -> None:
     ChargeAttempt.update(status=ChargeAttempt.CANCELLED).where(
         ChargeAttempt.installment == installment, ChargeAttempt.status == ChargeAttempt.SCHEDULED
     ).execute()
-    order = Order.get_by_id(installment.order_id)
+    order = installment.order  # as its caller loaded it, or read now
     if order.plan == INSTALLMENTS:
         if not order.installments.where(Installment.status != Installment.PAID).exists():
             Order.update(status=Order.COMPLETED).where(Order.id == order.id).execute()
