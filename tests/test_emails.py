@@ -12,6 +12,7 @@ import requests
 from billing.collections import hand_to_collections
 from billing.followups import SEND_MESSAGES
 from billing.links import CARD_UPDATE, LinkExpired, verify
+from emails import render
 from gateways import get_gateway
 from jobs.work import MESSAGES_PER_CLAIM, charge, process_event, run_due_work, send_due_messages
 from models import GatewayEvent, Outbox, SandboxCharge, SlackLink
@@ -409,3 +410,16 @@ def test_a_customer_whose_address_is_beyond_ascii_gets_the_email_over_smtputf8(i
     assert mail["Subject"].startswith("Échec du paiement de 30,00")
     assert "/card/" in text(mail)
     assert Outbox.get(Outbox.template == "payment_failed").sent_at is not None
+
+
+def test_every_email_is_written_byte_for_byte_as_the_email_packages_compat32_writes_it(inbox):
+    """The short ASCII headers written as they are (emails.COMPAT32) change no byte of any email: in English and
+    French, a customer's and a seller's, their subjects beyond ASCII."""
+    declined_card_order(language="fr")
+    fail_three_times()
+
+    messages = list(Outbox.select().where(Outbox.channel == Outbox.EMAIL))
+    emails = [render(message, settings()) for message in messages]
+    assert len(emails) >= 10 and {m.language for m in messages} >= {"en", "fr"}
+    assert all(bytes(email) == email.as_bytes(policy=policy.compat32) for email in emails)
+    assert any(not str(email["Subject"]).isascii() for email in emails)
