@@ -578,6 +578,12 @@ def lock(model: type[BaseModel], row_id: int) -> None:
         model.select(model.id).where(model.id == row_id).for_update().get()
 
 
+def hold(rows: "ModelSelect[Any]") -> None:
+    """Inside a transaction, hold the rows `rows` selects until it ends: lock, for rows named otherwise than by id."""
+    if db.for_update:
+        list(rows.for_update())
+
+
 def skipping_locked(rows: "ModelSelect[Any]", of: type[BaseModel] | None = None) -> "ModelSelect[Any]":
     """Inside a transaction: `rows`, held until it ends, leaving out those another transaction holds (FOR UPDATE
     SKIP LOCKED, of the table `of` when rows joins others), so claims side by side take different rows; SQLite's

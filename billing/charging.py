@@ -18,6 +18,7 @@ from models import (
     Order,
     Product,
     Seller,
+    hold,
     one_write,
     skipping_locked,
     transaction,
@@ -253,6 +254,10 @@ def apply_outcome(outcome: Outcome, now: dt.datetime) -> Applied:
     charge, and no later failure undoes it. Repeats change nothing.
     """
     with transaction():
+        # Held till the commit before anything of it is read: two outcomes of one charge applied side by side (its
+        # failure and its success, in two workers' batches) take turns, the second reading what the first wrote.
+        installment_named = (Installment.order == outcome.order_id) & (Installment.number == outcome.installment)
+        hold(Installment.select(Installment.id).where(installment_named))
         # Every attempt of the installment (a handful: the one reported on, R5's first and next), each with the
         # installment, its order, customer, product and seller, which the rules and their messages read: one query.
         attempts = list(
@@ -262,7 +267,7 @@ def apply_outcome(outcome: Outcome, now: dt.datetime) -> Applied:
             .join_from(Order, Customer)
             .join_from(Order, Product)
             .join_from(Order, Seller)
-            .where(Installment.order == outcome.order_id, Installment.number == outcome.installment)
+            .where(installment_named)
             .order_by(ChargeAttempt.id)
         )
         if attempts:
@@ -272,9 +277,7 @@ def apply_outcome(outcome: Outcome, now: dt.datetime) -> Applied:
             order = installment.order
             order.product.seller = order.seller  # one seller, loaded once: R11's contact address reads it again
         else:  # never charged: no charge of it can be reported on
-            uncharged = Installment.get_or_none(
-                Installment.order == outcome.order_id, Installment.number == outcome.installment
-            )
+            uncharged = Installment.get_or_none(installment_named)
             if uncharged is None:
                 raise Unmatched(f"no installment {outcome.installment} of order {outcome.order_id}")
             installment = uncharged

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import itertools
+import logging
 import os
 import socket
 import time
@@ -45,6 +46,8 @@ from runtime import (
 )
 from webhooks.events import parse_outcome
 from webhooks.stripe_events import stripe_outcome
+
+log = logging.getLogger(__name__)
 
 CLAIM = dt.timedelta(minutes=5)
 # Events a worker takes at a time, and for how long: a batch applies in a fraction of a second, and a claim that
@@ -159,10 +162,14 @@ def process_events(event_ids: list[int], now: dt.datetime) -> None:
     try:
         with whole_transaction(), notifications.read_once():
             # Held till the commit; one another worker holds (its claim lapsed meanwhile) is that worker's to apply.
-            received = skipping_locked(
-                GatewayEvent.select()
-                .where(GatewayEvent.id.in_(event_ids), GatewayEvent.status == GatewayEvent.RECEIVED)
-                .order_by(GatewayEvent.id)
+            # Read whole before any is applied: a cursor left open by an event that raises would keep SQLite locked
+            # for as long as the traceback, kept by a log handler, keeps it.
+            received = list(
+                skipping_locked(
+                    GatewayEvent.select()
+                    .where(GatewayEvent.id.in_(event_ids), GatewayEvent.status == GatewayEvent.RECEIVED)
+                    .order_by(GatewayEvent.id)
+                )
             )
             applied = {event.id: _apply(event, now) for event in received}
             if applied:
@@ -172,6 +179,8 @@ def process_events(event_ids: list[int], now: dt.datetime) -> None:
                     processed_at=now,
                 ).where(GatewayEvent.id.in_(list(applied))).execute()
     except Exception:  # whatever it is, it must not stop the events of the batch that can be applied
+        # For an operator: a batch failing again and again (a deadlock, a bug) has all its work done twice.
+        log.warning("a batch of %d events was rolled back; applying them one at a time", len(event_ids), exc_info=True)
         for event_id in event_ids:
             process_event(event_id, now)
         return

@@ -1,6 +1,7 @@
 """A stored event that cannot be applied is failed alone, retried with backoff, listed and replayed by operators."""
 
 import datetime as dt
+import logging
 
 import pytest
 
@@ -178,12 +179,19 @@ def batch_commit_refused():
             database.execute_sql(f"DROP FUNCTION {names[0]}()")
 
 
-def test_a_batch_that_cannot_commit_is_applied_again_one_event_at_a_time_each_once(client, batch_commit_refused):
+def test_a_batch_that_cannot_commit_is_applied_again_one_event_at_a_time_each_once(
+    client, batch_commit_refused, caplog
+):
     """Nothing of the refused batch stays, and each of its events is then applied alone: one retry and one email
-    each, never two, and no event left waiting."""
+    each, never two, and no event left waiting; the operator reads why in the worker's log."""
     orders = orders_whose_failures_were_posted(client, 3)
 
-    run_due_work(T)
+    with caplog.at_level(logging.WARNING, logger="jobs.work"):
+        run_due_work(T)
+
+    (warning,) = [r for r in caplog.records if r.name == "jobs.work"]
+    assert warning.getMessage() == "a batch of 3 events was rolled back; applying them one at a time"
+    assert "batch refused" in str(warning.exc_info[1])
 
     for order in orders:
         assert installment_state(order) == EXPECTED_AFTER_FIXTURE["payment_failed__card"]

@@ -1,11 +1,14 @@
 """R2 and "nothing happens twice": gateway reports that come twice, late or out of order, applied by the rules."""
 
 import datetime as dt
+import threading
+import time
 
 from billing.charging import Outcome, apply_outcome
 from billing.collections import collections_list
 from billing.dunning import renew_plan
-from models import ChargeAttempt, Installment, Order, Outbox
+from models import ChargeAttempt, Installment, Order, Outbox, whole_transaction
+from runtime import database
 from tests import factories
 
 T = dt.datetime(2026, 5, 1, 8, 0, tzinfo=dt.UTC)
@@ -155,3 +158,31 @@ def test_a_renewal_reported_failed_then_succeeded_takes_the_order_out_of_collect
     assert Order.get_by_id(order.id).status == Order.ACTIVE
     assert Installment.get(order=order, number=1).status == Installment.PAID
     assert list(collections_list(seller)) == []
+
+
+def test_a_failure_applied_while_another_transaction_applies_the_same_charges_success_waits_and_changes_nothing():
+    """Two workers' batches side by side, one holding the success of a charge uncommitted while the other reaches
+    its failure: the failure waits for the success to commit, then reads it and is ignored. No attempt 2 is
+    scheduled on a paid installment (which would charge the customer twice) and the customer is not told of it."""
+    order = factories.order(factories.seller(), anchor=T)
+    [charge] = factories.charge_due(T)
+    success_applied, failure_started = threading.Event(), threading.Event()
+
+    def batch_with_the_success():
+        with database().connection_context(), whole_transaction():
+            factories.gateway_reports(charge, T)
+            success_applied.set()
+            failure_started.wait(5)
+            time.sleep(0.3)  # while the failure, begun, reads and writes what it can
+
+    other = threading.Thread(target=batch_with_the_success)
+    other.start()
+    assert success_applied.wait(5)
+    failure_started.set()
+    note = factories.gateway_reports(charge, T + HOUR, "insufficient_funds")
+    other.join()
+
+    assert note.startswith("ignored")
+    assert statuses() == [(1, ChargeAttempt.SUCCEEDED)]
+    assert Installment.get(order=order, number=1).status == Installment.PAID
+    assert Outbox.select().where(Outbox.template == "payment_failed").count() == 0
