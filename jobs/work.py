@@ -1,7 +1,6 @@
 """The jobs. Each opens its own connection, takes ids and the time, and calls one rule."""
 
 import datetime as dt
-import itertools
 import logging
 import os
 import socket
@@ -259,22 +258,19 @@ def replay_event(event_id: int, now: dt.datetime) -> GatewayEvent:
 
 
 def process_received_events() -> None:
-    """Apply the stored events not yet applied, oldest first, a claimed batch at a time, beside any number of
-    workers: while more wait than one batch, another job is started to take the next (the messages the events
-    write follow up themselves)."""
+    """Apply a claimed batch of the stored events not yet applied, oldest first, beside any number of workers. A full
+    claim first starts the next job, queued behind the work waiting already (the messages these events write), so
+    that a backlog of events never holds other work back, nor theirs a backlog of events."""
     redis_connection().delete(
         waiting_key(APPLY_EVENTS)
     )  # before reading: an event stored from now on wakes another job
     with database().connection_context():
-        while True:
-            batch = claim_received_events(utcnow())
-            if len(batch) == EVENTS_PER_CLAIM:
-                follow_up(FollowUp(APPLY_EVENTS))
-            together = EVENTS_PER_CLAIM if database().for_update else SQLITE_EVENTS_PER_TRANSACTION
-            for start in range(0, len(batch), together):
-                process_events(batch[start : start + together], utcnow())
-            if len(batch) < EVENTS_PER_CLAIM:
-                return
+        batch = claim_received_events(utcnow())
+        if len(batch) == EVENTS_PER_CLAIM:
+            follow_up(FollowUp(APPLY_EVENTS))
+        together = EVENTS_PER_CLAIM if database().for_update else SQLITE_EVENTS_PER_TRANSACTION
+        for start in range(0, len(batch), together):
+            process_events(batch[start : start + together], utcnow())
 
 
 def claim_received_events(now: dt.datetime) -> list[int]:
@@ -289,26 +285,24 @@ def claim_received_events(now: dt.datetime) -> list[int]:
 
 
 def send_due_messages(at: str | None = None) -> None:
-    """Send the messages of the outbox due by `at`, a claimed batch at a time, emails over one SMTP connection;
-    when a job's first claim comes back full, it starts another job, so that any number of workers share them."""
+    """Send a claimed batch of the messages of the outbox due by `at`, emails over one SMTP connection, beside any
+    number of workers. A full claim first starts the next job, queued behind the work waiting already (the events
+    behind these messages), so that a backlog of messages never holds events back."""
     redis_connection().delete(
         waiting_key(SEND_MESSAGES)
     )  # before reading: a message committed from now on wakes another job
     due_by = dt.datetime.fromisoformat(at) if at else utcnow()
     with database().connection_context(), Mailer(settings()) as mailer:
-        for claims in itertools.count():
-            batch = Outbox.claim_due(due_by, utcnow(), MESSAGES_PER_CLAIM)
-            if len(batch) == MESSAGES_PER_CLAIM and claims == 0:
-                follow_up(FollowUp(SEND_MESSAGES, at=due_by if at else None))
-            for message in batch:
-                if message.channel == Outbox.SLACK:
-                    deliver_slack_message(message, mailer.settings, utcnow())
-                elif message.channel == Outbox.WEBHOOK:
-                    deliver_to_endpoint(message, utcnow(), public_only=mailer.settings.production)
-                else:
-                    deliver_message(message, mailer, utcnow())
-            if len(batch) < MESSAGES_PER_CLAIM:
-                return
+        batch = Outbox.claim_due(due_by, utcnow(), MESSAGES_PER_CLAIM)
+        if len(batch) == MESSAGES_PER_CLAIM:
+            follow_up(FollowUp(SEND_MESSAGES, at=due_by if at else None))
+        for message in batch:
+            if message.channel == Outbox.SLACK:
+                deliver_slack_message(message, mailer.settings, utcnow())
+            elif message.channel == Outbox.WEBHOOK:
+                deliver_to_endpoint(message, utcnow(), public_only=mailer.settings.production)
+            else:
+                deliver_message(message, mailer, utcnow())
 
 
 def deliver_handoff(case_id: int, at: str | None = None) -> None:

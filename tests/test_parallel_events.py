@@ -145,3 +145,17 @@ def test_a_worker_claims_at_most_one_batch_and_leaves_the_rest_to_the_others():
     assert (len(first), len(second)) == (EVENTS_PER_CLAIM, 1)
     assert not set(first) & set(second)
     assert claim_received_events(utcnow()) == []
+
+
+def test_a_job_applies_one_claimed_batch_and_queues_the_next_so_that_no_other_work_waits_behind_a_backlog():
+    """A backlog is worked a claim a job: the emails its events wrote, queued meanwhile, go out between its batches
+    rather than after the last of them."""
+    events_received_for(EVENTS_PER_CLAIM + 1)
+
+    process_received_events()
+
+    statuses = [event.status for event in GatewayEvent.select()]
+    assert (statuses.count(GatewayEvent.PROCESSED), statuses.count(GatewayEvent.RECEIVED)) == (EVENTS_PER_CLAIM, 1)
+    assert [job.func_name for job in queue().jobs if job.func_name.endswith(APPLY_EVENTS)] == [
+        f"jobs.work.{APPLY_EVENTS}"
+    ]
