@@ -9,11 +9,11 @@ Babel domain (translations/<lang>/LC_MESSAGES/emails.po; extract with emails/bab
 import datetime as dt
 import smtplib
 from collections.abc import Callable
-from email._policybase import Compat32
 from email.charset import QP, Charset
 from email.message import EmailMessage, Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
+from email.policy import Compat32
 from email.utils import format_datetime, formataddr, parseaddr
 from functools import cache
 from pathlib import Path

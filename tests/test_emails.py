@@ -12,7 +12,7 @@ import requests
 from billing.collections import hand_to_collections
 from billing.followups import SEND_MESSAGES
 from billing.links import CARD_UPDATE, LinkExpired, verify
-from emails import render
+from emails import COMPAT32, render
 from gateways import get_gateway
 from jobs.work import MESSAGES_PER_CLAIM, charge, process_event, run_due_work, send_due_messages
 from models import GatewayEvent, Outbox, SandboxCharge, SlackLink
@@ -423,5 +423,6 @@ def test_every_email_is_written_byte_for_byte_as_the_email_packages_compat32_wri
     messages = list(Outbox.select().where(Outbox.channel == Outbox.EMAIL))
     emails = [render(message, settings()) for message in messages]
     assert len(emails) >= 10 and {m.language for m in messages} >= {"en", "fr"}
+    assert {email.policy for email in emails} == {COMPAT32}  # what is compared is the shortcut's writing
     assert all(bytes(email) == email.as_bytes(policy=policy.compat32) for email in emails)
     assert any(not str(email["Subject"]).isascii() for email in emails)
