@@ -1,10 +1,11 @@
 """R2 in motion: claiming a due attempt for the gateway, and applying the outcome the gateway reports."""
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from peewee import ModelSelect, fn
+from peewee import ModelSelect, Tuple, fn
 
 from billing import collections, dunning, notifications
 from billing.card_updates import PAYABLE, adopt_payment_method
@@ -245,6 +246,19 @@ class Applied:
 
     note: str
     settled: ChargeAttempt | None = None
+
+
+def hold_installments(outcomes: Iterable[Outcome]) -> None:
+    """Inside a transaction that will apply `outcomes`, hold the installments they report on, in one statement and in
+    id order. Two transactions that each held theirs as they came (apply_outcome) could deadlock: one holding the
+    first and waiting for the second, the other the other way round. Held in one order, the second waits whole."""
+    named = {(outcome.order_id, outcome.installment) for outcome in outcomes}
+    if named:
+        hold(
+            Installment.select(Installment.id)
+            .where(Tuple(Installment.order, Installment.number).in_(sorted(named)))
+            .order_by(Installment.id)
+        )
 
 
 def apply_outcome(outcome: Outcome, now: dt.datetime) -> Applied:

@@ -144,7 +144,7 @@ def process_event(event_id: int, now: dt.datetime) -> None:
             )
             if not claimed:
                 return
-            applied, status = _apply(GatewayEvent.get_by_id(event_id), now)
+            applied, status = _apply(_outcome(GatewayEvent.get_by_id(event_id)), now)
             GatewayEvent.update(status=status, note=applied.note).where(GatewayEvent.id == event_id).execute()
     except Exception as error:  # whatever it is, it must not stop the events behind this one
         record_event_failure(event_id, error, now)
@@ -170,7 +170,10 @@ def process_events(event_ids: list[int], now: dt.datetime) -> None:
                     .order_by(GatewayEvent.id)
                 )
             )
-            applied = {event.id: _apply(event, now) for event in received}
+            outcomes = {event.id: _outcome(event) for event in received}
+            # In one order for every batch, before any is applied: two batches never hold each other's next one.
+            charging.hold_installments(each for each in outcomes.values() if isinstance(each, charging.Outcome))
+            applied = {id: _apply(outcome, now) for id, outcome in outcomes.items()}
             if applied:
                 GatewayEvent.update(
                     status=Case(GatewayEvent.id, [(id, status) for id, (_, status) in applied.items()]),
@@ -187,12 +190,22 @@ def process_events(event_ids: list[int], now: dt.datetime) -> None:
         _count(done)
 
 
-def _apply(event: GatewayEvent, now: dt.datetime) -> tuple[charging.Applied, str]:
-    """What applying the event did, and the status that says so."""
+def _outcome(event: GatewayEvent) -> charging.Outcome | charging.Unmatched:
+    """The outcome the event reports, or why it names none of Tranche's charges (a Stripe event of another app's)."""
     touched(event=event.id)
     try:
         outcome = read_outcome(event)
-        touched(order=outcome.order_id)
+    except charging.Unmatched as error:
+        return error
+    touched(order=outcome.order_id)
+    return outcome
+
+
+def _apply(outcome: charging.Outcome | charging.Unmatched, now: dt.datetime) -> tuple[charging.Applied, str]:
+    """What applying an event's outcome did, and the status that says so."""
+    try:
+        if isinstance(outcome, charging.Unmatched):
+            raise outcome
         applied = charging.apply_outcome(outcome, now)
     except charging.Unmatched as error:
         return charging.Applied(str(error)), GatewayEvent.UNMATCHED

@@ -2,13 +2,15 @@
 
 import datetime as dt
 import logging
+import threading
+import time
 
 import pytest
 
 import runtime
 from billing.plans import attempt_key
 from billing.retries import EVENT_RETRIES
-from jobs.work import run_due_work
+from jobs.work import process_events, run_due_work
 from models import ChargeAttempt, GatewayEvent, Installment, Order, Outbox
 from runtime import utcnow
 from tests.test_webhook_gateway import (
@@ -25,7 +27,8 @@ from tests.test_webhook_gateway import (
 
 def stored_event(webhook_id: str, body: str, **fields) -> GatewayEvent:
     """A row as an earlier version of the webhook stored it, checked less strictly than today."""
-    return GatewayEvent.create(webhook_id=webhook_id, type="payment.failed", body=body, received_at=utcnow(), **fields)
+    fields = {"type": "payment.failed", **fields}
+    return GatewayEvent.create(webhook_id=webhook_id, body=body, received_at=utcnow(), **fields)
 
 
 def run_and_time(at: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
@@ -197,3 +200,63 @@ def test_a_batch_that_cannot_commit_is_applied_again_one_event_at_a_time_each_on
         assert installment_state(order) == EXPECTED_AFTER_FIXTURE["payment_failed__card"]
         assert emails_about(order) == 1
     assert {event.status for event in GatewayEvent.select()} == {GatewayEvent.PROCESSED}
+
+
+@pytest.fixture
+def slow_failure_of():
+    """Make the recording of one attempt's failure take half a second (a trigger, PostgreSQL only), so that a
+    batch stops there while it holds that attempt's installment."""
+    names = "slow_failure", "slow_failure_of_attempt"
+
+    def slow(attempt_id: int) -> None:
+        db = runtime.database()
+        db.execute_sql(
+            f"CREATE FUNCTION {names[0]}() RETURNS trigger AS $$ BEGIN PERFORM pg_sleep(0.5); RETURN NEW; END $$ "
+            "LANGUAGE plpgsql"
+        )
+        db.execute_sql(
+            f"CREATE TRIGGER {names[1]} BEFORE UPDATE ON charge_attempt FOR EACH ROW "
+            f"WHEN (OLD.id = {attempt_id} AND NEW.status = 'failed') EXECUTE FUNCTION {names[0]}()"
+        )
+
+    yield slow
+    runtime.database().execute_sql(f"DROP TRIGGER IF EXISTS {names[1]} ON charge_attempt")
+    runtime.database().execute_sql(f"DROP FUNCTION IF EXISTS {names[0]}()")
+
+
+def test_two_batches_naming_the_same_installments_in_opposite_orders_take_turns_and_both_commit_whole(
+    slow_failure_of, caplog
+):
+    """One worker's batch reports the failures of two charges, another's their successes in the other order. The
+    second waits for the first instead of deadlocking with it: neither is rolled back to be applied one event at a
+    time (work done twice, and a warning to the operator), and both plans end paid."""
+    if not runtime.database().for_update:
+        pytest.skip("SQLite's one writer makes two batches take turns: there is no lock order to get wrong")
+    first, second = charge_in_flight(), charge_in_flight()
+    events = {}
+    for kind, order in (("failed", first), ("failed", second), ("succeeded", second), ("succeeded", first)):
+        body = event_body(f"payment_{kind}__card", order_id=order.id)
+        events[kind, order.id] = stored_event(f"msg_{kind}_{order.id}", body, type=f"payment.{kind}").id
+    slow_failure_of(
+        ChargeAttempt.select().join(Installment).where(Installment.order == first, ChargeAttempt.number == 1).get().id
+    )
+    failures = [events["failed", first.id], events["failed", second.id]]
+    successes = [events["succeeded", second.id], events["succeeded", first.id]]
+
+    def failures_batch():
+        with runtime.database().connection_context():
+            process_events(failures, T)
+
+    with caplog.at_level(logging.WARNING, logger="jobs.work"):
+        other = threading.Thread(target=failures_batch)
+        other.start()
+        time.sleep(0.2)  # the failures' batch holds the first installment, and waits in the trigger
+        with runtime.database().connection_context():
+            process_events(successes, T + dt.timedelta(hours=1))
+        other.join()
+
+    assert [r.getMessage() for r in caplog.records if r.name == "jobs.work"] == []
+    assert {event.status for event in GatewayEvent.select()} == {GatewayEvent.PROCESSED}
+    for order in (first, second):
+        assert Installment.get(order=order, number=1).status == Installment.PAID
+        assert emails_about(order) == 1
