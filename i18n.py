@@ -6,7 +6,7 @@ never shadowed by a stale .mo file.
 
 import datetime as dt
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
 from io import BytesIO
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -51,15 +51,16 @@ class Formats:
     """
 
     def __init__(self, language: str, timezone: str, currency: str | None = None):
-        self.locale = LOCALES[language_of(language)]
+        self.language = language_of(language)
+        self.locale = LOCALES[self.language]
         self.zone = ZoneInfo(timezone)
         self.currency = currency
 
     def money(self, amount, currency: str | None = None) -> str:
-        return format_currency(Decimal(str(amount)), currency or self.currency, locale=self.locale)
+        return _money(Decimal(str(amount)), currency or self.currency, self.language)
 
     def date(self, moment: dt.datetime | str) -> str:
-        return format_date(self._local(moment).date(), format="long", locale=self.locale)
+        return _date(self._local(moment).date(), self.language)
 
     def time(self, moment: dt.datetime | str) -> str:
         return format_time(self._local(moment), format="short", locale=self.locale)
@@ -79,3 +80,15 @@ class Formats:
     def _local(self, moment: dt.datetime | str) -> dt.datetime:
         at = dt.datetime.fromisoformat(moment) if isinstance(moment, str) else moment
         return at.astimezone(self.zone)
+
+
+# Remembered: Babel applies its number and date patterns anew on every call, a sixth of an email's rendering, and a
+# plan's emails name the same few amounts and dates over and over.
+@lru_cache(maxsize=4096)
+def _money(amount: Decimal, currency: str | None, language: str) -> str:
+    return format_currency(amount, currency, locale=LOCALES[language])
+
+
+@lru_cache(maxsize=4096)
+def _date(day: dt.date, language: str) -> str:
+    return format_date(day, format="long", locale=LOCALES[language])

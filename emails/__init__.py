@@ -198,6 +198,10 @@ ADDRESSES = ("From", "To", "Reply-To")
 # penalty for base64 text.
 UTF8_QP = Charset("utf-8")
 UTF8_QP.body_encoding = QP
+# Set, not drawn: the generator draws a random one for each email and compiles a regular expression to search both
+# parts for it, a tenth of sending an email. A quoted-printable part can never hold this one, since it writes every
+# "=" of its text as "=3D": no line of it starts "--=_".
+BOUNDARY = "=_tranche-alternative"
 
 
 class _Compat32(Compat32):
@@ -223,7 +227,7 @@ def _email(headers: dict[str, str], language: str, text: str, html: str) -> Mess
     by turning its policy to UTF-8, which compat32 has not."""
     addresses = {name: parseaddr(headers[name]) for name in ADDRESSES if name in headers}
     if all(address.isascii() for _name, address in addresses.values()):
-        email: Message = MIMEMultipart("alternative", policy=COMPAT32)
+        email: Message = MIMEMultipart("alternative", boundary=BOUNDARY, policy=COMPAT32)
         for name, value in headers.items():
             # A name beyond ASCII is encoded alone: the address itself must stay readable to every server.
             email[name] = formataddr(addresses[name], "utf-8") if name in addresses else value

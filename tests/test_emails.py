@@ -12,7 +12,7 @@ import requests
 from billing.collections import hand_to_collections
 from billing.followups import SEND_MESSAGES
 from billing.links import CARD_UPDATE, LinkExpired, verify
-from emails import COMPAT32, render
+from emails import BOUNDARY, COMPAT32, render
 from gateways import get_gateway
 from jobs.work import MESSAGES_PER_CLAIM, charge, process_event, run_due_work, send_due_messages
 from models import GatewayEvent, Outbox, SandboxCharge, SlackLink
@@ -210,6 +210,20 @@ def test_a_name_is_escaped_in_the_html_part_and_kept_as_written_in_the_plain_tex
     assert "Hello Claire <b>Dubois</b> & Co," in text(mail)
     markup = mail.get_body(("html",)).get_content()
     assert "Hello Claire &lt;b&gt;Dubois&lt;/b&gt; &amp; Co," in markup and "<b>" not in markup
+
+
+def test_a_name_that_spells_the_emails_part_boundary_arrives_whole_in_both_parts(inbox):
+    """Every email's parts are parted by one set boundary; the text that names it is written so that no line of it
+    can be read as the boundary, and both parts arrive as they were written."""
+    name = f"Claire --{BOUNDARY}--"
+    factories.order(factories.seller(), customer_name=name, language="en", anchor=T)
+    factories.answer_due_charges(T, "card_declined")
+    send_due_messages(T.isoformat())
+
+    (mail,) = inbox.to(CUSTOMER)
+    assert [part.get_content_type() for part in mail.iter_parts()] == ["text/plain", "text/html"]
+    assert f"Hello {name}," in text(mail)
+    assert f"Hello {name}," in mail.get_body(("html",)).get_content()
 
 
 def test_a_card_link_lives_30_days_from_the_failure_however_late_the_email_is_sent(inbox):

@@ -220,8 +220,9 @@ def slow_failure_of():
         )
 
     yield slow
-    runtime.database().execute_sql(f"DROP TRIGGER IF EXISTS {names[1]} ON charge_attempt")
-    runtime.database().execute_sql(f"DROP FUNCTION IF EXISTS {names[0]}()")
+    if runtime.database().for_update:
+        runtime.database().execute_sql(f"DROP TRIGGER IF EXISTS {names[1]} ON charge_attempt")
+        runtime.database().execute_sql(f"DROP FUNCTION IF EXISTS {names[0]}()")
 
 
 def test_two_batches_naming_the_same_installments_in_opposite_orders_take_turns_and_both_commit_whole(
