@@ -261,8 +261,9 @@ def hold_installments(outcomes: Iterable[Outcome]) -> None:
         )
 
 
-def apply_outcome(outcome: Outcome, now: dt.datetime) -> Applied:
-    """Apply a charge outcome once, and say what it did.
+def apply_outcome(outcome: Outcome, now: dt.datetime, held: bool = False) -> Applied:
+    """Apply a charge outcome once, and say what it did; `held`: the transaction holds its installment already
+    (hold_installments).
 
     A success is final: it settles the installment even after a failure was reported for the same
     charge, and no later failure undoes it. Repeats change nothing.
@@ -271,7 +272,8 @@ def apply_outcome(outcome: Outcome, now: dt.datetime) -> Applied:
         # Held till the commit before anything of it is read: two outcomes of one charge applied side by side (its
         # failure and its success, in two workers' batches) take turns, the second reading what the first wrote.
         installment_named = (Installment.order == outcome.order_id) & (Installment.number == outcome.installment)
-        hold(Installment.select(Installment.id).where(installment_named))
+        if not held:
+            hold(Installment.select(Installment.id).where(installment_named))
         # Every attempt of the installment (a handful: the one reported on, R5's first and next), each with the
         # installment, its order, customer, product and seller, which the rules and their messages read: one query.
         attempts = list(

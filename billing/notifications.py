@@ -11,7 +11,8 @@ import contextlib
 import datetime as dt
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
-from typing import TypeVar
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from peewee import ColumnBase, Value, fn
@@ -50,46 +51,63 @@ def _queue(
     now: dt.datetime,
     channel: str = Outbox.EMAIL,
 ) -> None:
-    written = (
-        Outbox.insert(
-            channel=channel,
-            template=template,
-            recipient=recipient,
-            language=language,
-            context=context,
-            dedupe_key=f"{template}:{fact}",
-            created_at=now,
-            next_try_at=now,
-        )
-        .on_conflict_ignore()
-        .as_rowcount()
-        .execute()
-    )
-    if written:
+    row = {
+        "channel": channel,
+        "template": template,
+        "recipient": recipient,
+        "language": language,
+        "context": context,
+        "dedupe_key": f"{template}:{fact}",
+        "created_at": now,
+        "next_try_at": now,
+    }
+    batch = _batch.get()
+    if batch is not None:
+        batch.rows.append(row)
+        return
+    _write([row])
+
+
+def _write(rows: list[dict[str, Any]]) -> None:
+    # A message already written for its fact is not written again, nor is the second of two in one batch.
+    if Outbox.insert_many(rows).on_conflict_ignore().as_rowcount().execute():
         follow_up(FollowUp(SEND_MESSAGES))
 
 
 _T = TypeVar("_T")
-# Inside read_once(): what has been read of each seller's reach, by what was asked.
-_read: ContextVar[dict[tuple[str, int], object] | None] = ContextVar("read", default=None)
+
+
+@dataclass
+class _Batch:
+    # What has been read of each seller's reach, by what was asked.
+    read: dict[tuple[str, int], object] = field(default_factory=dict)
+    # The messages queued, written as the batch ends.
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+_batch: ContextVar[_Batch | None] = ContextVar("batch", default=None)
 
 
 @contextlib.contextmanager
-def read_once() -> Iterator[None]:
-    """Within the block, whether a seller linked Slack and which of its webhook endpoints are live is read once per
-    seller: for a batch of events applied in one transaction, which links and registers nothing, two statements
-    an event fewer."""
-    token = _read.set({})
+def batch() -> Iterator[None]:
+    """For a batch of events applied in one transaction, which links and registers nothing: within the block, whether
+    a seller linked Slack and which of its webhook endpoints are live is read once per seller, and the messages
+    queued are written in one statement as the block ends: four statements fewer for each failed payment."""
+    current = _Batch()
+    token = _batch.set(current)
     try:
         yield
+        if current.rows:
+            _write(current.rows)
     finally:
-        _read.reset(token)
+        _batch.reset(token)
 
 
 def _once(what: str, seller_id: int, read: Callable[[], _T]) -> _T:
-    known = _read.get()
-    if known is None:
+    current = _batch.get()
+    if current is None:
         return read()
+    known = current.read
     if (what, seller_id) not in known:
         known[what, seller_id] = read()
     return known[what, seller_id]  # type: ignore[return-value]  # what was read for that key

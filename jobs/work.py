@@ -159,7 +159,7 @@ def process_events(event_ids: list[int], now: dt.datetime) -> None:
     Should anything in it fail (an event that cannot be applied, the commit, the connection), the batch is rolled
     back whole and its events applied again one at a time (process_event), where the one that fails fails alone."""
     try:
-        with whole_transaction(), notifications.read_once():
+        with whole_transaction(), notifications.batch():
             # Held till the commit; one another worker holds (its claim lapsed meanwhile) is that worker's to apply.
             # Read whole before any is applied: a cursor left open by an event that raises would keep SQLite locked
             # for as long as the traceback, kept by a log handler, keeps it.
@@ -173,7 +173,7 @@ def process_events(event_ids: list[int], now: dt.datetime) -> None:
             outcomes = {event.id: _outcome(event) for event in received}
             # In one order for every batch, before any is applied: two batches never hold each other's next one.
             charging.hold_installments(each for each in outcomes.values() if isinstance(each, charging.Outcome))
-            applied = {id: _apply(outcome, now) for id, outcome in outcomes.items()}
+            applied = {id: _apply(outcome, now, held=True) for id, outcome in outcomes.items()}
             if applied:
                 GatewayEvent.update(
                     status=Case(GatewayEvent.id, [(id, status) for id, (_, status) in applied.items()]),
@@ -201,12 +201,14 @@ def _outcome(event: GatewayEvent) -> charging.Outcome | charging.Unmatched:
     return outcome
 
 
-def _apply(outcome: charging.Outcome | charging.Unmatched, now: dt.datetime) -> tuple[charging.Applied, str]:
+def _apply(
+    outcome: charging.Outcome | charging.Unmatched, now: dt.datetime, held: bool = False
+) -> tuple[charging.Applied, str]:
     """What applying an event's outcome did, and the status that says so."""
     try:
         if isinstance(outcome, charging.Unmatched):
             raise outcome
-        applied = charging.apply_outcome(outcome, now)
+        applied = charging.apply_outcome(outcome, now, held)
     except charging.Unmatched as error:
         return charging.Applied(str(error)), GatewayEvent.UNMATCHED
     return applied, GatewayEvent.PROCESSED if applied.settled else GatewayEvent.IGNORED
