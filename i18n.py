@@ -57,7 +57,7 @@ class Formats:
         self.currency = currency
 
     def money(self, amount, currency: str | None = None) -> str:
-        return _money(Decimal(str(amount)), currency or self.currency, self.language)
+        return _money(str(amount), currency or self.currency, self.language)
 
     def date(self, moment: dt.datetime | str) -> str:
         return _date(self._local(moment).date(), self.language)
@@ -85,8 +85,9 @@ class Formats:
 # Remembered: Babel applies its number and date patterns anew on every call, a sixth of an email's rendering, and a
 # plan's emails name the same few amounts and dates over and over.
 @lru_cache(maxsize=4096)
-def _money(amount: Decimal, currency: str | None, language: str) -> str:
-    return format_currency(amount, currency, locale=LOCALES[language])
+def _money(amount: str, currency: str | None, language: str) -> str:
+    # By its text: Decimal("-0") equals Decimal("0"), which Babel writes without the sign.
+    return format_currency(Decimal(amount), currency, locale=LOCALES[language])
 
 
 @lru_cache(maxsize=4096)

@@ -68,9 +68,18 @@ def _queue(
     _write([row])
 
 
+# Rows an INSERT carries: a batch's failures write a message per live endpoint of their seller's, which has no bound,
+# and a statement binds at most 65,535 values on PostgreSQL, 32,766 on SQLite (a row is nine).
+ROWS_PER_INSERT = 1000
+
+
 def _write(rows: list[dict[str, Any]]) -> None:
     # A message already written for its fact is not written again, nor is the second of two in one batch.
-    if Outbox.insert_many(rows).on_conflict_ignore().as_rowcount().execute():
+    written = 0
+    for start in range(0, len(rows), ROWS_PER_INSERT):
+        chunk = rows[start : start + ROWS_PER_INSERT]
+        written += Outbox.insert_many(chunk).on_conflict_ignore().as_rowcount().execute()
+    if written:
         follow_up(FollowUp(SEND_MESSAGES))
 
 

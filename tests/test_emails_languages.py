@@ -15,6 +15,7 @@ from billing.collections import hand_to_collections
 from billing.dunning import renew_plan
 from billing.links import CARD_UPDATE, PLAN_CHANGE, verify
 from billing.plan_changes import confirm_plan_change, decline_plan_change, propose_plan_change
+from i18n import Formats
 from jobs.work import run_due_work, send_due_messages
 from runtime import settings
 from tests import factories
@@ -668,3 +669,15 @@ def test_the_seller_reads_their_emails_in_the_language_given_at_sellers_create(i
     mail_subject, text, markup = seller_mail(inbox, seller, "seller_third_failure", language)
     assert mail_subject == third % {"id": order.id}
     says(text, markup, *(phrase % {"id": order.id} for phrase in phrases))
+
+
+@pytest.mark.parametrize("language", ["fr", "de", "en"])
+def test_amounts_are_written_as_babel_writes_each_one_however_often_they_recur(language):
+    """Amounts are remembered once written, by their text: an amount equal to another (0 and -0, 30 and 30.00)
+    is still written as it is, never as the other one was."""
+    formats = Formats(language, "Europe/Paris", "EUR")
+    written = [formats.money(amount) for amount in ("-0.00", "0", "30", "30.00", "-0.00")]
+
+    assert written[0] == written[4] != written[1]
+    assert written[0].replace("-", "").replace("\u2212", "") == written[1]
+    assert written[2] == written[3]

@@ -8,11 +8,13 @@ import time
 import pytest
 
 import runtime
+from billing import charging
 from billing.plans import attempt_key
 from billing.retries import EVENT_RETRIES
-from jobs.work import process_events, run_due_work
-from models import ChargeAttempt, GatewayEvent, Installment, Order, Outbox
+from jobs.work import process_events, process_received_events, run_due_work
+from models import ChargeAttempt, GatewayEvent, Installment, Order, Outbox, WebhookEndpoint
 from runtime import utcnow
+from tests import factories
 from tests.test_webhook_gateway import (
     EXPECTED_AFTER_FIXTURE,
     MALFORMED,
@@ -260,4 +262,34 @@ def test_two_batches_naming_the_same_installments_in_opposite_orders_take_turns_
     assert {event.status for event in GatewayEvent.select()} == {GatewayEvent.PROCESSED}
     for order in (first, second):
         assert Installment.get(order=order, number=1).status == Installment.PAID
+        assert emails_about(order) == 1
+
+
+def test_a_batch_whose_messages_outgrow_what_one_statement_carries_commits_whole_each_message_once(client, caplog):
+    """A seller whose system listens at many endpoints: each failure of a batch writes a message for every one of
+    them, more than one INSERT may carry (PostgreSQL binds at most 65,535 values in a statement, SQLite 32,766). The
+    batch still commits whole, with every message once, instead of being rolled back and applied one at a time."""
+    seller = factories.seller()
+    endpoints = 740
+    WebhookEndpoint.insert_many(
+        [
+            {"seller": seller, "url": f"https://erp.example/{n}", "secret": "whsec_x", "created_at": T}
+            for n in range(endpoints)
+        ]
+    ).execute()
+    orders = [factories.order(seller) for _ in range(10)]
+    for attempt in factories.open_due(T):
+        assert charging.claim_attempt(attempt.id, T) is not None
+    for order in orders:
+        body = event_body("payment_failed__card", order_id=order.id)
+        assert post(client, body, signed_headers(body)).status_code == 200
+
+    with caplog.at_level(logging.WARNING, logger="jobs.work"):
+        process_received_events()  # the events' job alone: the deliveries would go nowhere
+
+    assert [r.getMessage() for r in caplog.records if r.name == "jobs.work"] == []
+    assert {event.status for event in GatewayEvent.select()} == {GatewayEvent.PROCESSED}
+    deliveries = Outbox.select().where(Outbox.channel == Outbox.WEBHOOK, Outbox.template == "payment.failed")
+    assert deliveries.count() == len(orders) * endpoints
+    for order in orders:
         assert emails_about(order) == 1
