@@ -11,7 +11,7 @@ from peewee import IntegrityError, fn
 from billing.errors import Refused
 from billing.followups import CHARGE, FollowUp, follow_up
 from billing.plans import METHOD_COLUMNS, PaymentMethod, add_attempt
-from models import ChargeAttempt, Installment, Order, transaction
+from models import ChargeAttempt, Installment, Order, hold, transaction
 
 # The order states a customer's charge goes through in (billing.charging cancels it in any other). Listed in
 # collections is one: until the seller hands the order off, the customer may still pay (R10).
@@ -49,7 +49,11 @@ def update_card_and_charge(
     try:
         with transaction():
             order = Order.get_by_id(order.id)
-            installment = Installment.get(Installment.order == order, Installment.number == installment_number)
+            named = (Installment.order == order) & (Installment.number == installment_number)
+            # Held before it is read, as an outcome holds it: a success being applied meanwhile (a decline that went
+            # through after all) is waited for and read, instead of a second charge scheduled on a paid installment.
+            hold(Installment.select(Installment.id).where(named))
+            installment = Installment.get(named)
             check_card_update(order, installment, now)
             previous = (
                 installment.attempts.select(fn.MAX(ChargeAttempt.number))

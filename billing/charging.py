@@ -124,11 +124,11 @@ def claim_attempt(attempt_id: int, now: dt.datetime) -> ChargeRequest | None:
 def _claim(due: "ModelSelect[ChargeAttempt]", now: dt.datetime) -> tuple[list[ChargeRequest], int]:
     """Claim the attempts `due` selects; returns the requests to send and how many attempts it found.
 
-    A scheduled attempt whose order can no longer be charged is cancelled. R2, one charge per installment at a
-    time: the claim holds each attempt's installment, so two claims of two attempts of one installment see each
-    other, and one that waits for an answer holds back the installment's others. On PostgreSQL it skips the rows
-    another transaction holds instead of waiting for them (they are claimed by the next batch or tick), so it can
-    never be one end of a deadlock with the rules that settle attempts.
+    A scheduled attempt whose installment is paid, or whose order can no longer be charged, is cancelled. R2, one
+    charge per installment at a time: the claim holds each attempt's installment, so two claims of two attempts of
+    one installment see each other, and one that waits for an answer holds back the installment's others. On
+    PostgreSQL it skips the rows another transaction holds instead of waiting for them (they are claimed by the next
+    batch or tick), so it can never be one end of a deadlock with the rules that settle attempts.
     """
     with transaction():
         # In no order: an order would have the planner read the attempts in that order, past every settled one.
@@ -142,16 +142,19 @@ def _claim(due: "ModelSelect[ChargeAttempt]", now: dt.datetime) -> tuple[list[Ch
         if not attempts:
             return [], 0
         installments = {attempt.installment_id for attempt in attempts}
+        # With each one's status as it stands once held: a success committed since the read above paid it.
         held = {
-            row.id
+            row.id: row.status
             for row in skipping_locked(
-                Installment.select(Installment.id).where(Installment.id.in_(installments)).order_by(Installment.id)
+                Installment.select(Installment.id, Installment.status)
+                .where(Installment.id.in_(installments))
+                .order_by(Installment.id)
             )
         }
         waiting_for_answer = {
             row.installment_id
             for row in ChargeAttempt.select(ChargeAttempt.installment).where(
-                ChargeAttempt.installment.in_(held), ChargeAttempt.status == ChargeAttempt.IN_FLIGHT
+                ChargeAttempt.installment.in_(list(held)), ChargeAttempt.status == ChargeAttempt.IN_FLIGHT
             )
         }
         cancelled, sent, resent = [], [], []
@@ -160,7 +163,10 @@ def _claim(due: "ModelSelect[ChargeAttempt]", now: dt.datetime) -> tuple[list[Ch
                 continue
             if attempt.status == ChargeAttempt.IN_FLIGHT:
                 resent.append(attempt)
-            elif attempt.installment.order.status not in _CHARGEABLE[attempt.kind]:
+            elif (
+                held[attempt.installment_id] == Installment.PAID
+                or attempt.installment.order.status not in _CHARGEABLE[attempt.kind]
+            ):
                 cancelled.append(attempt.id)
             elif attempt.installment_id not in waiting_for_answer:
                 sent.append(attempt)

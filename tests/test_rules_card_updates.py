@@ -1,13 +1,26 @@
 """R10 at the rules level: the customer's new card is charged from its own charge and goes on file only once it paid."""
 
 import datetime as dt
+import threading
+import time
 
 import pytest
 
 from billing.card_updates import update_card_and_charge
 from billing.collections import hand_to_collections
 from billing.errors import Refused
-from models import CollectionCase, Installment, Order, Outbox, SlackLink
+from billing.plans import add_attempt
+from models import (
+    ChargeAttempt,
+    CollectionCase,
+    Installment,
+    Order,
+    Outbox,
+    SandboxCharge,
+    SlackLink,
+    whole_transaction,
+)
+from runtime import database
 from tests import factories
 
 T = dt.datetime(2026, 5, 1, 8, 0, tzinfo=dt.UTC)
@@ -127,3 +140,46 @@ def test_a_handed_off_order_cannot_be_paid_from_the_link():
 
     assert refused.value.code == "handed_off"
     assert factories.charge_due(T + 2 * DAY) == []
+
+
+def test_a_new_card_given_while_the_declined_charges_late_success_is_being_applied_waits_and_is_refused_as_paid():
+    """The gateway reports that the declined charge went through after all, and a worker's batch applies it while
+    the customer gives a new card. The card update waits for that batch, then reads the installment paid: it is
+    refused, and no second charge of the installment is scheduled (it would charge the customer twice)."""
+    order = factories.order(factories.seller(), payment=factories.card(factories.INSUFFICIENT_FUNDS), anchor=T)
+    [first] = factories.charge_due(T)
+    factories.gateway_reports(first, T, "insufficient_funds")
+    success_applied = threading.Event()
+
+    def batch_with_the_late_success():
+        with database().connection_context(), whole_transaction():
+            factories.gateway_reports(first, T + HOUR)
+            success_applied.set()
+            time.sleep(0.3)  # while the card update, begun, reads and writes what it can
+
+    other = threading.Thread(target=batch_with_the_late_success)
+    other.start()
+    assert success_applied.wait(5)
+    with pytest.raises(Refused) as refused:
+        update_card_and_charge(order, 1, factories.card(), T + HOUR)
+    other.join()
+
+    assert refused.value.code == "paid"
+    assert Installment.get(order=order, number=1).status == Installment.PAID
+    kinds = ChargeAttempt.select().join(Installment).where(Installment.order == order, ChargeAttempt.kind == "customer")
+    assert kinds.count() == 0
+
+
+def test_a_charge_left_scheduled_on_an_installment_paid_meanwhile_is_cancelled_and_never_sent():
+    """Whatever left it there, a charge due on a paid installment is not sent to the gateway."""
+    order = factories.order(factories.seller(), anchor=T)
+    factories.answer_due_charges(T)
+    installment = Installment.get(order=order, number=1)
+    assert installment.status == Installment.PAID
+    stray = add_attempt(installment, ChargeAttempt.CUSTOMER, 1, T + HOUR, factories.card())
+    charges = SandboxCharge.select().count()
+
+    assert factories.charge_due(T + HOUR) == []
+
+    assert ChargeAttempt.get_by_id(stray.id).status == ChargeAttempt.CANCELLED
+    assert SandboxCharge.select().count() == charges
