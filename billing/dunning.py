@@ -9,7 +9,7 @@ from billing.errors import Refused
 from billing.followups import CHARGE, FollowUp, follow_up
 from billing.plans import add_attempt, locked, open_installment
 from billing.retries import AUTOMATIC_ATTEMPTS, RETRY_INTERVAL, hard_decline
-from models import ChargeAttempt, Order, transaction
+from models import ChargeAttempt, Installment, Order, hold, transaction
 
 RENEWAL_NUMBER = AUTOMATIC_ATTEMPTS + 1
 # R16: the one SEPA failure worth a second debit; others (a closed account, a refused mandate) will not heal.
@@ -150,6 +150,14 @@ def renew_plan(order: Order, now: dt.datetime) -> ChargeAttempt:
     """R7: the fourth and final attempt, due at once. Every refusal says why."""
     try:
         with transaction():
+            # The installment before the order, in the order an outcome takes them: a renewal asked while a late
+            # success of that installment is applied waits for it and reads the plan resumed, instead of holding the
+            # order the success must resume, and deadlocking with it.
+            hold(
+                Installment.select(Installment.id).where(
+                    Installment.order == order.id, Installment.status == Installment.OPEN
+                )
+            )
             order = locked(order)
             refusal = renewal_refusal(order)
             if refusal:

@@ -9,10 +9,12 @@ import pytest
 
 import runtime
 from billing import charging
+from billing.dunning import renew_plan
+from billing.errors import Refused
 from billing.plans import attempt_key
 from billing.retries import EVENT_RETRIES
 from jobs.work import process_events, process_received_events, run_due_work
-from models import ChargeAttempt, GatewayEvent, Installment, Order, Outbox, WebhookEndpoint
+from models import ChargeAttempt, GatewayEvent, Installment, Order, Outbox, WebhookEndpoint, whole_transaction
 from runtime import utcnow
 from tests import factories
 from tests.test_webhook_gateway import (
@@ -205,12 +207,12 @@ def test_a_batch_that_cannot_commit_is_applied_again_one_event_at_a_time_each_on
 
 
 @pytest.fixture
-def slow_failure_of():
-    """Make the recording of one attempt's failure take half a second (a trigger, PostgreSQL only), so that a
-    batch stops there while it holds that attempt's installment."""
-    names = "slow_failure", "slow_failure_of_attempt"
+def slow_settling_of():
+    """Make the recording of one attempt's outcome (`status`: failed or succeeded) take half a second (a trigger,
+    PostgreSQL only), so that a batch stops there while it holds that attempt's installment."""
+    names = "slow_settling", "slow_settling_of_attempt"
 
-    def slow(attempt_id: int) -> None:
+    def slow(attempt_id: int, status: str = ChargeAttempt.FAILED) -> None:
         db = runtime.database()
         db.execute_sql(
             f"CREATE FUNCTION {names[0]}() RETURNS trigger AS $$ BEGIN PERFORM pg_sleep(0.5); RETURN NEW; END $$ "
@@ -218,7 +220,7 @@ def slow_failure_of():
         )
         db.execute_sql(
             f"CREATE TRIGGER {names[1]} BEFORE UPDATE ON charge_attempt FOR EACH ROW "
-            f"WHEN (OLD.id = {attempt_id} AND NEW.status = 'failed') EXECUTE FUNCTION {names[0]}()"
+            f"WHEN (OLD.id = {attempt_id} AND NEW.status = '{status}') EXECUTE FUNCTION {names[0]}()"
         )
 
     yield slow
@@ -228,7 +230,7 @@ def slow_failure_of():
 
 
 def test_two_batches_naming_the_same_installments_in_opposite_orders_take_turns_and_both_commit_whole(
-    slow_failure_of, caplog
+    slow_settling_of, caplog
 ):
     """One worker's batch reports the failures of two charges, another's their successes in the other order. The
     second waits for the first instead of deadlocking with it: neither is rolled back to be applied one event at a
@@ -240,7 +242,7 @@ def test_two_batches_naming_the_same_installments_in_opposite_orders_take_turns_
     for kind, order in (("failed", first), ("failed", second), ("succeeded", second), ("succeeded", first)):
         body = event_body(f"payment_{kind}__card", order_id=order.id)
         events[kind, order.id] = stored_event(f"msg_{kind}_{order.id}", body, type=f"payment.{kind}").id
-    slow_failure_of(
+    slow_settling_of(
         ChargeAttempt.select().join(Installment).where(Installment.order == first, ChargeAttempt.number == 1).get().id
     )
     failures = [events["failed", first.id], events["failed", second.id]]
@@ -293,3 +295,35 @@ def test_a_batch_whose_messages_outgrow_what_one_statement_carries_commits_whole
     assert deliveries.count() == len(orders) * endpoints
     for order in orders:
         assert emails_about(order) == 1
+
+
+def test_a_renewal_asked_while_the_third_charges_late_success_is_applied_waits_for_it_and_is_refused(slow_settling_of):
+    """The third failure interrupted the plan; the gateway then reports that charge paid after all, and while a
+    worker's batch applies it the seller asks for the fourth attempt. The renewal waits for the batch, instead of
+    deadlocking with it (the batch holds the installment and then resumes the order, the renewal held the order and
+    then reached the installment), and is refused: the plan is active again and nothing is charged twice."""
+    if not runtime.database().for_update:
+        pytest.skip("SQLite's one writer makes the two take turns: there is no lock order to get wrong")
+    order = factories.order(factories.seller(), payment=factories.card(factories.INSUFFICIENT_FUNDS), anchor=T)
+    for step in range(3):
+        [third] = factories.charge_due(T + dt.timedelta(days=7 * step))
+        factories.gateway_reports(third, T + dt.timedelta(days=7 * step), "insufficient_funds")
+    assert Order.get_by_id(order.id).status == Order.INTERRUPTED
+    slow_settling_of(third.attempt_id, ChargeAttempt.SUCCEEDED)
+    late = T + dt.timedelta(days=15)
+
+    def batch_with_the_late_success():
+        with runtime.database().connection_context(), whole_transaction():
+            factories.gateway_reports(third, late)
+
+    other = threading.Thread(target=batch_with_the_late_success)
+    other.start()
+    time.sleep(0.2)  # the batch holds the installment, and waits in the trigger
+    with pytest.raises(Refused):
+        renew_plan(order, late)
+    other.join()
+
+    assert Order.get_by_id(order.id).status == Order.ACTIVE
+    assert Installment.get(order=order, number=1).status == Installment.PAID
+    renewals = ChargeAttempt.select().where(ChargeAttempt.kind == ChargeAttempt.RENEWAL)
+    assert renewals.count() == 0
