@@ -9,12 +9,22 @@ import pytest
 
 import runtime
 from billing import charging
+from billing.collections import hand_to_collections
 from billing.dunning import renew_plan
 from billing.errors import Refused
 from billing.plans import attempt_key
 from billing.retries import EVENT_RETRIES
 from jobs.work import process_events, process_received_events, run_due_work
-from models import ChargeAttempt, GatewayEvent, Installment, Order, Outbox, WebhookEndpoint, whole_transaction
+from models import (
+    ChargeAttempt,
+    CollectionCase,
+    GatewayEvent,
+    Installment,
+    Order,
+    Outbox,
+    WebhookEndpoint,
+    whole_transaction,
+)
 from runtime import utcnow
 from tests import factories
 from tests.test_webhook_gateway import (
@@ -297,11 +307,15 @@ def test_a_batch_whose_messages_outgrow_what_one_statement_carries_commits_whole
         assert emails_about(order) == 1
 
 
-def test_a_renewal_asked_while_the_third_charges_late_success_is_applied_waits_for_it_and_is_refused(slow_settling_of):
+@pytest.mark.parametrize("seller_asks", [renew_plan, hand_to_collections], ids=["renewal", "hand-off"])
+def test_a_sellers_renewal_or_hand_off_asked_while_the_third_charges_late_success_is_applied_waits_and_is_refused(
+    slow_settling_of, seller_asks
+):
     """The third failure interrupted the plan; the gateway then reports that charge paid after all, and while a
-    worker's batch applies it the seller asks for the fourth attempt. The renewal waits for the batch, instead of
-    deadlocking with it (the batch holds the installment and then resumes the order, the renewal held the order and
-    then reached the installment), and is refused: the plan is active again and nothing is charged twice."""
+    worker's batch applies it the seller asks for the fourth attempt, or hands the debt off. Either waits for the
+    batch, instead of deadlocking with it (the batch holds the installment and then resumes the order; these held the
+    order and then reached the installment), and is refused: the plan is active again, nothing is charged twice and
+    no paid debt goes to the partner."""
     if not runtime.database().for_update:
         pytest.skip("SQLite's one writer makes the two take turns: there is no lock order to get wrong")
     order = factories.order(factories.seller(), payment=factories.card(factories.INSUFFICIENT_FUNDS), anchor=T)
@@ -320,10 +334,11 @@ def test_a_renewal_asked_while_the_third_charges_late_success_is_applied_waits_f
     other.start()
     time.sleep(0.2)  # the batch holds the installment, and waits in the trigger
     with pytest.raises(Refused):
-        renew_plan(order, late)
+        seller_asks(order, late)
     other.join()
 
     assert Order.get_by_id(order.id).status == Order.ACTIVE
     assert Installment.get(order=order, number=1).status == Installment.PAID
     renewals = ChargeAttempt.select().where(ChargeAttempt.kind == ChargeAttempt.RENEWAL)
     assert renewals.count() == 0
+    assert not CollectionCase.select().where(CollectionCase.handed_off_at.is_null(False)).exists()
