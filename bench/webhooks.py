@@ -251,7 +251,7 @@ def orders_in_flight(seller, product, numbers: range, failure_code, now: dt.date
         for request in sorted((r for r in requests if r.order_id in numbered), key=lambda r: r.attempt_id):
             # As the charge job leaves it: sent to the gateway, the gateway's reference noted.
             reference = f"ch_bench_{request.attempt_id}"
-            charging.record_reference(request.attempt_id, reference)
+            charging.record_answer(request.attempt_id, reference)
             code = failure_code(numbered[request.order_id])
             data = {
                 "order_id": request.order_id,

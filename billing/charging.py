@@ -57,6 +57,9 @@ class ChargeRequest:
     resent: bool = False
     # What the gateway answered the earlier send, when that answer was recorded.
     reference: str | None = None
+    # Resent, and no longer to be charged (its installment paid since by another charge, its order closed): the
+    # gateway only looks for what the earlier send made, and sends nothing new when it finds nothing.
+    look_up_only: bool = False
 
 
 def store_event(webhook_id: str, event_type: str, body: str, now: dt.datetime) -> bool:
@@ -157,16 +160,21 @@ def _claim(due: "ModelSelect[ChargeAttempt]", now: dt.datetime) -> tuple[list[Ch
                 ChargeAttempt.installment.in_(list(held)), ChargeAttempt.status == ChargeAttempt.IN_FLIGHT
             )
         }
-        cancelled, sent, resent = [], [], []
+        cancelled: list[int] = []
+        sent: list[ChargeAttempt] = []
+        resent: list[ChargeAttempt] = []
+        looked_up: list[ChargeAttempt] = []
         for attempt in attempts:
             if attempt.installment_id not in held:
                 continue
+            chargeable = (
+                held[attempt.installment_id] != Installment.PAID
+                and attempt.installment.order.status in _CHARGEABLE[attempt.kind]
+            )
             if attempt.status == ChargeAttempt.IN_FLIGHT:
-                resent.append(attempt)
-            elif (
-                held[attempt.installment_id] == Installment.PAID
-                or attempt.installment.order.status not in _CHARGEABLE[attempt.kind]
-            ):
+                # Not cancelled even when no longer chargeable: the earlier send may have reached the gateway.
+                (resent if chargeable else looked_up).append(attempt)
+            elif not chargeable:
                 cancelled.append(attempt.id)
             elif attempt.installment_id not in waiting_for_answer:
                 sent.append(attempt)
@@ -177,14 +185,17 @@ def _claim(due: "ModelSelect[ChargeAttempt]", now: dt.datetime) -> tuple[list[Ch
             ChargeAttempt.update(status=ChargeAttempt.IN_FLIGHT, requested_at=now).where(
                 ChargeAttempt.id.in_([attempt.id for attempt in sent])
             ).execute()
-        if resent:
-            ChargeAttempt.update(requested_at=now).where(ChargeAttempt.id.in_([a.id for a in resent])).execute()
+        if resent or looked_up:
+            ChargeAttempt.update(requested_at=now).where(
+                ChargeAttempt.id.in_([attempt.id for attempt in resent + looked_up])
+            ).execute()
     requests = [_request(attempt, now, resent=False) for attempt in sent]
     requests += [_request(attempt, now, resent=True) for attempt in resent]
+    requests += [_request(attempt, now, resent=True, look_up_only=True) for attempt in looked_up]
     return requests, len(attempts)
 
 
-def _request(attempt: ChargeAttempt, now: dt.datetime, resent: bool) -> ChargeRequest:
+def _request(attempt: ChargeAttempt, now: dt.datetime, resent: bool, look_up_only: bool = False) -> ChargeRequest:
     order = attempt.installment.order
     # A customer's charge carries the method the customer just gave; any other charges the one on file (R5, R10).
     held = attempt if attempt.method else order
@@ -204,11 +215,18 @@ def _request(attempt: ChargeAttempt, now: dt.datetime, resent: bool) -> ChargeRe
         gateway_customer=order.customer.gateway_customer_id,
         resent=resent,
         reference=attempt.reference,
+        look_up_only=look_up_only,
     )
 
 
-def record_reference(attempt_id: int, reference: str) -> None:
-    """Note the gateway's reference of a charge just sent, unless its outcome, applied already, noted one."""
+def record_answer(attempt_id: int, reference: str | None) -> None:
+    """Note the gateway's reference of a charge just sent, unless its outcome, applied already, noted one; None, the
+    answer to a look-up that found nothing sent: the attempt, no longer to be charged, is cancelled."""
+    if reference is None:
+        ChargeAttempt.update(status=ChargeAttempt.CANCELLED).where(
+            ChargeAttempt.id == attempt_id, ChargeAttempt.status == ChargeAttempt.IN_FLIGHT
+        ).execute()
+        return
     # Not `WHERE reference IS NULL`: PostgreSQL's statistics, taken while nearly every attempt had its reference,
     # read that as a few rows and scan the reference index's nulls (a tick's 100,000 new attempts) on every charge.
     ChargeAttempt.update(reference=fn.COALESCE(ChargeAttempt.reference, reference)).where(

@@ -8,7 +8,7 @@ from billing import notifications
 from billing.errors import BillingError, Refused
 from billing.money import MINIMUM_INSTALLMENT, parse_amount
 from billing.plans import locked
-from models import Customer, Installment, Order, PlanChange, Seller, transaction
+from models import Customer, Installment, Order, PlanChange, Seller, lock, transaction
 
 CONFIRMATION_WINDOW = dt.timedelta(hours=240)
 # R15: a change still unanswered this long after its email gets one reminder, with the same link.
@@ -122,6 +122,9 @@ def _open_change(change_id: int, now: dt.datetime) -> PlanChange:
 
 def _decide(change_id: int, status: str, now: dt.datetime) -> PlanChange:
     """Close a pending change as `status`, once: the first of two clicks decides, the second is refused."""
+    # Its order held first, as a proposal holds it before superseding the pending change: a confirmation holding the
+    # change while it waited for the order would deadlock with a proposal made at that moment.
+    lock(Order, PlanChange.get_by_id(change_id).order_id)
     change = _open_change(change_id, now)
     decided = (
         PlanChange.update(status=status, decided_at=now)

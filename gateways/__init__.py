@@ -88,10 +88,11 @@ class Gateway(Protocol):
         gateway (made if need be); PaymentMethodRejected saying why the gateway refuses it."""
         ...
 
-    def charge(self, request: ChargeRequest) -> str:
+    def charge(self, request: ChargeRequest) -> str | None:
         """Ask for one charge; returns the gateway's reference. The outcome arrives later as an event.
 
-        The same idempotency key never charges twice."""
+        The same idempotency key never charges twice. A request to look up only (`look_up_only`) sends nothing new:
+        it returns None when the gateway holds no charge of that key."""
         ...
 
 

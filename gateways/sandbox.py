@@ -92,20 +92,22 @@ class SandboxGateway:
             "The sandbox takes its test card numbers and IBANs; a payment method token is Stripe's (GATEWAY=stripe)."
         )
 
-    def charge(self, request: ChargeRequest) -> str:
-        failure_code = _failure_code(request.token)
-        SandboxCharge.insert(
-            idempotency_key=request.idempotency_key,
-            reference=f"ch_{secrets.token_hex(8)}",
-            order_id=request.order_id,
-            installment=request.installment,
-            amount=request.amount,
-            currency=request.currency,
-            method=request.method,
-            failure_code=failure_code,
-            occurred_at=request.at,
-        ).on_conflict_ignore().as_rowcount().execute()
-        charge = SandboxCharge.get(SandboxCharge.idempotency_key == request.idempotency_key)
+    def charge(self, request: ChargeRequest) -> str | None:
+        if not request.look_up_only:
+            SandboxCharge.insert(
+                idempotency_key=request.idempotency_key,
+                reference=f"ch_{secrets.token_hex(8)}",
+                order_id=request.order_id,
+                installment=request.installment,
+                amount=request.amount,
+                currency=request.currency,
+                method=request.method,
+                failure_code=_failure_code(request.token),
+                occurred_at=request.at,
+            ).on_conflict_ignore().as_rowcount().execute()
+        charge = SandboxCharge.get_or_none(SandboxCharge.idempotency_key == request.idempotency_key)
+        if charge is None:
+            return None
         self._deliver(charge)
         return charge.reference
 

@@ -148,14 +148,18 @@ class StripeGateway:
         )
         return customer.id
 
-    def charge(self, request: ChargeRequest) -> str:
+    def charge(self, request: ChargeRequest) -> str | None:
         """Confirm the attempt's PaymentIntent off-session (or find the one an earlier send made) and store
-        whatever outcome Stripe's answer holds; returns the PaymentIntent's id.
+        whatever outcome Stripe's answer holds; returns the PaymentIntent's id, None when a look-up only finds none.
 
         A network fault the SDK's retries do not outlast, and a 429, raise: the attempt stays in flight and is
         sent again, with the same key, after charging.RESEND_AFTER."""
         try:
-            payment_intent = self._sent_before(request) or self._confirm(request)
+            payment_intent = self._sent_before(request)
+            if payment_intent is None:
+                if request.look_up_only:
+                    return None
+                payment_intent = self._confirm(request)
         except stripe.InvalidRequestError as refused:
             if not _unusable_method(refused):
                 raise

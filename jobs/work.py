@@ -101,7 +101,7 @@ def charge(attempt_id: int, at: str | None = None) -> None:
         if request is None:
             return
         reference = get_gateway(settings()).charge(request)
-        charging.record_reference(attempt_id, reference)
+        charging.record_answer(attempt_id, reference)
 
 
 def send_due_charges(at: str | None = None) -> None:
@@ -123,7 +123,7 @@ def send_due_charges(at: str | None = None) -> None:
         for request in batch.requests:
             touched(attempt=request.attempt_id, order=request.order_id)
             try:
-                charging.record_reference(request.attempt_id, gateway.charge(request))
+                charging.record_answer(request.attempt_id, gateway.charge(request))
             except Exception as error:  # any error of one charge: the others of the batch are still sent
                 failures.append(error)
         if failures:

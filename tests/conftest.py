@@ -132,6 +132,30 @@ def runner(app):
     return app.test_cli_runner()
 
 
+@pytest.fixture
+def slow_updates():
+    """`slow(table, when)`: make each update of a row of `table` for which `when` (SQL over OLD and NEW) holds take
+    half a second more (a trigger, PostgreSQL only), so that its transaction stops there holding that row and all it
+    held before: what another transaction then does meets those locks."""
+    made = []
+
+    def slow(table: str, when: str) -> None:
+        name = f"slow_update_{len(made)}"
+        db.execute_sql(
+            f"CREATE FUNCTION {name}() RETURNS trigger AS $$ BEGIN PERFORM pg_sleep(0.5); RETURN NULL; END $$ "
+            "LANGUAGE plpgsql"
+        )
+        db.execute_sql(
+            f"CREATE TRIGGER {name} AFTER UPDATE ON {table} FOR EACH ROW WHEN ({when}) EXECUTE FUNCTION {name}()"
+        )
+        made.append((name, table))
+
+    yield slow
+    for name, table in made:
+        db.execute_sql(f"DROP TRIGGER IF EXISTS {name} ON {table}")
+        db.execute_sql(f"DROP FUNCTION IF EXISTS {name}()")
+
+
 class Inbox:
     """A real SMTP server on localhost that keeps what it receives."""
 

@@ -217,26 +217,14 @@ def test_a_batch_that_cannot_commit_is_applied_again_one_event_at_a_time_each_on
 
 
 @pytest.fixture
-def slow_settling_of():
-    """Make the recording of one attempt's outcome (`status`: failed or succeeded) take half a second (a trigger,
-    PostgreSQL only), so that a batch stops there while it holds that attempt's installment."""
-    names = "slow_settling", "slow_settling_of_attempt"
+def slow_settling_of(slow_updates):
+    """Make the recording of one attempt's outcome (`status`: failed or succeeded) take half a second, so that a
+    batch stops there while it holds that attempt's installment."""
 
     def slow(attempt_id: int, status: str = ChargeAttempt.FAILED) -> None:
-        db = runtime.database()
-        db.execute_sql(
-            f"CREATE FUNCTION {names[0]}() RETURNS trigger AS $$ BEGIN PERFORM pg_sleep(0.5); RETURN NEW; END $$ "
-            "LANGUAGE plpgsql"
-        )
-        db.execute_sql(
-            f"CREATE TRIGGER {names[1]} BEFORE UPDATE ON charge_attempt FOR EACH ROW "
-            f"WHEN (OLD.id = {attempt_id} AND NEW.status = '{status}') EXECUTE FUNCTION {names[0]}()"
-        )
+        slow_updates("charge_attempt", f"OLD.id = {attempt_id} AND NEW.status = '{status}'")
 
-    yield slow
-    if runtime.database().for_update:
-        runtime.database().execute_sql(f"DROP TRIGGER IF EXISTS {names[1]} ON charge_attempt")
-        runtime.database().execute_sql(f"DROP FUNCTION IF EXISTS {names[0]}()")
+    return slow
 
 
 def test_two_batches_naming_the_same_installments_in_opposite_orders_take_turns_and_both_commit_whole(

@@ -223,6 +223,23 @@ def test_a_resend_that_finds_the_attempts_payment_intent_by_its_metadata_sends_n
     assert attempts() == [(1, "succeeded", T, None, PAYMENT_INTENT)]
 
 
+def test_a_resend_of_a_charge_no_longer_owed_only_looks_for_its_payment_intent_and_finding_none_sends_nothing(
+    stripe_api,
+):
+    """Stripe never answered the first send, and the installment was paid since by another charge: the resend lists
+    the customer's PaymentIntents, finds none of this attempt, creates none (it would charge twice) and cancels it."""
+    order = in_flight_order(stripe_api, recorded("rate_limit"), 429)
+    Installment.update(status=Installment.PAID).where(Installment.order == order, Installment.number == 1).execute()
+    stripe_api.answer("GET", "/v1/payment_intents", recorded("payment_intent_list__empty"))
+
+    run_due_work(RESEND)
+
+    assert [(r.method, r.path) for r in stripe_api.sent()] == [("POST", "/v1/payment_intents")] + [
+        ("GET", "/v1/payment_intents")
+    ]
+    assert [a[:2] for a in attempts()] == [(1, "cancelled")]
+
+
 def test_a_sepa_debit_processing_for_days_stays_in_flight_and_is_looked_up_never_sent_again(stripe_api):
     """Real SEPA debits take days: the resends only retrieve the PaymentIntent, and no second charge starts (R2)."""
     order = factories.stripe_order("cus_Recorded0001", "sepa")

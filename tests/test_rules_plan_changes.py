@@ -1,5 +1,6 @@
 import datetime as dt
 import threading
+import time
 from decimal import Decimal
 
 import pytest
@@ -247,3 +248,28 @@ def test_proposals_made_at_the_same_moment_leave_exactly_one_pending_change():
     statuses = [c.status for c in PlanChange.select()]
     assert len(statuses) == 6
     assert statuses.count(PlanChange.PENDING) == 1
+
+
+def test_a_seller_proposing_while_the_customer_confirms_waits_and_the_new_proposal_is_the_one_pending(slow_updates):
+    """The customer confirms 40.00 at the moment the seller proposes 45.00. The proposal waits for the confirmation
+    instead of deadlocking with it (it held the order and then reached the change; the confirmation held the change
+    and then reached the order): the plan is at 40.00 and 45.00 waits for the customer."""
+    if not db.for_update:
+        pytest.skip("SQLite's one writer makes the two take turns: there is no lock order to get wrong")
+    order = factories.order(factories.seller(), count=4, anchor=day(5, 1))
+    change = propose_plan_change(order, "40.00", day(5, 15))
+    slow_updates("plan_change", f"OLD.id = {change.id} AND NEW.status = '{PlanChange.CONFIRMED}'")
+
+    def customer_confirms():
+        with db.connection_context():
+            confirm_plan_change(change.id, day(5, 16))
+
+    other = threading.Thread(target=customer_confirms)
+    other.start()
+    time.sleep(0.2)  # the confirmation holds the change, and waits in the trigger
+    newer = propose_plan_change(order, "45.00", day(5, 16))
+    other.join()
+
+    assert PlanChange.get_by_id(change.id).status == PlanChange.CONFIRMED
+    assert PlanChange.get_by_id(newer.id).status == PlanChange.PENDING
+    assert Order.get_by_id(order.id).amount == Decimal("40.00")

@@ -8,10 +8,11 @@ import pytest
 from rq import SimpleWorker
 
 from billing import charging
+from billing.card_updates import update_card_and_charge
 from billing.followups import APPLY_EVENTS
 from gateways.sandbox import SandboxGateway
 from jobs.work import EVENT_LEASE, charge, run_due_work, tick
-from models import ChargeAttempt, GatewayEvent, SandboxCharge, lock, transaction
+from models import ChargeAttempt, GatewayEvent, Installment, SandboxCharge, lock, transaction
 from runtime import queue, redis_connection, set_clock, settings, utcnow, waiting_key
 from tests import factories
 from tests.conftest import free_port, start_worker
@@ -19,6 +20,7 @@ from tests.conftest import free_port, start_worker
 T = dt.datetime(2026, 5, 1, 8, 0, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)
 SECOND = dt.timedelta(seconds=1)
+HOUR = dt.timedelta(hours=1)
 
 
 def attempts():
@@ -114,6 +116,25 @@ def test_a_resent_attempt_the_gateway_already_charged_is_not_charged_again(inbox
     assert charged_keys() == [attempt.idempotency_key]
     assert attempts() == [(1, "failed", T), (2, "scheduled", T + 7 * DAY)]
     assert len(inbox.to("claire@example.com")) == 1
+
+
+def test_a_new_cards_charge_a_killed_worker_never_sent_is_not_sent_once_the_declined_charge_turns_out_paid(inbox):
+    """The customer gives a new card; its charge is claimed and the worker dies before the gateway hears of it. The
+    declined charge then turns out paid after all. The resend only looks for what the first send made: it finds
+    nothing, so it sends nothing (the customer would pay the installment twice) and the charge is cancelled."""
+    order = factories.order(factories.seller(), payment=factories.card(factories.INSUFFICIENT_FUNDS), anchor=T)
+    [declined] = factories.charge_due(T)
+    factories.gateway_reports(declined, T, "insufficient_funds")
+    new_card = update_card_and_charge(order, 1, factories.card(), T + HOUR)
+    assert charging.claim_attempt(new_card.id, T + HOUR) is not None  # …and the worker is killed here
+    factories.gateway_reports(declined, T + 2 * HOUR)
+    charged = charged_keys()
+
+    run_due_work(T + HOUR + charging.RESEND_AFTER)
+
+    assert charged_keys() == charged
+    assert ChargeAttempt.get_by_id(new_card.id).status == ChargeAttempt.CANCELLED
+    assert Installment.get(order=order, number=1).status == Installment.PAID
 
 
 def test_flask_tick_at_runs_the_work_due_by_that_time(runner):
