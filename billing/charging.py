@@ -5,7 +5,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from peewee import ModelSelect, Tuple, fn
+from peewee import Expression, ModelSelect, Tuple, fn
 
 from billing import collections, dunning, notifications
 from billing.card_updates import PAYABLE, adopt_payment_method
@@ -272,22 +272,72 @@ class Applied:
     settled: ChargeAttempt | None = None
 
 
+def _named(outcomes: Iterable[Outcome]) -> list[tuple[int, int]]:
+    """The installments `outcomes` report on, as (order, number), sorted."""
+    return sorted({(outcome.order_id, outcome.installment) for outcome in outcomes})
+
+
 def hold_installments(outcomes: Iterable[Outcome]) -> None:
     """Inside a transaction that will apply `outcomes`, hold the installments they report on, in one statement and in
     id order. Two transactions that each held theirs as they came (apply_outcome) could deadlock: one holding the
     first and waiting for the second, the other the other way round. Held in one order, the second waits whole."""
-    named = {(outcome.order_id, outcome.installment) for outcome in outcomes}
+    named = _named(outcomes)
     if named:
         hold(
             Installment.select(Installment.id)
-            .where(Tuple(Installment.order, Installment.number).in_(sorted(named)))
+            .where(Tuple(Installment.order, Installment.number).in_(named))
             .order_by(Installment.id)
         )
 
 
-def apply_outcome(outcome: Outcome, now: dt.datetime, held: bool = False) -> Applied:
+def _attempts_of(installments: Expression) -> "ModelSelect[ChargeAttempt]":
+    """Every attempt of the installments the condition `installments` names, each with its installment, order,
+    customer, product and seller, which the rules and their messages read: one query."""
+    return (
+        ChargeAttempt.select(ChargeAttempt, Installment, Order, Customer, Product, Seller)
+        .join(Installment)
+        .join(Order)
+        .join_from(Order, Customer)
+        .join_from(Order, Product)
+        .join_from(Order, Seller)
+        .where(installments)
+        .order_by(ChargeAttempt.id)
+    )
+
+
+def _as_one(attempts: list[ChargeAttempt]) -> list[ChargeAttempt]:
+    """One installment's attempts sharing one installment and one seller object, so that what a rule changes on one
+    the others see (a query gives each row objects of its own)."""
+    if attempts:
+        installment = attempts[0].installment
+        for each in attempts:
+            each.installment = installment
+        order = installment.order
+        order.product.seller = order.seller  # R11's contact address reads it again
+    return attempts
+
+
+Loaded = dict[tuple[int, int], list[ChargeAttempt]]
+
+
+def read_attempts(outcomes: Iterable[Outcome]) -> Loaded:
+    """Inside the transaction that holds their installments (hold_installments), the attempts of every installment
+    `outcomes` report on, in one query, by (order, installment number), for apply_outcome: a batch's outcomes read
+    them once instead of once each."""
+    named = _named(outcomes)
+    loaded: Loaded = {key: [] for key in named}
+    if named:
+        for attempt in _attempts_of(Tuple(Installment.order, Installment.number).in_(named)):
+            loaded[attempt.installment.order_id, attempt.installment.number].append(attempt)
+    return {key: _as_one(attempts) for key, attempts in loaded.items()}
+
+
+def apply_outcome(
+    outcome: Outcome, now: dt.datetime, held: bool = False, attempts: list[ChargeAttempt] | None = None
+) -> Applied:
     """Apply a charge outcome once, and say what it did; `held`: the transaction holds its installment already
-    (hold_installments).
+    (hold_installments); `attempts`: its installment's attempts, read since it was held and changed by nothing
+    since (read_attempts).
 
     A success is final: it settles the installment even after a failure was reported for the same
     charge, and no later failure undoes it. Repeats change nothing.
@@ -298,24 +348,11 @@ def apply_outcome(outcome: Outcome, now: dt.datetime, held: bool = False) -> App
         installment_named = (Installment.order == outcome.order_id) & (Installment.number == outcome.installment)
         if not held:
             hold(Installment.select(Installment.id).where(installment_named))
-        # Every attempt of the installment (a handful: the one reported on, R5's first and next), each with the
-        # installment, its order, customer, product and seller, which the rules and their messages read: one query.
-        attempts = list(
-            ChargeAttempt.select(ChargeAttempt, Installment, Order, Customer, Product, Seller)
-            .join(Installment)
-            .join(Order)
-            .join_from(Order, Customer)
-            .join_from(Order, Product)
-            .join_from(Order, Seller)
-            .where(installment_named)
-            .order_by(ChargeAttempt.id)
-        )
+        if attempts is None:
+            # A handful: the one reported on, R5's first and next.
+            attempts = _as_one(list(_attempts_of(installment_named)))
         if attempts:
             installment = attempts[0].installment
-            for each in attempts:
-                each.installment = installment  # one installment, as the rules change it
-            order = installment.order
-            order.product.seller = order.seller  # one seller, loaded once: R11's contact address reads it again
         else:  # never charged: no charge of it can be reported on
             uncharged = Installment.get_or_none(installment_named)
             if uncharged is None:
@@ -346,22 +383,24 @@ def apply_outcome(outcome: Outcome, now: dt.datetime, held: bool = False) -> App
         settled = ("status", "reference", "failure_code", "failure_message", "advice_code", "settled_at")
         attempt.save(only=[ChargeAttempt._meta.fields[name] for name in settled])
         if outcome.succeeded:
-            note = _payment_succeeded(attempt, recovered=was_failed or attempt.number > 1, now=now)
+            note = _payment_succeeded(attempt, attempts, recovered=was_failed or attempt.number > 1, now=now)
         else:
             note = dunning.payment_failed(attempt, attempts, now)
         return Applied(note, attempt)
 
 
-def _payment_succeeded(attempt: ChargeAttempt, recovered: bool, now: dt.datetime) -> str:
+def _payment_succeeded(attempt: ChargeAttempt, attempts: list[ChargeAttempt], recovered: bool, now: dt.datetime) -> str:
     installment = attempt.installment
     assert attempt.settled_at is not None, "a succeeded attempt is settled"
-    record_installment_paid(installment, attempt.settled_at)
+    record_installment_paid(installment, attempts, attempt.settled_at)
     adopt_payment_method(attempt)
-    collections.leave_collections(installment.order_id)
-    # R6 and R8: a plan interrupted or listed in collections resumes (a hand-off stays final).
-    Order.update(status=Order.ACTIVE).where(
-        Order.id == installment.order_id, Order.status.in_((Order.INTERRUPTED, Order.COLLECTIONS))
-    ).execute()
+    # R6 and R8: a plan interrupted or listed in collections resumes (a hand-off stays final). As read once its
+    # installment was held: only an outcome of that installment, held by this transaction, interrupts or lists it.
+    if installment.order.status in (Order.INTERRUPTED, Order.COLLECTIONS):
+        collections.leave_collections(installment.order_id)
+        Order.update(status=Order.ACTIVE).where(
+            Order.id == installment.order_id, Order.status.in_((Order.INTERRUPTED, Order.COLLECTIONS))
+        ).execute()
     if recovered or attempt.kind != ChargeAttempt.AUTOMATIC:
         notifications.customer_payment_recovered(attempt, now)
         data = dunning.attempt_data(attempt)

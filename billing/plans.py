@@ -274,12 +274,13 @@ def add_attempt(
     )
 
 
-def record_installment_paid(installment: Installment, at: dt.datetime) -> None:
-    """R2: the installment is paid; a fixed plan completes with its last one, a subscription grows by one."""
+def record_installment_paid(installment: Installment, attempts: list[ChargeAttempt], at: dt.datetime) -> None:
+    """R2: the installment is paid, and its `attempts` (every one, read since the installment was held) still
+    scheduled are cancelled; a fixed plan completes with its last one, a subscription grows by one."""
     Installment.update(status=Installment.PAID, paid_at=at).where(Installment.id == installment.id).execute()
-    ChargeAttempt.update(status=ChargeAttempt.CANCELLED).where(
-        ChargeAttempt.installment == installment, ChargeAttempt.status == ChargeAttempt.SCHEDULED
-    ).execute()
+    scheduled = [attempt.id for attempt in attempts if attempt.status == ChargeAttempt.SCHEDULED]
+    if scheduled:
+        ChargeAttempt.update(status=ChargeAttempt.CANCELLED).where(ChargeAttempt.id.in_(scheduled)).execute()
     order = installment.order  # as its caller loaded it, or read now
     if order.plan == INSTALLMENTS:
         if not order.installments.where(Installment.status != Installment.PAID).exists():

@@ -22,6 +22,7 @@ from gateways.stripe import EVENT_TYPES as STRIPE_EVENT_TYPES
 from jobs.posting import deliver_to_endpoint, post_to_partner
 from metrics import CHARGES
 from models import (
+    ChargeAttempt,
     CollectionCase,
     GatewayEvent,
     Outbox,
@@ -171,9 +172,19 @@ def process_events(event_ids: list[int], now: dt.datetime) -> None:
                 )
             )
             outcomes = {event.id: _outcome(event) for event in received}
+            matched = [each for each in outcomes.values() if isinstance(each, charging.Outcome)]
             # In one order for every batch, before any is applied: two batches never hold each other's next one.
-            charging.hold_installments(each for each in outcomes.values() if isinstance(each, charging.Outcome))
-            applied = {id: _apply(outcome, now, held=True) for id, outcome in outcomes.items()}
+            charging.hold_installments(matched)
+            loaded = charging.read_attempts(matched)
+            applied, touched_orders = {}, set()
+            for id, outcome in outcomes.items():
+                attempts = None
+                if isinstance(outcome, charging.Outcome):
+                    # What an earlier outcome of the batch applied to the same order, read rows no longer show.
+                    if outcome.order_id not in touched_orders:
+                        attempts = loaded[outcome.order_id, outcome.installment]
+                    touched_orders.add(outcome.order_id)
+                applied[id] = _apply(outcome, now, held=True, attempts=attempts)
             if applied:
                 GatewayEvent.update(
                     status=Case(GatewayEvent.id, [(id, status) for id, (_, status) in applied.items()]),
@@ -202,13 +213,16 @@ def _outcome(event: GatewayEvent) -> charging.Outcome | charging.Unmatched:
 
 
 def _apply(
-    outcome: charging.Outcome | charging.Unmatched, now: dt.datetime, held: bool = False
+    outcome: charging.Outcome | charging.Unmatched,
+    now: dt.datetime,
+    held: bool = False,
+    attempts: list[ChargeAttempt] | None = None,
 ) -> tuple[charging.Applied, str]:
     """What applying an event's outcome did, and the status that says so."""
     try:
         if isinstance(outcome, charging.Unmatched):
             raise outcome
-        applied = charging.apply_outcome(outcome, now, held)
+        applied = charging.apply_outcome(outcome, now, held, attempts)
     except charging.Unmatched as error:
         return charging.Applied(str(error)), GatewayEvent.UNMATCHED
     return applied, GatewayEvent.PROCESSED if applied.settled else GatewayEvent.IGNORED

@@ -265,6 +265,33 @@ def test_two_batches_naming_the_same_installments_in_opposite_orders_take_turns_
         assert emails_about(order) == 1
 
 
+def test_one_batch_carrying_a_charges_failure_then_its_success_leaves_what_applying_them_one_by_one_leaves():
+    """A batch reads the attempts of all its installments at once; an outcome that follows another of its order in
+    the same batch reads them again, as the first left them. A card charge reported failed then paid ends paid, its
+    retry cancelled; a SEPA debit reported failed then paid leaves collections and the plan is active; an order
+    with a single report in the batch is paid as well."""
+    card, sepa, single = charge_in_flight(), charge_in_flight(factories.sepa()), charge_in_flight()
+    reports = [
+        ("payment_failed__card", card),
+        ("payment_failed__sepa", sepa),
+        ("payment_succeeded__card", single),
+        ("payment_succeeded__card", card),
+        ("payment_succeeded__sepa", sepa),
+    ]
+    events = [
+        stored_event(f"msg_{n}", event_body(fixture, order_id=order.id), type=fixture.split("__")[0].replace("_", "."))
+        for n, (fixture, order) in enumerate(reports)
+    ]
+
+    process_events([event.id for event in events], T + dt.timedelta(hours=1))
+
+    assert [GatewayEvent.get_by_id(event.id).status for event in events] == [GatewayEvent.PROCESSED] * 5
+    for order in (card, sepa, single):
+        assert installment_state(order)[:2] == ("active", "paid")
+    assert [attempt[:2] for attempt in installment_state(card)[2]] == [(1, "succeeded"), (2, "cancelled")]
+    assert not CollectionCase.select().where(CollectionCase.order == sepa).exists()
+
+
 def test_a_batch_whose_messages_outgrow_what_one_statement_carries_commits_whole_each_message_once(client, caplog):
     """A seller whose system listens at many endpoints: each failure of a batch writes a message for every one of
     them, more than one INSERT may carry (PostgreSQL binds at most 65,535 values in a statement, SQLite 32,766). The
