@@ -9,9 +9,9 @@ from peewee import ModelSelect
 from billing import notifications
 from billing.errors import Refused
 from billing.followups import DELIVER_HANDOFF, FollowUp, follow_up
-from billing.plans import locked
+from billing.plans import hold_unpaid_installments, locked
 from billing.retries import DELIVERY_RETRIES
-from models import ChargeAttempt, CollectionCase, Installment, Order, Seller, hold, transaction
+from models import ChargeAttempt, CollectionCase, Installment, Order, Seller, transaction
 
 
 def list_in_collections(order: Order, reason: str, now: dt.datetime) -> None:
@@ -98,10 +98,8 @@ def can_hand_off(order: Order, now: dt.datetime) -> bool:
 def hand_to_collections(order: Order, now: dt.datetime) -> CollectionCase:
     """R9: record the hand-off (when, which installments, how much) and make it final."""
     with transaction():
-        # The installments it will mark before the order, in the order an outcome takes them: a hand-off asked while
-        # a late success is applied waits for it and reads the plan resumed, instead of deadlocking with it.
-        unpaid = (Installment.order == order.id) & (Installment.status != Installment.PAID)
-        hold(Installment.select(Installment.id).where(unpaid).order_by(Installment.id))
+        # A hand-off asked while a late success is applied waits for it and reads the plan resumed.
+        hold_unpaid_installments(order)
         order = locked(order)
         refusal = handoff_refusal(order, now)
         if refusal:
@@ -118,7 +116,9 @@ def hand_to_collections(order: Order, now: dt.datetime) -> CollectionCase:
             handed_off_installments=debt.installments,
             next_delivery_at=now,
         ).where(CollectionCase.order == order).execute()
-        Installment.update(status=Installment.HANDED_OFF).where(unpaid).execute()
+        Installment.update(status=Installment.HANDED_OFF).where(
+            Installment.order == order.id, Installment.status != Installment.PAID
+        ).execute()
         case = CollectionCase.get(CollectionCase.order == order)
         notifications.seller_handed_off(case, now)
         handed = {"amount": str(debt.amount), "currency": order.currency, "installments": debt.installments}

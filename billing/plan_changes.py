@@ -7,7 +7,7 @@ from peewee import ModelSelect
 from billing import notifications
 from billing.errors import BillingError, Refused
 from billing.money import MINIMUM_INSTALLMENT, parse_amount
-from billing.plans import locked
+from billing.plans import hold_unpaid_installments, locked
 from models import Customer, Installment, Order, PlanChange, Seller, lock, transaction
 
 CONFIRMATION_WINDOW = dt.timedelta(hours=240)
@@ -139,6 +139,9 @@ def _decide(change_id: int, status: str, now: dt.datetime) -> PlanChange:
 def confirm_plan_change(change_id: int, now: dt.datetime) -> PlanChange:
     """R4: within 240 hours, the new amount applies to every installment not yet charged."""
     with transaction():
+        # A batch paying the open installment meanwhile read the old amount, and a subscription's success adds the
+        # next installment at it: the confirmation waits for the batch, and then changes that installment too.
+        hold_unpaid_installments(PlanChange.get_by_id(change_id).order)
         change = _decide(change_id, PlanChange.CONFIRMED, now)
         Order.update(amount=change.new_amount).where(Order.id == change.order_id).execute()
         Installment.update(amount=change.new_amount).where(

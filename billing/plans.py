@@ -17,6 +17,7 @@ from models import (
     Order,
     Product,
     Seller,
+    hold,
     lock,
     skipping_locked,
     transaction,
@@ -165,6 +166,18 @@ def locked(order: Order) -> Order:
     on what another writer may just have changed (a renewal and a hand-off clicked at once take turns)."""
     lock(Order, order.id)
     return Order.get_by_id(order.id)
+
+
+def hold_unpaid_installments(order: Order) -> None:
+    """Inside a transaction, hold the order's installments not yet paid, in id order, before the order: the order in
+    which an outcome takes them. A rule that writes them and the order, asked while a batch applies an outcome of
+    the open one, then waits for the batch and reads what it committed, instead of deadlocking with it or writing
+    beside what the batch read before."""
+    hold(
+        Installment.select(Installment.id)
+        .where(Installment.order == order.id, Installment.status != Installment.PAID)
+        .order_by(Installment.id)
+    )
 
 
 def open_installment(order: Order) -> Installment | None:

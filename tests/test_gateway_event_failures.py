@@ -4,6 +4,7 @@ import datetime as dt
 import logging
 import threading
 import time
+from decimal import Decimal
 
 import pytest
 
@@ -12,6 +13,7 @@ from billing import charging
 from billing.collections import hand_to_collections
 from billing.dunning import renew_plan
 from billing.errors import Refused
+from billing.plan_changes import confirm_plan_change, propose_plan_change
 from billing.plans import attempt_key
 from billing.retries import EVENT_RETRIES
 from jobs.work import process_events, process_received_events, run_due_work
@@ -357,3 +359,36 @@ def test_a_sellers_renewal_or_hand_off_asked_while_the_third_charges_late_succes
     renewals = ChargeAttempt.select().where(ChargeAttempt.kind == ChargeAttempt.RENEWAL)
     assert renewals.count() == 0
     assert not CollectionCase.select().where(CollectionCase.handed_off_at.is_null(False)).exists()
+
+
+def test_a_plan_change_confirmed_while_a_batch_pays_a_subscription_applies_to_the_installment_that_success_adds(
+    slow_settling_of,
+):
+    """A worker's batch applies another order's failure, then the success of a subscription's charge, which adds its
+    next installment; the customer confirms the subscription's new amount meanwhile. The confirmation waits for the
+    batch, which read the subscription's amount as it began: the next installment is at the new amount (R4), not the
+    old one the batch read."""
+    if not runtime.database().for_update:
+        pytest.skip("SQLite's one writer makes the two take turns: the batch reads the amount after the confirmation")
+    other = factories.order(factories.seller(), anchor=T)
+    subscription = factories.order(factories.seller(), plan="subscription", anchor=T)
+    requests = factories.charge_due(T)
+    change = propose_plan_change(subscription, "40.00", T)
+    events = [
+        stored_event(f"msg_{kind}", event_body(f"payment_{kind}__card", order_id=order.id), type=f"payment.{kind}").id
+        for kind, order in (("failed", other), ("succeeded", subscription))
+    ]
+    slow_settling_of(next(request.attempt_id for request in requests if request.order_id == other.id))
+
+    def batch():
+        with runtime.database().connection_context():
+            process_events(events, T + dt.timedelta(hours=1))
+
+    worker = threading.Thread(target=batch)
+    worker.start()
+    time.sleep(0.2)  # the batch holds both installments, read both orders, and waits in the trigger
+    confirm_plan_change(change.id, T + dt.timedelta(hours=1))
+    worker.join()
+
+    assert Installment.get(order=subscription, number=1).status == Installment.PAID
+    assert Installment.get(order=subscription, number=2).amount == Decimal("40.00")
