@@ -8,6 +8,7 @@ Babel domain (translations/<lang>/LC_MESSAGES/emails.po; extract with emails/bab
 
 import binascii
 import datetime as dt
+import re
 import smtplib
 from collections.abc import Callable
 from email.message import EmailMessage, Message
@@ -241,13 +242,19 @@ def _email(headers: dict[str, str], language: str, text: str, html: str) -> Mess
     return international
 
 
+# Written "=46rom " (the same text, quoted-printable): smtplib writes a legacy email with the mbox escape on, which
+# turns a line starting "From " (a text's own, or one its wrapping made) into ">From ", a ">" the reader would see.
+_FROM_LINE = re.compile(r"^From ", re.MULTILINE)
+
+
 def _quoted_printable(body: str, subtype: str) -> Message:
     """A UTF-8 text part in quoted-printable, as EmailMessage chooses for these texts: readable in the raw message,
     and no spam filter's penalty for base64 text. Encoded by binascii, in C: MIMEText's encoder, email.quoprimime,
     runs in Python a character at a time."""
     part = MIMENonMultipart("text", subtype, policy=COMPAT32, charset="utf-8")
     part["Content-Transfer-Encoding"] = "quoted-printable"
-    part.set_payload(binascii.b2a_qp(body.encode(), istext=True).decode("ascii"))
+    encoded = binascii.b2a_qp(body.encode(), istext=True).decode("ascii")
+    part.set_payload(_FROM_LINE.sub("=46rom ", encoded))
     return part
 
 

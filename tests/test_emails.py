@@ -226,6 +226,20 @@ def test_a_name_that_spells_the_emails_part_boundary_arrives_whole_in_both_parts
     assert f"Hello {name}," in mail.get_body(("html",)).get_content()
 
 
+def test_a_name_whose_wrapped_line_starts_with_from_arrives_as_written_in_both_parts(inbox):
+    """A long line is wrapped for the wire; smtplib writes every line of a legacy email starting "From " as ">From "
+    (mbox's escape), so the customer would read a ">" the name never had. The wrapped name arrives as it was given."""
+    name = "Ann " + "From " * 19 + "Paris"
+    factories.order(factories.seller(), customer_name=name, language="en", anchor=T)
+    factories.answer_due_charges(T, "card_declined")
+    send_due_messages(T.isoformat())
+
+    (mail,) = inbox.to(CUSTOMER.replace("claire", "ann"))
+    assert f"Hello {name}," in text(mail)
+    assert f"Hello {name}," in mail.get_body(("html",)).get_content()
+    assert b">From" not in mail.as_bytes()
+
+
 def test_a_card_link_lives_30_days_from_the_failure_however_late_the_email_is_sent(inbox):
     """Links are signed at the time of the fact: an email sent 20 days late does not give its link 20 more days."""
     declined_card_order(language="en")
