@@ -249,9 +249,7 @@ def orders_in_flight(seller, product, numbers: range, failure_code, now: dt.date
         events = []
         # Any other order's attempt claimed here (one unanswered past its resend time) is simply resent later.
         for request in sorted((r for r in requests if r.order_id in numbered), key=lambda r: r.attempt_id):
-            # As the charge job leaves it: sent to the gateway, the gateway's reference noted.
             reference = f"ch_bench_{request.attempt_id}"
-            charging.record_answer(request.attempt_id, reference)
             code = failure_code(numbered[request.order_id])
             data = {
                 "order_id": request.order_id,
@@ -274,6 +272,8 @@ def orders_in_flight(seller, product, numbers: range, failure_code, now: dt.date
                     "body": json.dumps({"type": kind, "data": data}),
                 }
             )
+        # As the charge job leaves them: sent to the gateway, the gateway's references noted.
+        charging.record_answers({event["attempt_id"]: f"ch_bench_{event['attempt_id']}" for event in events})
     assert len(events) == len(numbers), f"{len(events)} attempts in flight, expected {len(numbers)}"
     return events
 

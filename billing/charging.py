@@ -5,7 +5,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from peewee import Expression, ModelSelect, Tuple, fn
+from peewee import Case, Expression, ModelSelect, Tuple, fn
 
 from billing import collections, dunning, notifications
 from billing.card_updates import PAYABLE, adopt_payment_method
@@ -219,19 +219,31 @@ def _request(attempt: ChargeAttempt, now: dt.datetime, resent: bool, look_up_onl
     )
 
 
-def record_answer(attempt_id: int, reference: str | None) -> None:
-    """Note the gateway's reference of a charge just sent, unless its outcome, applied already, noted one; None, the
-    answer to a look-up that found nothing sent: the attempt, no longer to be charged, is cancelled."""
-    if reference is None:
-        ChargeAttempt.update(status=ChargeAttempt.CANCELLED).where(
-            ChargeAttempt.id == attempt_id, ChargeAttempt.status == ChargeAttempt.IN_FLIGHT
-        ).execute()
-        return
-    # Not `WHERE reference IS NULL`: PostgreSQL's statistics, taken while nearly every attempt had its reference,
-    # read that as a few rows and scan the reference index's nulls (a tick's 100,000 new attempts) on every charge.
-    ChargeAttempt.update(reference=fn.COALESCE(ChargeAttempt.reference, reference)).where(
-        ChargeAttempt.id == attempt_id
-    ).execute()
+def record_answers(answers: dict[int, str | None]) -> None:
+    """Note the gateway's reference of each charge just sent (attempt id → reference), unless its outcome, applied
+    already, noted one; None, the answer to a look-up that found nothing sent: that attempt, no longer to be charged,
+    is cancelled. One transaction for a batch of charges, not a statement and a commit for each.
+
+    Skipping the attempts another transaction holds: a batch applying their outcomes, which note the reference
+    themselves. Waiting for them instead, holding the others, could deadlock with a batch applying the same outcomes
+    in another order."""
+    cancelled = [attempt_id for attempt_id, reference in answers.items() if reference is None]
+    references = [(attempt_id, reference) for attempt_id, reference in answers.items() if reference is not None]
+    with transaction():
+        if cancelled:
+            ChargeAttempt.update(status=ChargeAttempt.CANCELLED).where(
+                ChargeAttempt.id.in_(_free(cancelled)), ChargeAttempt.status == ChargeAttempt.IN_FLIGHT
+            ).execute()
+        if references:
+            # Not `WHERE reference IS NULL`: PostgreSQL's statistics, taken while nearly every attempt had its
+            # reference, read that as a few rows and scan the reference index's nulls (a tick's 100,000 new attempts).
+            ChargeAttempt.update(
+                reference=fn.COALESCE(ChargeAttempt.reference, Case(ChargeAttempt.id, references))
+            ).where(ChargeAttempt.id.in_(_free([attempt_id for attempt_id, _ in references]))).execute()
+
+
+def _free(attempt_ids: list[int]) -> "ModelSelect[ChargeAttempt]":
+    return skipping_locked(ChargeAttempt.select(ChargeAttempt.id).where(ChargeAttempt.id.in_(attempt_ids)))
 
 
 @dataclass(frozen=True)

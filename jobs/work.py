@@ -102,7 +102,7 @@ def charge(attempt_id: int, at: str | None = None) -> None:
         if request is None:
             return
         reference = get_gateway(settings()).charge(request)
-        charging.record_answer(attempt_id, reference)
+        charging.record_answers({attempt_id: reference})
 
 
 def send_due_charges(at: str | None = None) -> None:
@@ -120,13 +120,17 @@ def send_due_charges(at: str | None = None) -> None:
         if batch.full:
             follow_up(FollowUp(SEND_CHARGES, at=now if at else None))
         gateway = get_gateway(settings())
+        answers = {}
         failures = []
         for request in batch.requests:
             touched(attempt=request.attempt_id, order=request.order_id)
             try:
-                charging.record_answer(request.attempt_id, gateway.charge(request))
+                answers[request.attempt_id] = gateway.charge(request)
             except Exception as error:  # any error of one charge: the others of the batch are still sent
                 failures.append(error)
+        # Once for the batch: a crash before it only has the charges resent with their keys, which charge nothing
+        # new, and their outcomes carry the references anyway.
+        charging.record_answers(answers)
         if failures:
             raise ExceptionGroup(f"{len(failures)} of {len(batch.requests)} charges failed", failures)
 

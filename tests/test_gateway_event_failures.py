@@ -392,3 +392,38 @@ def test_a_plan_change_confirmed_while_a_batch_pays_a_subscription_applies_to_th
 
     assert Installment.get(order=subscription, number=1).status == Installment.PAID
     assert Installment.get(order=subscription, number=2).amount == Decimal("40.00")
+
+
+def test_the_references_of_a_batch_of_charges_noted_while_a_batch_applies_their_outcomes_in_another_order_wait_for_nothing(
+    slow_settling_of, caplog
+):
+    """A charge job notes the gateway's references of its charges in one statement as the batch ends, while a
+    worker's batch applies their failures, the later charge's first. Neither waits for the other with rows held
+    (that deadlocked: PostgreSQL ended one): the references are noted, and the batch commits whole."""
+    if not runtime.database().for_update:
+        pytest.skip("SQLite's one writer makes the two take turns: there is no lock order to get wrong")
+    first, second = charge_in_flight(), charge_in_flight()
+    attempts = [
+        ChargeAttempt.select().join(Installment).where(Installment.order == order).get().id for order in (first, second)
+    ]
+    events = [
+        stored_event(f"msg_{order.id}", event_body("payment_failed__card", order_id=order.id)).id
+        for order in (second, first)
+    ]
+    slow_settling_of(attempts[1])
+
+    def batch():
+        with runtime.database().connection_context():
+            process_events(events, T + dt.timedelta(hours=1))
+
+    with caplog.at_level(logging.WARNING, logger="jobs.work"):
+        worker = threading.Thread(target=batch)
+        worker.start()
+        time.sleep(0.2)  # the batch has settled the second charge, and waits in the trigger
+        charging.record_answers({attempt_id: f"ch_noted_{attempt_id}" for attempt_id in attempts})
+        worker.join()
+
+    assert [r.getMessage() for r in caplog.records if r.name == "jobs.work"] == []
+    assert {GatewayEvent.get_by_id(event).status for event in events} == {GatewayEvent.PROCESSED}
+    assert [ChargeAttempt.get_by_id(attempt).status for attempt in attempts] == [ChargeAttempt.FAILED] * 2
+    assert all(ChargeAttempt.get_by_id(attempt).reference for attempt in attempts)
