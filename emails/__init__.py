@@ -8,9 +8,10 @@ Babel domain (translations/<lang>/LC_MESSAGES/emails.po; extract with emails/bab
 
 import binascii
 import datetime as dt
-import re
+import io
 import smtplib
 from collections.abc import Callable
+from email.generator import BytesGenerator
 from email.message import EmailMessage, Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
@@ -242,19 +243,13 @@ def _email(headers: dict[str, str], language: str, text: str, html: str) -> Mess
     return international
 
 
-# Written "=46rom " (the same text, quoted-printable): smtplib writes a legacy email with the mbox escape on, which
-# turns a line starting "From " (a text's own, or one its wrapping made) into ">From ", a ">" the reader would see.
-_FROM_LINE = re.compile(r"^From ", re.MULTILINE)
-
-
 def _quoted_printable(body: str, subtype: str) -> Message:
     """A UTF-8 text part in quoted-printable, as EmailMessage chooses for these texts: readable in the raw message,
     and no spam filter's penalty for base64 text. Encoded by binascii, in C: MIMEText's encoder, email.quoprimime,
     runs in Python a character at a time."""
     part = MIMENonMultipart("text", subtype, policy=COMPAT32, charset="utf-8")
     part["Content-Transfer-Encoding"] = "quoted-printable"
-    encoded = binascii.b2a_qp(body.encode(), istext=True).decode("ascii")
-    part.set_payload(_FROM_LINE.sub("=46rom ", encoded))
+    part.set_payload(binascii.b2a_qp(body.encode(), istext=True).decode("ascii"))
     return part
 
 
@@ -290,7 +285,7 @@ class Mailer:
         if self._smtp is None:
             self._smtp = self._connect()
         try:
-            self._smtp.send_message(email)
+            self._smtp.sendmail(*_on_the_wire(email))
         except (smtplib.SMTPServerDisconnected, ConnectionError):
             self.close()
             if not reused:
@@ -317,6 +312,21 @@ class Mailer:
             smtp.close()
             raise
         return smtp
+
+
+def _on_the_wire(email: Message) -> tuple[str, list[str], bytes, tuple[str, ...]]:
+    """The envelope, bytes and options smtplib's send_message would send for `email`, but for mbox's escape, which
+    it applies to a legacy (compat32) email: each line starting "From " (a text's own, or one its wrapping made)
+    written ">From ", a ">" the reader would see. An address beyond ASCII in any header goes as written, over
+    SMTPUTF8 (send_message looks at the envelope's only, and wrote a Reply-To beyond ASCII as an encoded word,
+    which no mail client reads as an address)."""
+    international = any(not parseaddr(email[name])[1].isascii() for name in ADDRESSES if email[name])
+    policy = email.policy.clone(linesep="\r\n", **({"utf8": True} if international else {}))
+    with io.BytesIO() as wire:
+        BytesGenerator(wire, mangle_from_=False, policy=policy).flatten(email)
+        data = wire.getvalue()
+    options = ("SMTPUTF8", "BODY=8BITMIME") if international else ()
+    return parseaddr(email["From"])[1], [parseaddr(email["To"])[1]], data, options
 
 
 def _hang_up(smtp: smtplib.SMTP) -> None:

@@ -161,10 +161,12 @@ class Inbox:
 
     def __init__(self):
         self.messages = []
+        self.wire = []  # each message's bytes as received
         self.connections = set()  # the client's (address, port) of each connection a message came over
 
     async def handle_DATA(self, server, session, envelope):
         self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        self.wire.append(envelope.content)
         self.connections.add(session.peer)
         return "250 OK"
 

@@ -226,18 +226,25 @@ def test_a_name_that_spells_the_emails_part_boundary_arrives_whole_in_both_parts
     assert f"Hello {name}," in mail.get_body(("html",)).get_content()
 
 
-def test_a_name_whose_wrapped_line_starts_with_from_arrives_as_written_in_both_parts(inbox):
-    """A long line is wrapped for the wire; smtplib writes every line of a legacy email starting "From " as ">From "
-    (mbox's escape), so the customer would read a ">" the name never had. The wrapped name arrives as it was given."""
-    name = "Ann " + "From " * 19 + "Paris"
-    factories.order(factories.seller(), customer_name=name, language="en", anchor=T)
+@pytest.mark.parametrize(
+    ("support_email", "name"),
+    [(None, "Ann " + "From " * 19 + "Paris"), ("hilfe@bäckerei.example", "Annxx " + "From " * 19 + "Paris")],
+)
+def test_a_name_whose_wrapped_line_starts_with_from_arrives_as_written_in_both_parts(inbox, support_email, name):
+    """A long line is wrapped for the wire; smtplib's own writing turns every line starting "From " into ">From "
+    (mbox's escape), so the customer would read a ">" the name never had. The wrapped name arrives as it was given,
+    in an email whose addresses are all ASCII and in one whose support address (its Reply-To) is not."""
+    factories.order(factories.seller(), customer_name=name, language="en", anchor=T, support_email=support_email)
     factories.answer_due_charges(T, "card_declined")
     send_due_messages(T.isoformat())
 
-    (mail,) = inbox.to(CUSTOMER.replace("claire", "ann"))
+    (mail,) = inbox.to(f"{name.split()[0].lower()}@example.com")
     assert f"Hello {name}," in text(mail)
     assert f"Hello {name}," in mail.get_body(("html",)).get_content()
     assert b">From" not in mail.as_bytes()
+    assert mail["Reply-To"] == (support_email or "alice@example.com")
+    # As written, not as an encoded word (hilfe@=?utf-8?q?b=C3=A4ckerei?=.example), which no client reads as an address.
+    assert f"Reply-To: {mail['Reply-To']}\r\n".encode() in inbox.wire[inbox.messages.index(mail)]
 
 
 def test_a_card_link_lives_30_days_from_the_failure_however_late_the_email_is_sent(inbox):

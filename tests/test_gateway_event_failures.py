@@ -394,7 +394,7 @@ def test_a_plan_change_confirmed_while_a_batch_pays_a_subscription_applies_to_th
     assert Installment.get(order=subscription, number=2).amount == Decimal("40.00")
 
 
-def test_the_references_of_a_batch_of_charges_noted_while_a_batch_applies_their_outcomes_in_another_order_wait_for_nothing(
+def test_references_of_a_batch_of_charges_noted_while_a_batch_applies_their_outcomes_in_another_order_wait_on_nothing(
     slow_settling_of, caplog
 ):
     """A charge job notes the gateway's references of its charges in one statement as the batch ends, while a
