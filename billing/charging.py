@@ -224,26 +224,32 @@ def record_answers(answers: dict[int, str | None]) -> None:
     already, noted one; None, the answer to a look-up that found nothing sent: that attempt, no longer to be charged,
     is cancelled. One transaction for a batch of charges, not a statement and a commit for each.
 
-    Skipping the attempts another transaction holds: a batch applying their outcomes, which note the reference
-    themselves. Waiting for them instead, holding the others, could deadlock with a batch applying the same outcomes
-    in another order."""
-    cancelled = [attempt_id for attempt_id, reference in answers.items() if reference is None]
-    references = [(attempt_id, reference) for attempt_id, reference in answers.items() if reference is not None]
+    The attempts another transaction holds (a batch applying their outcomes) are noted after it, each alone: waiting
+    for them while holding the others could deadlock with a batch applying the same outcomes in another order, and
+    skipping them would lose the reference of an outcome reported without one."""
+    if not answers:
+        return
     with transaction():
-        if cancelled:
-            ChargeAttempt.update(status=ChargeAttempt.CANCELLED).where(
-                ChargeAttempt.id.in_(_free(cancelled)), ChargeAttempt.status == ChargeAttempt.IN_FLIGHT
-            ).execute()
-        if references:
-            # Not `WHERE reference IS NULL`: PostgreSQL's statistics, taken while nearly every attempt had its
-            # reference, read that as a few rows and scan the reference index's nulls (a tick's 100,000 new attempts).
-            ChargeAttempt.update(
-                reference=fn.COALESCE(ChargeAttempt.reference, Case(ChargeAttempt.id, references))
-            ).where(ChargeAttempt.id.in_(_free([attempt_id for attempt_id, _ in references]))).execute()
+        asked = ChargeAttempt.select(ChargeAttempt.id).where(ChargeAttempt.id.in_(list(answers)))
+        free = {row.id for row in skipping_locked(asked)}
+        _note({attempt_id: answers[attempt_id] for attempt_id in free})
+    for attempt_id in answers.keys() - free:
+        _note({attempt_id: answers[attempt_id]})
 
 
-def _free(attempt_ids: list[int]) -> "ModelSelect[ChargeAttempt]":
-    return skipping_locked(ChargeAttempt.select(ChargeAttempt.id).where(ChargeAttempt.id.in_(attempt_ids)))
+def _note(answers: dict[int, str | None]) -> None:
+    cancelled = [attempt_id for attempt_id, reference in answers.items() if reference is None]
+    if cancelled:
+        ChargeAttempt.update(status=ChargeAttempt.CANCELLED).where(
+            ChargeAttempt.id.in_(cancelled), ChargeAttempt.status == ChargeAttempt.IN_FLIGHT
+        ).execute()
+    references = [(attempt_id, reference) for attempt_id, reference in answers.items() if reference is not None]
+    if references:
+        # Not `WHERE reference IS NULL`: PostgreSQL's statistics, taken while nearly every attempt had its reference,
+        # read that as a few rows and scan the reference index's nulls (a tick's 100,000 new attempts).
+        ChargeAttempt.update(reference=fn.COALESCE(ChargeAttempt.reference, Case(ChargeAttempt.id, references))).where(
+            ChargeAttempt.id.in_([attempt_id for attempt_id, _ in references])
+        ).execute()
 
 
 @dataclass(frozen=True)
