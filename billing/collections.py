@@ -99,7 +99,7 @@ def hand_to_collections(order: Order, now: dt.datetime) -> CollectionCase:
     """R9: record the hand-off (when, which installments, how much) and make it final."""
     with transaction():
         # A hand-off asked while a late success is applied waits for it and reads the plan resumed.
-        hold_unpaid_installments(order)
+        hold_unpaid_installments(order.id)
         order = locked(order)
         refusal = handoff_refusal(order, now)
         if refusal:

@@ -141,7 +141,7 @@ def confirm_plan_change(change_id: int, now: dt.datetime) -> PlanChange:
     with transaction():
         # A batch paying the open installment meanwhile read the old amount, and a subscription's success adds the
         # next installment at it: the confirmation waits for the batch, and then changes that installment too.
-        hold_unpaid_installments(PlanChange.get_by_id(change_id).order)
+        hold_unpaid_installments(PlanChange.get_by_id(change_id).order_id)
         change = _decide(change_id, PlanChange.CONFIRMED, now)
         Order.update(amount=change.new_amount).where(Order.id == change.order_id).execute()
         Installment.update(amount=change.new_amount).where(

@@ -168,14 +168,14 @@ def locked(order: Order) -> Order:
     return Order.get_by_id(order.id)
 
 
-def hold_unpaid_installments(order: Order) -> None:
+def hold_unpaid_installments(order_id: int) -> None:
     """Inside a transaction, hold the order's installments not yet paid, in id order, before the order: the order in
     which an outcome takes them. A rule that writes them and the order, asked while a batch applies an outcome of
     the open one, then waits for the batch and reads what it committed, instead of deadlocking with it or writing
     beside what the batch read before."""
     hold(
         Installment.select(Installment.id)
-        .where(Installment.order == order.id, Installment.status != Installment.PAID)
+        .where(Installment.order == order_id, Installment.status != Installment.PAID)
         .order_by(Installment.id)
     )
 
