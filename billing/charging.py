@@ -398,7 +398,9 @@ def apply_outcome(
         attempt.failure_message = None if outcome.succeeded else outcome.failure_message
         attempt.advice_code = None if outcome.succeeded else outcome.advice_code
         attempt.settled_at = outcome.occurred_at
-        settled = ("status", "reference", "failure_code", "failure_message", "advice_code", "settled_at")
+        settled = ["status", "failure_code", "failure_message", "advice_code", "settled_at"]
+        if outcome.reference:  # else kept: the attempt was read before the charge job may have noted the answer
+            settled.append("reference")
         attempt.save(only=[ChargeAttempt._meta.fields[name] for name in settled])
         if outcome.succeeded:
             note = _payment_succeeded(attempt, attempts, recovered=was_failed or attempt.number > 1, now=now)

@@ -429,25 +429,34 @@ def test_references_of_a_batch_of_charges_noted_while_a_batch_applies_their_outc
     assert all(ChargeAttempt.get_by_id(attempt).reference for attempt in attempts)
 
 
-def test_a_reference_noted_while_a_batch_applies_a_failure_reported_without_one_is_still_noted(slow_settling_of):
+@pytest.mark.parametrize("slowed", ["its own", "an earlier"])
+def test_a_reference_noted_while_a_batch_applies_a_failure_reported_without_one_is_still_noted(
+    slow_settling_of, slowed
+):
     """A gateway may leave the charge's reference out of its report (SPEC). While a worker's batch applies such a
-    failure, the charge job notes the reference the gateway answered with: it waits for the batch rather than skip
-    the charge, so that the gateway's later report of the same charge paid, by that reference, pays the installment
-    instead of being refused as a charge Tranche does not know (and the retry charging the customer again)."""
+    failure (stopped at the charge's own, or at an earlier one of the batch, after it read both), the charge job
+    notes the reference the gateway answered with. The reference stays noted, so the gateway's later report of the
+    same charge paid, by that reference, pays the installment instead of being refused as a charge Tranche does
+    not know (and the retry charging the customer again)."""
     if not runtime.database().for_update:
-        pytest.skip("SQLite's one writer makes the two take turns: nothing is skipped")
-    order = charge_in_flight()
-    attempt = ChargeAttempt.select().join(Installment).where(Installment.order == order).get().id
-    failure = stored_event("msg_failed", event_body("payment_failed__card_unreferenced", order_id=order.id)).id
-    slow_settling_of(attempt)
+        pytest.skip("SQLite's one writer makes the two take turns: nothing is read before the note")
+    earlier, order = charge_in_flight(), charge_in_flight()
+    attempt, earlier_attempt = (
+        ChargeAttempt.select().join(Installment).where(Installment.order == each).get().id for each in (order, earlier)
+    )
+    batch_events = [stored_event("msg_earlier", event_body("payment_failed__card", order_id=earlier.id)).id]
+    batch_events.append(
+        stored_event("msg_failed", event_body("payment_failed__card_without_reference", order_id=order.id)).id
+    )
+    slow_settling_of(attempt if slowed == "its own" else earlier_attempt)
 
     def batch():
         with runtime.database().connection_context():
-            process_events([failure], T + dt.timedelta(hours=1))
+            process_events(batch_events, T + dt.timedelta(hours=1))
 
     worker = threading.Thread(target=batch)
     worker.start()
-    time.sleep(0.2)  # the batch has settled the charge, and waits in the trigger
+    time.sleep(0.2)  # the batch has read both charges' attempts, settled one of them, and waits in the trigger
     charging.record_answers({attempt: "ch_answered"})
     worker.join()
     body = event_body("payment_succeeded__card", order_id=order.id, reference="ch_answered")
