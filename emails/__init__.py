@@ -285,7 +285,13 @@ class Mailer:
         if self._smtp is None:
             self._smtp = self._connect()
         try:
-            self._smtp.sendmail(*_on_the_wire(email))
+            sender, recipients, data, options = _on_the_wire(email)
+            self._smtp.ehlo_or_helo_if_needed()
+            if options and not self._smtp.has_extn("smtputf8"):
+                # As send_message refuses: smtplib would drop the option for a server that knows no EHLO, then fail
+                # to write the address.
+                raise smtplib.SMTPNotSupportedError("an address beyond ASCII, and the server offers no SMTPUTF8")
+            self._smtp.sendmail(sender, recipients, data, options)
         except (smtplib.SMTPServerDisconnected, ConnectionError):
             self.close()
             if not reused:
@@ -315,18 +321,16 @@ class Mailer:
 
 
 def _on_the_wire(email: Message) -> tuple[str, list[str], bytes, tuple[str, ...]]:
-    """The envelope, bytes and options smtplib's send_message would send for `email`, but for mbox's escape, which
-    it applies to a legacy (compat32) email: each line starting "From " (a text's own, or one its wrapping made)
-    written ">From ", a ">" the reader would see. An address beyond ASCII in any header goes as written, over
-    SMTPUTF8 (send_message looks at the envelope's only, and wrote a Reply-To beyond ASCII as an encoded word,
-    which no mail client reads as an address)."""
-    international = any(not parseaddr(email[name])[1].isascii() for name in ADDRESSES if email[name])
+    """The envelope, bytes and options smtplib's send_message sends for `email`, but for mbox's escape, which it
+    applies to a legacy (compat32) email: each line starting "From " (a text's own, or one its wrapping made) written
+    ">From ", a ">" the reader would see. Over SMTPUTF8 when the envelope's addresses are beyond ASCII, as there."""
+    sender, recipient = parseaddr(email["From"])[1], parseaddr(email["To"])[1]
+    international = not (sender.isascii() and recipient.isascii())
     policy = email.policy.clone(linesep="\r\n", **({"utf8": True} if international else {}))
     with io.BytesIO() as wire:
         BytesGenerator(wire, mangle_from_=False, policy=policy).flatten(email)
         data = wire.getvalue()
-    options = ("SMTPUTF8", "BODY=8BITMIME") if international else ()
-    return parseaddr(email["From"])[1], [parseaddr(email["To"])[1]], data, options
+    return sender, [recipient], data, ("SMTPUTF8", "BODY=8BITMIME") if international else ()
 
 
 def _hang_up(smtp: smtplib.SMTP) -> None:

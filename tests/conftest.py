@@ -161,12 +161,10 @@ class Inbox:
 
     def __init__(self):
         self.messages = []
-        self.wire = []  # each message's bytes as received
         self.connections = set()  # the client's (address, port) of each connection a message came over
 
     async def handle_DATA(self, server, session, envelope):
         self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
-        self.wire.append(envelope.content)
         self.connections.add(session.peer)
         return "250 OK"
 
@@ -174,11 +172,11 @@ class Inbox:
         return [m for m in self.messages if m["To"] == address]
 
 
-def serve_smtp(handler: Inbox, monkeypatch):
+def serve_smtp(handler: Inbox, monkeypatch, smtputf8: bool = True):
     """Run `handler` as a real SMTP server on a free port, with SMTP_URL pointing at it, for one test."""
     port = free_port()
     # SMTPUTF8 offered, as Postfix and the big providers do: an address beyond ASCII is sent as written.
-    controller = Controller(handler, hostname="127.0.0.1", port=port, enable_SMTPUTF8=True)
+    controller = Controller(handler, hostname="127.0.0.1", port=port, enable_SMTPUTF8=smtputf8)
     controller.start()
     monkeypatch.setenv("SMTP_URL", f"smtp://127.0.0.1:{port}")
     yield handler
