@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import css_inline
+from email_validator import EmailNotValidError, validate_email
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from billing.links import card_update_link, plan_change_link
@@ -223,7 +224,7 @@ def _email(headers: dict[str, str], language: str, text: str, html: str) -> Mess
     (compat32) when every address is ASCII: EmailMessage parses and refolds each header it is given, 1.4 ms an
     email against 0.4 (bench/). An address beyond ASCII takes EmailMessage, which smtplib sends over SMTPUTF8
     by turning its policy to UTF-8, which compat32 has not."""
-    addresses = {name: parseaddr(headers[name]) for name in ADDRESSES if name in headers}
+    addresses = {name: _readable(parseaddr(headers[name])) for name in ADDRESSES if name in headers}
     if all(address.isascii() for _name, address in addresses.values()):
         email: Message = MIMEMultipart("alternative", boundary=BOUNDARY, policy=COMPAT32)
         for name, value in headers.items():
@@ -235,12 +236,34 @@ def _email(headers: dict[str, str], language: str, text: str, html: str) -> Mess
         return email
     international = EmailMessage()
     for name, value in headers.items():
-        international[name] = value
+        readable = name in addresses and addresses[name][1].isascii()  # its domain in IDNA, if it was beyond ASCII
+        international[name] = formataddr(addresses[name]) if readable else value
     international.set_content(text)
     international.add_alternative(html, subtype="html")
     # After add_alternative, which moves every Content-* header set before it into the text part.
     international["Content-Language"] = language
     return international
+
+
+def _readable(address: tuple[str, str]) -> tuple[str, str]:
+    """`address` (name, addr-spec) with its domain in IDNA (xn--…) when only the domain is beyond ASCII: every client
+    and relay reads that, where an encoded word inside an address is read by none (what the email package writes
+    for it) and SMTPUTF8 is offered by few relays."""
+    name, spec = address
+    if spec.isascii():
+        return address
+    try:
+        valid = validate_email(
+            spec,
+            check_deliverability=False,
+            globally_deliverable=False,
+            test_environment=True,
+            allow_quoted_local=True,
+            allow_domain_literal=True,
+        )
+    except EmailNotValidError:
+        return address
+    return (name, valid.ascii_email or spec)
 
 
 def _quoted_printable(body: str, subtype: str) -> Message:

@@ -228,7 +228,7 @@ def test_a_name_that_spells_the_emails_part_boundary_arrives_whole_in_both_parts
 
 @pytest.mark.parametrize(
     ("support_email", "name"),
-    [(None, "Ann " + "From " * 19 + "Paris"), ("hilfe@bäckerei.example", "Annxx " + "From " * 19 + "Paris")],
+    [(None, "Ann " + "From " * 19 + "Paris"), ("jörg@hilfe.example", "Annxx " + "From " * 19 + "Paris")],
 )
 def test_a_name_whose_wrapped_line_starts_with_from_arrives_as_written_in_both_parts(inbox, support_email, name):
     """A long line is wrapped for the wire; smtplib's own writing turns every line starting "From " into ">From "
@@ -454,13 +454,15 @@ def ascii_only_inbox(monkeypatch):
 
 def test_a_support_address_beyond_ascii_reaches_a_customer_through_a_server_without_smtputf8(ascii_only_inbox):
     """The envelope is all ASCII, so the email goes through a server that offers no SMTPUTF8 (many relays), in one
-    try, its Reply-To the support address."""
+    try. Its Reply-To, the support address, has its domain in IDNA, which every mail client answers, not in the
+    encoded word the email package writes inside an address (hilfe@=?utf-8?q?b=C3=A4ckerei?=.example), which none
+    reads as an address."""
     factories.order(factories.seller(), language="en", anchor=T, support_email="hilfe@bäckerei.example")
     factories.answer_due_charges(T, "card_declined")
     send_due_messages(T.isoformat())
 
     (mail,) = ascii_only_inbox.to(CUSTOMER)
-    assert mail["Reply-To"] == "hilfe@bäckerei.example"
+    assert mail["Reply-To"].addresses[0].addr_spec == "hilfe@xn--bckerei-5wa.example"
     assert Outbox.get(Outbox.recipient == CUSTOMER).attempts == 1
 
 
