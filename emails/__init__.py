@@ -247,8 +247,8 @@ def _email(headers: dict[str, str], language: str, text: str, html: str) -> Mess
 
 def _readable(address: tuple[str, str]) -> tuple[str, str]:
     """`address` (name, addr-spec) with its domain in IDNA (xn--…) when only the domain is beyond ASCII: every client
-    and relay reads that, where an encoded word inside an address is read by none (what the email package writes
-    for it) and SMTPUTF8 is offered by few relays."""
+    and relay reads that, without SMTPUTF8, where none reads the encoded word the email package writes inside an
+    address."""
     name, spec = address
     if spec.isascii():
         return address
