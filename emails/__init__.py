@@ -22,11 +22,12 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import css_inline
-from email_validator import EmailNotValidError, validate_email
+from email_validator import EmailNotValidError
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from billing.links import card_update_link, plan_change_link
 from billing.retries import DELIVERY_RETRIES, METHOD_GONE
+from billing.values import email_address
 from i18n import Formats, language_of, translations
 from models import Outbox
 
@@ -253,17 +254,9 @@ def _readable(address: tuple[str, str]) -> tuple[str, str]:
     if spec.isascii():
         return address
     try:
-        valid = validate_email(
-            spec,
-            check_deliverability=False,
-            globally_deliverable=False,
-            test_environment=True,
-            allow_quoted_local=True,
-            allow_domain_literal=True,
-        )
+        return (name, email_address(spec).ascii_email or spec)
     except EmailNotValidError:
         return address
-    return (name, valid.ascii_email or spec)
 
 
 def _quoted_printable(body: str, subtype: str) -> Message:
@@ -349,7 +342,9 @@ def _on_the_wire(email: Message) -> tuple[str, list[str], bytes, tuple[str, ...]
     ">From ", a ">" the reader would see. Over SMTPUTF8 when the envelope's addresses are beyond ASCII, as there."""
     sender, recipient = parseaddr(email["From"])[1], parseaddr(email["To"])[1]
     international = not (sender.isascii() and recipient.isascii())
-    policy = email.policy.clone(linesep="\r\n", **({"utf8": True} if international else {}))
+    policy = email.policy.clone(linesep="\r\n")
+    if international:
+        policy = policy.clone(utf8=True)
     with io.BytesIO() as wire:
         BytesGenerator(wire, mangle_from_=False, policy=policy).flatten(email)
         data = wire.getvalue()

@@ -128,8 +128,8 @@ def send_due_charges(at: str | None = None) -> None:
                 answers[request.attempt_id] = gateway.charge(request)
             except Exception as error:  # any error of one charge: the others of the batch are still sent
                 failures.append(error)
-        # Once for the batch: a crash before it only has the charges resent with their keys, which charge nothing
-        # new, and their outcomes carry the references anyway.
+        # Once for the batch: a crash before it only has the charges resent with their keys after RESEND_AFTER, which
+        # charge nothing new and find the references again.
         charging.record_answers(answers)
         if failures:
             raise ExceptionGroup(f"{len(failures)} of {len(batch.requests)} charges failed", failures)
