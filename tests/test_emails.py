@@ -239,6 +239,8 @@ def test_a_name_whose_wrapped_line_starts_with_from_arrives_as_written_in_both_p
     send_due_messages(T.isoformat())
 
     (mail,) = inbox.to(f"{name.split()[0].lower()}@example.com")
+    wire = mail.get_body(("plain",)).get_payload().splitlines()  # as encoded: the case is the wrap's, not the text's
+    assert any(line.startswith("From ") for line in wire), "the name no longer wraps onto a line: lengthen it"
     assert f"Hello {name}," in text(mail)
     assert f"Hello {name}," in mail.get_body(("html",)).get_content()
     assert b">From" not in mail.as_bytes()
