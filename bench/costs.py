@@ -88,7 +88,7 @@ def main() -> None:
         paying = orders_in_flight(seller, product, range(args.events, 2 * args.events), lambda n: None, now)
     statements = Statements(database().obj)
     smtp = subprocess.Popen(
-        [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{smtp_port}", "-c", "aiosmtpd.handlers.Sink"]
+        [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{smtp_port}", "-c", "bench.webhooks.Relay"], cwd=ROOT
     )
     try:
         time.sleep(1)

@@ -9,6 +9,7 @@ Babel domain (translations/<lang>/LC_MESSAGES/emails.po; extract with emails/bab
 import binascii
 import datetime as dt
 import io
+import re
 import smtplib
 from collections.abc import Callable
 from email.generator import BytesGenerator
@@ -301,13 +302,16 @@ class Mailer:
         if self._smtp is None:
             self._smtp = self._connect()
         try:
-            sender, recipients, data, options = _on_the_wire(email)
+            sender, recipient, data, options = _on_the_wire(email)
             self._smtp.ehlo_or_helo_if_needed()
             if options and not self._smtp.has_extn("smtputf8"):
                 # As send_message refuses: smtplib would drop the option for a server that knows no EHLO, then fail
                 # to write the address.
                 raise smtplib.SMTPNotSupportedError("an address beyond ASCII, and the server offers no SMTPUTF8")
-            self._smtp.sendmail(sender, recipients, data, options)
+            if self._smtp.has_extn("pipelining"):
+                _send_pipelined(self._smtp, sender, recipient, data, options)
+            else:
+                self._smtp.sendmail(sender, [recipient], data, options)
         except (smtplib.SMTPServerDisconnected, ConnectionError):
             self.close()
             if not reused:
@@ -336,7 +340,7 @@ class Mailer:
         return smtp
 
 
-def _on_the_wire(email: Message) -> tuple[str, list[str], bytes, tuple[str, ...]]:
+def _on_the_wire(email: Message) -> tuple[str, str, bytes, tuple[str, ...]]:
     """The envelope, bytes and options smtplib's send_message sends for `email`, but for mbox's escape, which it
     applies to a legacy (compat32) email: each line starting "From " (a text's own, or one its wrapping made) written
     ">From ", a ">" the reader would see. Over SMTPUTF8 when the envelope's addresses are beyond ASCII, as there."""
@@ -348,7 +352,38 @@ def _on_the_wire(email: Message) -> tuple[str, list[str], bytes, tuple[str, ...]
     with io.BytesIO() as wire:
         BytesGenerator(wire, mangle_from_=False, policy=policy).flatten(email)
         data = wire.getvalue()
-    return sender, [recipient], data, ("SMTPUTF8", "BODY=8BITMIME") if international else ()
+    return sender, recipient, data, ("SMTPUTF8", "BODY=8BITMIME") if international else ()
+
+
+_LINE_STARTING_WITH_A_PERIOD = re.compile(rb"^\.", re.MULTILINE)
+
+
+def _send_pipelined(smtp: smtplib.SMTP, sender: str, recipient: str, data: bytes, options: tuple[str, ...]) -> None:
+    """smtplib's sendmail in two round trips instead of four, for a server that offers PIPELINING (RFC 2920), as
+    every relay in use does: MAIL, RCPT and DATA go in one write and their answers are read together, then the
+    message: a relay some milliseconds away keeps a connection waiting half as long an email. It raises what sendmail
+    raises."""
+    if smtp.has_extn("size"):
+        options = (*options, f"SIZE={len(data)}")
+    commands = f"MAIL FROM:{smtplib.quoteaddr(sender)}{''.join(' ' + o for o in options)}\r\n"
+    commands += f"RCPT TO:{smtplib.quoteaddr(recipient)}\r\nDATA\r\n"
+    smtp.send(commands.encode("utf-8" if "SMTPUTF8" in options else "ascii"))
+    (mail, mail_reply), (rcpt, rcpt_reply), (go_on, go_on_reply) = smtp.getreply(), smtp.getreply(), smtp.getreply()
+    if go_on == 354 and (mail != 250 or rcpt not in (250, 251)):
+        # Some servers take DATA after refusing every recipient (RFC 2920 warns of them): an empty message ends that
+        # transaction, so that the QUIT after it is not read as the message's text.
+        smtp.send(b".\r\n")
+        smtp.getreply()
+    if mail != 250:
+        raise smtplib.SMTPSenderRefused(mail, mail_reply, sender)
+    if rcpt not in (250, 251):
+        raise smtplib.SMTPRecipientsRefused({recipient: (rcpt, rcpt_reply)})
+    if go_on != 354:
+        raise smtplib.SMTPDataError(go_on, go_on_reply)
+    smtp.send(_LINE_STARTING_WITH_A_PERIOD.sub(b"..", data) + (b"" if data.endswith(b"\r\n") else b"\r\n") + b".\r\n")
+    code, reply = smtp.getreply()
+    if code != 250:
+        raise smtplib.SMTPDataError(code, reply)
 
 
 def _hang_up(smtp: smtplib.SMTP) -> None:

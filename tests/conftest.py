@@ -157,11 +157,17 @@ def slow_updates():
 
 
 class Inbox:
-    """A real SMTP server on localhost that keeps what it receives."""
+    """A real SMTP server on localhost that keeps what it receives. It offers PIPELINING, as Postfix and the big
+    providers do, unless told not to."""
 
-    def __init__(self):
+    def __init__(self, pipelining: bool = True):
         self.messages = []
         self.connections = set()  # the client's (address, port) of each connection a message came over
+        self.pipelining = pipelining
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname  # what aiosmtpd does itself when no handler answers EHLO
+        return [*responses[:-1], "250-PIPELINING", responses[-1]] if self.pipelining else responses
 
     async def handle_DATA(self, server, session, envelope):
         self.messages.append(message_from_bytes(envelope.content, policy=policy.default))

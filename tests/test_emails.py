@@ -1,8 +1,10 @@
 """Emails through a real SMTP server (aiosmtpd): who hears of what, with what in it, and never twice."""
 
+import contextlib
 import datetime as dt
 import os
 import re
+import socketserver
 import threading
 from email import message_from_bytes, policy
 
@@ -347,6 +349,136 @@ def test_a_message_the_server_accepted_before_dropping_the_connection_is_recorde
     (mail,) = hanging_up_inbox.to(CUSTOMER)
     message = Outbox.get()
     assert (message.sent_at is not None, message.attempts, message.last_error) == (True, 1, None)
+
+
+class RefusingInbox(Inbox):
+    """A server that refuses the customer's emails, at RCPT (no such user) or after DATA (taken for spam)."""
+
+    def __init__(self, pipelining: bool, refuses_at: str):
+        super().__init__(pipelining)
+        self.refuses_at = refuses_at
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.refuses_at == "RCPT" and address == CUSTOMER:
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.refuses_at == "DATA" and envelope.rcpt_tos == [CUSTOMER]:
+            return "554 5.7.1 taken for spam"
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.mark.parametrize("refuses_at", ["RCPT", "DATA"])
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "command by command"])
+def test_an_email_the_server_refuses_is_tried_again_later_and_the_batchs_other_emails_still_go(
+    monkeypatch, pipelining, refuses_at
+):
+    """Refused at RCPT or after DATA, over a server that offers PIPELINING and over one that does not: the refused
+    email is not recorded sent but kept with the server's answer for its next try; the seller's email goes."""
+    inbox = RefusingInbox(pipelining, refuses_at)
+    with contextlib.contextmanager(serve_smtp)(inbox, monkeypatch):
+        seller, _order = declined_card_order()
+        factories.answer_due_charges(T, "insufficient_funds")
+        send_due_messages(T.isoformat())
+
+    assert [m["To"] for m in inbox.messages] == [notify_address(seller)]
+    refused = Outbox.get(Outbox.recipient == CUSTOMER)
+    assert (refused.sent_at, refused.attempts, refused.claimed_until) == (None, 1, None)
+    assert (
+        refused.next_try_at > T and ("no such user" if refuses_at == "RCPT" else "taken for spam") in refused.last_error
+    )
+
+
+class GroupingRelay(socketserver.StreamRequestHandler):
+    """A relay that offers PIPELINING and answers a group of commands only once the group is whole (its DATA come),
+    as relays may (RFC 2920): a client that waits for each answer before its next command gets none, and is dropped
+    after a second. With `refused` set, it refuses those recipients yet answers their DATA with 354, as RFC 2920
+    says some servers do."""
+
+    timeout = 1
+    refused: frozenset[bytes] = frozenset()
+
+    def handle(self) -> None:
+        def answer(*lines: str) -> None:
+            self.wfile.write("".join(f"{line}\r\n" for line in lines).encode())
+
+        answer("220 relay.example")
+        pending = []
+        with contextlib.suppress(TimeoutError):
+            while line := self.rfile.readline():
+                verb = line[:4].upper()
+                if verb == b"EHLO":
+                    answer("250-relay.example", "250 PIPELINING")
+                elif verb in (b"MAIL", b"RCPT"):
+                    pending.append("550 no such user" if line[9:-3] in self.refused else "250 OK")
+                elif verb == b"DATA":
+                    answer(*pending, "354 go on")
+                    pending = []
+                    message = []
+                    while (line := self.rfile.readline()) not in (b".\r\n", b""):
+                        message.append(line)
+                    self.server.messages.append(message_from_bytes(b"".join(message), policy=policy.default))
+                    answer("250 queued")
+                elif verb == b"QUIT":
+                    self.server.quits += 1
+                    answer("221 bye")
+                    return
+
+
+@contextlib.contextmanager
+def grouping_relay(monkeypatch, refused=frozenset()):
+    """A GroupingRelay on a free port, SMTP_URL pointing at it; it keeps the messages it took and counts the QUITs."""
+    handler = type("Relay", (GroupingRelay,), {"refused": frozenset(refused)})
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler) as relay:
+        relay.messages, relay.quits = [], 0
+        threading.Thread(target=relay.serve_forever, daemon=True).start()
+        monkeypatch.setenv("SMTP_URL", f"smtp://127.0.0.1:{relay.server_address[1]}")
+        yield relay
+        relay.shutdown()
+
+
+def test_a_relay_that_answers_a_group_of_commands_only_once_it_is_whole_gets_every_email(monkeypatch):
+    """Each email's MAIL, RCPT and DATA go to a relay that offers PIPELINING in one write: one answer to wait for,
+    not three, over a relay some milliseconds away."""
+    with grouping_relay(monkeypatch) as relay:
+        seller, _order = declined_card_order()
+        factories.answer_due_charges(T, "insufficient_funds")
+        send_due_messages(T.isoformat())
+
+    assert sorted(m["To"] for m in relay.messages) == sorted([CUSTOMER, notify_address(seller)])
+    assert all(m.sent_at for m in Outbox.select())
+
+
+def test_a_relay_that_takes_data_after_refusing_the_recipient_gets_an_empty_message_then_quit(monkeypatch):
+    """The email is refused and tried again later; the transaction the relay opened anyway is ended with an empty
+    message, so that the QUIT after it is read as QUIT, not as the message's text, and the line closes at once."""
+    with grouping_relay(monkeypatch, refused={CUSTOMER.encode()}) as relay:
+        seller, _order = declined_card_order()
+        factories.answer_due_charges(T, "insufficient_funds")
+        send_due_messages(T.isoformat())
+
+    assert sorted(str(m["To"]) for m in relay.messages) == sorted(["None", notify_address(seller)])
+    assert relay.quits == 2  # the connection that failed the customer's email, then the seller's
+    refused = Outbox.get(Outbox.recipient == CUSTOMER)
+    assert (refused.sent_at, refused.attempts) == (None, 1) and "no such user" in refused.last_error
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "command by command"])
+def test_a_line_of_an_email_starting_with_a_period_arrives_with_its_period(monkeypatch, pipelining):
+    """SMTP ends a message with a line holding a period alone and takes the first period off any line starting with
+    one: each is sent doubled."""
+    name = "Anne " + ". " * 36 + "Paris"
+    with contextlib.contextmanager(serve_smtp)(Inbox(pipelining), monkeypatch) as inbox:
+        factories.order(factories.seller(), customer_name=name, language="en", anchor=T)
+        factories.answer_due_charges(T, "card_declined")
+        send_due_messages(T.isoformat())
+
+    (mail,) = inbox.to("anne@example.com")
+    wire = mail.get_body(("plain",)).get_payload().splitlines()  # as encoded: the case is the wrap's, not the text's
+    assert f"Hello {name}," in text(mail)
+    assert any(line.startswith(".") for line in wire), "the name no longer wraps onto a line starting with a period"
 
 
 def test_every_send_of_one_outbox_message_carries_the_same_message_id(inbox):
