@@ -272,6 +272,12 @@ class Unmatched(Exception):
     """The report names an order, installment or charge Tranche does not know."""
 
 
+class NotNotedYet(Exception):
+    """The report names its charge by a reference Tranche may not have noted yet: a charge of the installment was
+    sent and its reference is unknown, since a charge job notes its batch's answers as the batch ends. Raised, so
+    that the event is tried again (EVENT_RETRIES) rather than refused as unmatched, which is never tried again."""
+
+
 def _attempt_for(attempts: list[ChargeAttempt], reference: str | None) -> ChargeAttempt | None:
     if reference:
         by_reference = next((attempt for attempt in attempts if attempt.reference == reference), None)
@@ -380,6 +386,11 @@ def apply_outcome(
         if attempt is None:
             if installment.status == Installment.PAID:
                 return Applied("ignored: installment already paid")
+            if outcome.reference and any(each.requested_at and not each.reference for each in attempts):
+                raise NotNotedYet(
+                    f"{outcome.reference} may be the reference of a charge of installment "
+                    f"{outcome.installment} of order {outcome.order_id} sent before its answer was noted"
+                )
             raise Unmatched(f"no charge in flight for installment {outcome.installment} of order {outcome.order_id}")
         charged = (attempt.amount, installment.order.currency)
         if outcome.amount is not None and (outcome.amount, outcome.currency) != charged:

@@ -465,3 +465,28 @@ def test_a_reference_noted_while_a_batch_applies_a_failure_reported_without_one_
     assert ChargeAttempt.get_by_id(attempt).reference == "ch_answered"
     assert GatewayEvent.get_by_id(success).status == GatewayEvent.PROCESSED
     assert installment_state(order)[1] == Installment.PAID
+
+
+def test_a_success_reported_by_a_reference_not_yet_noted_after_a_failure_without_one_is_tried_again_and_pays():
+    """A gateway may leave the reference out of a failure (SPEC), then report the same charge paid by its reference
+    before the charge job has noted the gateway's answer (it notes a batch's answers as the batch ends). The success
+    is not refused as naming a charge Tranche does not know (unmatched, never tried again: the installment left
+    unpaid, and its retry charging the customer twice). It is tried again, and pays the installment once noted."""
+    order = charge_in_flight()
+    attempt = ChargeAttempt.select().join(Installment).where(Installment.order == order).get()
+    failed = stored_event("msg_failed", event_body("payment_failed__card_without_reference", order_id=order.id))
+    process_events([failed.id], T)
+    body = event_body("payment_succeeded__card", order_id=order.id, reference="ch_answered")
+    success = stored_event("msg_paid", body, type="payment.succeeded").id
+    process_events([success], T + dt.timedelta(minutes=1))
+
+    event = GatewayEvent.get_by_id(success)
+    assert (event.status, event.tries) == (GatewayEvent.FAILED, 1) and event.next_try_at is not None
+    assert "ch_answered" in event.note
+    charging.record_answers({attempt.id: "ch_answered"})
+    run_due_work(event.next_try_at)
+
+    assert GatewayEvent.get_by_id(success).status == GatewayEvent.PROCESSED
+    _status, first_installment, attempts = installment_state(order)
+    assert first_installment == Installment.PAID
+    assert [status for _number, status, _due in attempts] == [ChargeAttempt.SUCCEEDED, ChargeAttempt.CANCELLED]
