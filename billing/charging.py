@@ -273,17 +273,27 @@ class Unmatched(Exception):
 
 
 class NotNotedYet(Exception):
-    """The report names its charge by a reference Tranche may not have noted yet: a charge of the installment was
-    sent and its reference is unknown, since a charge job notes its batch's answers as the batch ends. Raised, so
-    that the event is tried again (EVENT_RETRIES) rather than refused as unmatched, which is never tried again."""
+    """The report names its charge by a reference that may be one Tranche has not noted yet: a failure was applied
+    to a charge of the installment without its reference (a gateway may leave it out), and a charge job notes its
+    batch's answers as the batch ends. Raised before anything is written, so that the event is tried again
+    (EVENT_RETRIES) rather than refused as unmatched, or taken for the charge in flight."""
 
 
-def _attempt_for(attempts: list[ChargeAttempt], reference: str | None) -> ChargeAttempt | None:
-    if reference:
-        by_reference = next((attempt for attempt in attempts if attempt.reference == reference), None)
+def _attempt_for(attempts: list[ChargeAttempt], outcome: Outcome, installment: Installment) -> ChargeAttempt | None:
+    """The attempt `outcome` reports on: the one of its reference, else the one in flight, whose reference may not be
+    noted yet: at most one attempt per installment is ever in flight (R2)."""
+    if outcome.reference:
+        by_reference = next((attempt for attempt in attempts if attempt.reference == outcome.reference), None)
         if by_reference:
             return by_reference
-    # At most one attempt per installment is ever in flight (R2), so it is the one reported on.
+        failed_unnamed = any(
+            each.status == ChargeAttempt.FAILED and each.requested_at and not each.reference for each in attempts
+        )
+        if failed_unnamed and installment.status != Installment.PAID:
+            raise NotNotedYet(
+                f"{outcome.reference} may be the reference of a failed charge of installment {outcome.installment} of "
+                f"order {outcome.order_id}, not noted yet"
+            )
     return next((attempt for attempt in attempts if attempt.status == ChargeAttempt.IN_FLIGHT), None)
 
 
@@ -382,15 +392,10 @@ def apply_outcome(
             if uncharged is None:
                 raise Unmatched(f"no installment {outcome.installment} of order {outcome.order_id}")
             installment = uncharged
-        attempt = _attempt_for(attempts, outcome.reference)
+        attempt = _attempt_for(attempts, outcome, installment)
         if attempt is None:
             if installment.status == Installment.PAID:
                 return Applied("ignored: installment already paid")
-            if outcome.reference and any(each.requested_at and not each.reference for each in attempts):
-                raise NotNotedYet(
-                    f"{outcome.reference} may be the reference of a charge of installment "
-                    f"{outcome.installment} of order {outcome.order_id} sent before its answer was noted"
-                )
             raise Unmatched(f"no charge in flight for installment {outcome.installment} of order {outcome.order_id}")
         charged = (attempt.amount, installment.order.currency)
         if outcome.amount is not None and (outcome.amount, outcome.currency) != charged:

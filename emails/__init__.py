@@ -7,6 +7,7 @@ Babel domain (translations/<lang>/LC_MESSAGES/emails.po; extract with emails/bab
 """
 
 import binascii
+import contextlib
 import datetime as dt
 import io
 import re
@@ -361,19 +362,29 @@ _LINE_STARTING_WITH_A_PERIOD = re.compile(rb"^\.", re.MULTILINE)
 def _send_pipelined(smtp: smtplib.SMTP, sender: str, recipient: str, data: bytes, options: tuple[str, ...]) -> None:
     """smtplib's sendmail in two round trips instead of four, for a server that offers PIPELINING (RFC 2920), as
     every relay in use does: MAIL, RCPT and DATA go in one write and their answers are read together, then the
-    message: a relay some milliseconds away keeps a connection waiting half as long an email. It raises what sendmail
-    raises."""
+    message: a relay some milliseconds away keeps a connection waiting half as long an email. It raises what
+    sendmail raises."""
     if smtp.has_extn("size"):
         options = (*options, f"SIZE={len(data)}")
     commands = f"MAIL FROM:{smtplib.quoteaddr(sender)}{''.join(' ' + o for o in options)}\r\n"
     commands += f"RCPT TO:{smtplib.quoteaddr(recipient)}\r\nDATA\r\n"
     smtp.send(commands.encode("utf-8" if "SMTPUTF8" in options else "ascii"))
-    (mail, mail_reply), (rcpt, rcpt_reply), (go_on, go_on_reply) = smtp.getreply(), smtp.getreply(), smtp.getreply()
+    answers: list[tuple[int, bytes]] = []
+    try:
+        while len(answers) < 3:
+            answers.append(smtp.getreply())
+    except smtplib.SMTPServerDisconnected:
+        # A server that refuses MAIL or RCPT may close the line at once (421 must): its refusal says why, and a
+        # server that refused this email is not one to send it to again at once.
+        if all(code in (250, 251) for code, _ in answers):
+            raise
+    (mail, mail_reply), (rcpt, rcpt_reply), (go_on, go_on_reply) = answers + [(0, b"")] * (3 - len(answers))
     if go_on == 354 and (mail != 250 or rcpt not in (250, 251)):
         # Some servers take DATA after refusing every recipient (RFC 2920 warns of them): an empty message ends that
-        # transaction, so that the QUIT after it is not read as the message's text.
-        smtp.send(b".\r\n")
-        smtp.getreply()
+        # transaction, so that the QUIT after it is not read as the message's text. The refusal is what to tell.
+        with contextlib.suppress(OSError, smtplib.SMTPException):
+            smtp.send(b".\r\n")
+            smtp.getreply()
     if mail != 250:
         raise smtplib.SMTPSenderRefused(mail, mail_reply, sender)
     if rcpt not in (250, 251):

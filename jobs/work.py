@@ -188,7 +188,10 @@ def process_events(event_ids: list[int], now: dt.datetime) -> None:
                     if outcome.order_id not in touched_orders:
                         attempts = loaded[outcome.order_id, outcome.installment]
                     touched_orders.add(outcome.order_id)
-                applied[id] = _apply(outcome, now, held=True, attempts=attempts)
+                try:
+                    applied[id] = _apply(outcome, now, held=True, attempts=attempts)
+                except charging.NotNotedYet as error:  # raised before it wrote anything: the batch goes on
+                    record_event_failure(id, error, now)
             if applied:
                 GatewayEvent.update(
                     status=Case(GatewayEvent.id, [(id, status) for id, (_, status) in applied.items()]),

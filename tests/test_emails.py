@@ -391,6 +391,36 @@ def test_an_email_the_server_refuses_is_tried_again_later_and_the_batchs_other_e
     )
 
 
+class RateLimitingInbox(Inbox):
+    """A server that takes one message, then refuses the next sender with 421 and closes the line, as a relay does
+    to a client sending too fast."""
+
+    senders = 0
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        self.senders += 1
+        if self.messages:
+            await server.push("421 4.7.0 too many messages, slow down")
+            server.transport.close()
+        envelope.mail_from = address
+        return "250 OK"
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "command by command"])
+def test_an_email_a_relay_refuses_with_421_before_closing_the_line_waits_for_its_retry(monkeypatch, pipelining):
+    """The relay's refusal is kept as the email's error, and the email is not sent again at once over a new
+    connection, as it is when a server closes a line it kept open (it says nothing of the email then)."""
+    inbox = RateLimitingInbox(pipelining)
+    with contextlib.contextmanager(serve_smtp)(inbox, monkeypatch):
+        declined_card_order()
+        factories.answer_due_charges(T, "insufficient_funds")
+        send_due_messages(T.isoformat())
+
+    assert len(inbox.messages) == 1 and inbox.senders == 2  # no MAIL again at once on a new connection
+    (refused,) = Outbox.select().where(Outbox.sent_at.is_null())
+    assert refused.attempts == 1 and "slow down" in refused.last_error
+
+
 class GroupingRelay(socketserver.StreamRequestHandler):
     """A relay that offers PIPELINING and answers a group of commands only once the group is whole (its DATA come),
     as relays may (RFC 2920): a client that waits for each answer before its next command gets none, and is dropped
@@ -404,6 +434,7 @@ class GroupingRelay(socketserver.StreamRequestHandler):
         def answer(*lines: str) -> None:
             self.wfile.write("".join(f"{line}\r\n" for line in lines).encode())
 
+        self.server.connections += 1
         answer("220 relay.example")
         pending = []
         with contextlib.suppress(TimeoutError):
@@ -429,10 +460,11 @@ class GroupingRelay(socketserver.StreamRequestHandler):
 
 @contextlib.contextmanager
 def grouping_relay(monkeypatch, refused=frozenset()):
-    """A GroupingRelay on a free port, SMTP_URL pointing at it; it keeps the messages it took and counts the QUITs."""
+    """A GroupingRelay on a free port, SMTP_URL pointing at it; it keeps the messages it took and counts the
+    connections and the QUITs."""
     handler = type("Relay", (GroupingRelay,), {"refused": frozenset(refused)})
     with socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler) as relay:
-        relay.messages, relay.quits = [], 0
+        relay.messages, relay.connections, relay.quits = [], 0, 0
         threading.Thread(target=relay.serve_forever, daemon=True).start()
         monkeypatch.setenv("SMTP_URL", f"smtp://127.0.0.1:{relay.server_address[1]}")
         yield relay
@@ -460,7 +492,7 @@ def test_a_relay_that_takes_data_after_refusing_the_recipient_gets_an_empty_mess
         send_due_messages(T.isoformat())
 
     assert sorted(str(m["To"]) for m in relay.messages) == sorted(["None", notify_address(seller)])
-    assert relay.quits == 2  # the connection that failed the customer's email, then the seller's
+    assert relay.quits == relay.connections  # each connection ended by its QUIT, none left waiting for a message
     refused = Outbox.get(Outbox.recipient == CUSTOMER)
     assert (refused.sent_at, refused.attempts) == (None, 1) and "no such user" in refused.last_error
 

@@ -467,19 +467,32 @@ def test_a_reference_noted_while_a_batch_applies_a_failure_reported_without_one_
     assert installment_state(order)[1] == Installment.PAID
 
 
-def test_a_success_reported_by_a_reference_not_yet_noted_after_a_failure_without_one_is_tried_again_and_pays():
-    """A gateway may leave the reference out of a failure (SPEC), then report the same charge paid by its reference
-    before the charge job has noted the gateway's answer (it notes a batch's answers as the batch ends). The success
-    is not refused as naming a charge Tranche does not know (unmatched, never tried again: the installment left
-    unpaid, and its retry charging the customer twice). It is tried again, and pays the installment once noted."""
+def failed_without_reference() -> tuple[Order, ChargeAttempt]:
+    """An order whose first charge the gateway reported failed without its reference, which the charge job has not
+    noted yet: the attempt is failed, its retry scheduled."""
     order = charge_in_flight()
     attempt = ChargeAttempt.select().join(Installment).where(Installment.order == order).get()
     failed = stored_event("msg_failed", event_body("payment_failed__card_without_reference", order_id=order.id))
     process_events([failed.id], T)
+    return order, attempt
+
+
+def test_a_success_reported_by_a_reference_not_yet_noted_after_a_failure_without_one_is_tried_again_and_pays(caplog):
+    """A gateway may leave the reference out of a failure (SPEC), then report the same charge paid by its reference
+    before the charge job has noted the gateway's answer (it notes a batch's answers as the batch ends). The success
+    is not refused as naming a charge Tranche does not know (unmatched, never tried again: the installment left
+    unpaid, and its retry charging the customer twice). It is tried again, and pays the installment once noted; the
+    other events of its batch are applied meanwhile."""
+    order, attempt = failed_without_reference()
+    other = charge_in_flight()
     body = event_body("payment_succeeded__card", order_id=order.id, reference="ch_answered")
     success = stored_event("msg_paid", body, type="payment.succeeded").id
-    process_events([success], T + dt.timedelta(minutes=1))
+    beside = stored_event("msg_other", event_body("payment_failed__card", order_id=other.id)).id
+    with caplog.at_level(logging.WARNING, logger="jobs.work"):
+        process_events([success, beside], T + dt.timedelta(minutes=1))
 
+    assert [r.getMessage() for r in caplog.records if r.name == "jobs.work"] == []  # the batch was not rolled back
+    assert GatewayEvent.get_by_id(beside).status == GatewayEvent.PROCESSED
     event = GatewayEvent.get_by_id(success)
     assert (event.status, event.tries) == (GatewayEvent.FAILED, 1) and event.next_try_at is not None
     assert "ch_answered" in event.note
@@ -490,3 +503,33 @@ def test_a_success_reported_by_a_reference_not_yet_noted_after_a_failure_without
     _status, first_installment, attempts = installment_state(order)
     assert first_installment == Installment.PAID
     assert [status for _number, status, _due in attempts] == [ChargeAttempt.SUCCEEDED, ChargeAttempt.CANCELLED]
+
+
+def test_a_success_that_may_be_the_failed_charges_is_not_taken_for_the_retry_in_flight():
+    """The first charge failed without its reference, none noted since; its retry is in flight. A success by a
+    reference Tranche does not know may be the first charge's: it waits to be tried again rather than settle the
+    retry, whose own reference could then never be noted (and whose own outcome would be ignored)."""
+    order, first = failed_without_reference()
+    retry = ChargeAttempt.get(ChargeAttempt.installment == first.installment_id, ChargeAttempt.number == 2)
+    (sent,) = charging.claim_due_attempts(retry.due_at).requests
+    assert sent.attempt_id == retry.id
+    body = event_body("payment_succeeded__card", order_id=order.id, reference="ch_first")
+    success = stored_event("msg_paid", body, type="payment.succeeded").id
+    process_events([success], retry.due_at)
+
+    assert GatewayEvent.get_by_id(success).status == GatewayEvent.FAILED
+    statuses = [ChargeAttempt.get_by_id(attempt.id).status for attempt in (first, retry)]
+    assert statuses == [ChargeAttempt.FAILED, ChargeAttempt.IN_FLIGHT]
+
+
+def test_a_success_by_an_unknown_reference_after_a_charge_looked_up_and_found_never_sent_is_unmatched():
+    """A resent charge whose look-up found nothing sent is cancelled without a reference: it is not a charge a later
+    report can name, so a success by a reference Tranche does not know is kept as unmatched for an operator."""
+    order = charge_in_flight()
+    attempt = ChargeAttempt.select().join(Installment).where(Installment.order == order).get()
+    charging.record_answers({attempt.id: None})
+    body = event_body("payment_succeeded__card", order_id=order.id, reference="ch_unknown")
+    success = stored_event("msg_paid", body, type="payment.succeeded").id
+    process_events([success], T)
+
+    assert GatewayEvent.get_by_id(success).status == GatewayEvent.UNMATCHED
