@@ -281,7 +281,9 @@ class NotNotedYet(Exception):
 
 def _attempt_for(attempts: list[ChargeAttempt], outcome: Outcome, installment: Installment) -> ChargeAttempt | None:
     """The attempt `outcome` reports on: the one of its reference, else the one in flight, whose reference may not be
-    noted yet: at most one attempt per installment is ever in flight (R2)."""
+    noted yet: at most one attempt per installment is ever in flight (R2). Unmatched when the one in flight has
+    another reference noted: the outcome names a charge Tranche does not know."""
+    in_flight = next((attempt for attempt in attempts if attempt.status == ChargeAttempt.IN_FLIGHT), None)
     if outcome.reference:
         by_reference = next((attempt for attempt in attempts if attempt.reference == outcome.reference), None)
         if by_reference:
@@ -294,7 +296,12 @@ def _attempt_for(attempts: list[ChargeAttempt], outcome: Outcome, installment: I
                 f"{outcome.reference} may be the reference of a failed charge of installment {outcome.installment} of "
                 f"order {outcome.order_id}, not noted yet"
             )
-    return next((attempt for attempt in attempts if attempt.status == ChargeAttempt.IN_FLIGHT), None)
+        if in_flight and in_flight.reference:
+            raise Unmatched(
+                f"{outcome.reference} is not the charge in flight ({in_flight.reference}) for installment "
+                f"{outcome.installment} of order {outcome.order_id}"
+            )
+    return in_flight
 
 
 @dataclass(frozen=True)

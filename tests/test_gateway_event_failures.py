@@ -533,3 +533,23 @@ def test_a_success_by_an_unknown_reference_after_a_charge_looked_up_and_found_ne
     process_events([success], T)
 
     assert GatewayEvent.get_by_id(success).status == GatewayEvent.UNMATCHED
+
+
+def test_a_success_by_a_reference_other_than_the_one_noted_for_the_charge_in_flight_is_unmatched():
+    """The charge in flight has its reference noted. A report of the same installment paid by another reference,
+    a charge Tranche does not know, is not booked on it: its own outcome would then be ignored, and a second payment
+    go unseen. It is kept as unmatched for an operator, and the charge in flight is settled by its own report."""
+    order = charge_in_flight()
+    attempt = ChargeAttempt.select().join(Installment).where(Installment.order == order).get()
+    charging.record_answers({attempt.id: "ch_ours"})
+    other = event_body("payment_succeeded__card", order_id=order.id, reference="ch_other")
+    unknown = stored_event("msg_other", other, type="payment.succeeded").id
+    process_events([unknown], T)
+
+    assert GatewayEvent.get_by_id(unknown).status == GatewayEvent.UNMATCHED
+    assert "ch_other" in GatewayEvent.get_by_id(unknown).note
+    attempt = ChargeAttempt.get_by_id(attempt.id)
+    assert (attempt.status, attempt.reference) == (ChargeAttempt.IN_FLIGHT, "ch_ours")
+    ours = event_body("payment_succeeded__card", order_id=order.id, reference="ch_ours")
+    process_events([stored_event("msg_ours", ours, type="payment.succeeded").id], T)
+    assert installment_state(order)[1] == Installment.PAID
