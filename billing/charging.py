@@ -291,7 +291,8 @@ def _attempt_for(attempts: list[ChargeAttempt], outcome: Outcome, installment: I
         failed_unnamed = any(
             each.status == ChargeAttempt.FAILED and each.requested_at and not each.reference for each in attempts
         )
-        if failed_unnamed and installment.status != Installment.PAID:
+        # A success may be the failed charge's even once another paid the installment: a second payment to show.
+        if failed_unnamed and (outcome.succeeded or installment.status != Installment.PAID):
             raise NotNotedYet(
                 f"{outcome.reference} may be the reference of a failed charge of installment {outcome.installment} of "
                 f"order {outcome.order_id}, not noted yet"

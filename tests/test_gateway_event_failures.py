@@ -553,3 +553,28 @@ def test_a_success_by_a_reference_other_than_the_one_noted_for_the_charge_in_fli
     ours = event_body("payment_succeeded__card", order_id=order.id, reference="ch_ours")
     process_events([stored_event("msg_ours", ours, type="payment.succeeded").id], T)
     assert installment_state(order)[1] == Installment.PAID
+
+
+def test_a_late_success_of_a_failed_charge_whose_retry_paid_the_installment_is_recorded_once_its_reference_is_noted():
+    """The first charge failed without its reference and its retry paid the installment. The first charge's own success
+    then arrives, by a reference not noted yet: a second payment of the installment. It is not ignored as one more
+    report of a paid installment (never tried again, unseen) but tried again, and settles the first charge once noted,
+    as it would have had the reference been noted first."""
+    order, first = failed_without_reference()
+    retry = ChargeAttempt.get(ChargeAttempt.installment == first.installment_id, ChargeAttempt.number == 2)
+    (sent,) = charging.claim_due_attempts(retry.due_at).requests
+    charging.record_answers({sent.attempt_id: "ch_retry"})
+    paid = event_body("payment_succeeded__card", order_id=order.id, reference="ch_retry")
+    process_events([stored_event("msg_retry", paid, type="payment.succeeded").id], retry.due_at)
+    assert installment_state(order)[1] == Installment.PAID
+    late = event_body("payment_succeeded__card", order_id=order.id, reference="ch_first")
+    success = stored_event("msg_first", late, type="payment.succeeded").id
+    process_events([success], retry.due_at)
+
+    event = GatewayEvent.get_by_id(success)
+    assert event.status == GatewayEvent.FAILED
+    charging.record_answers({first.id: "ch_first"})
+    run_due_work(event.next_try_at)
+
+    assert GatewayEvent.get_by_id(success).status == GatewayEvent.PROCESSED
+    assert ChargeAttempt.get_by_id(first.id).status == ChargeAttempt.SUCCEEDED
