@@ -154,7 +154,7 @@ def percentile(ordered: list[float], q: float) -> float:
 
 
 class Relay:
-    """An aiosmtpd handler that takes every message and offers PIPELINING, as the relays production sends to do."""
+    """An aiosmtpd handler that takes every message and offers PIPELINING, as Postfix and Exim do by default."""
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname  # what aiosmtpd does itself when no handler answers EHLO

@@ -157,8 +157,8 @@ def slow_updates():
 
 
 class Inbox:
-    """A real SMTP server on localhost that keeps what it receives. It offers PIPELINING, as Postfix and the big
-    providers do, unless told not to."""
+    """A real SMTP server on localhost that keeps what it receives. It offers PIPELINING, as Postfix and Exim
+    do by default, unless told not to."""
 
     def __init__(self, pipelining: bool = True):
         self.messages = []
