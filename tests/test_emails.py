@@ -27,6 +27,10 @@ DAY = dt.timedelta(days=1)
 CUSTOMER = "claire@example.com"
 
 
+# A test's own SMTP server, for the tests that give it a handler of their own.
+served = contextlib.contextmanager(serve_smtp)
+
+
 def text(mail) -> str:
     """The plain-text part of a received email."""
     return mail.get_body(("plain",)).get_content()
@@ -378,7 +382,7 @@ def test_an_email_the_server_refuses_is_tried_again_later_and_the_batchs_other_e
     """Refused at RCPT or after DATA, over a server that offers PIPELINING and over one that does not: the refused
     email is not recorded sent but kept with the server's answer for its next try; the seller's email goes."""
     inbox = RefusingInbox(pipelining, refuses_at)
-    with contextlib.contextmanager(serve_smtp)(inbox, monkeypatch):
+    with served(inbox, monkeypatch):
         seller, _order = declined_card_order()
         factories.answer_due_charges(T, "insufficient_funds")
         send_due_messages(T.isoformat())
@@ -386,9 +390,8 @@ def test_an_email_the_server_refuses_is_tried_again_later_and_the_batchs_other_e
     assert [m["To"] for m in inbox.messages] == [notify_address(seller)]
     refused = Outbox.get(Outbox.recipient == CUSTOMER)
     assert (refused.sent_at, refused.attempts, refused.claimed_until) == (None, 1, None)
-    assert (
-        refused.next_try_at > T and ("no such user" if refuses_at == "RCPT" else "taken for spam") in refused.last_error
-    )
+    assert refused.next_try_at is not None
+    assert ("no such user" if refuses_at == "RCPT" else "taken for spam") in refused.last_error
 
 
 class RateLimitingInbox(Inbox):
@@ -402,6 +405,7 @@ class RateLimitingInbox(Inbox):
         if self.messages:
             await server.push("421 4.7.0 too many messages, slow down")
             server.transport.close()
+            return "421 4.7.0 too many messages, slow down"  # aiosmtpd writes it again, to the closed line
         envelope.mail_from = address
         return "250 OK"
 
@@ -411,7 +415,7 @@ def test_an_email_a_relay_refuses_with_421_before_closing_the_line_waits_for_its
     """The relay's refusal is kept as the email's error, and the email is not sent again at once over a new
     connection, as it is when a server closes a line it kept open (it says nothing of the email then)."""
     inbox = RateLimitingInbox(pipelining)
-    with contextlib.contextmanager(serve_smtp)(inbox, monkeypatch):
+    with served(inbox, monkeypatch):
         declined_card_order()
         factories.answer_due_charges(T, "insufficient_funds")
         send_due_messages(T.isoformat())
@@ -442,8 +446,11 @@ class GroupingRelay(socketserver.StreamRequestHandler):
                 verb = line[:4].upper()
                 if verb == b"EHLO":
                     answer("250-relay.example", "250 PIPELINING")
-                elif verb in (b"MAIL", b"RCPT"):
-                    pending.append("550 no such user" if line[9:-3] in self.refused else "250 OK")
+                elif verb == b"MAIL":
+                    pending.append("250 OK")
+                elif verb == b"RCPT":
+                    address = line.partition(b"<")[2].partition(b">")[0]
+                    pending.append("550 no such user" if address in self.refused else "250 OK")
                 elif verb == b"DATA":
                     answer(*pending, "354 go on")
                     pending = []
@@ -472,8 +479,8 @@ def grouping_relay(monkeypatch, refused=frozenset()):
 
 
 def test_a_relay_that_answers_a_group_of_commands_only_once_it_is_whole_gets_every_email(monkeypatch):
-    """Each email's MAIL, RCPT and DATA go to a relay that offers PIPELINING in one write: one answer to wait for,
-    not three, over a relay some milliseconds away."""
+    """Each email's MAIL, RCPT and DATA go to a relay that offers PIPELINING without waiting for an answer between
+    them: one wait, not three, over a relay some milliseconds away."""
     with grouping_relay(monkeypatch) as relay:
         seller, _order = declined_card_order()
         factories.answer_due_charges(T, "insufficient_funds")
@@ -502,7 +509,7 @@ def test_a_line_of_an_email_starting_with_a_period_arrives_with_its_period(monke
     """SMTP ends a message with a line holding a period alone and takes the first period off any line starting with
     one: each is sent doubled."""
     name = "Anne " + ". " * 36 + "Paris"
-    with contextlib.contextmanager(serve_smtp)(Inbox(pipelining), monkeypatch) as inbox:
+    with served(Inbox(pipelining), monkeypatch) as inbox:
         factories.order(factories.seller(), customer_name=name, language="en", anchor=T)
         factories.answer_due_charges(T, "card_declined")
         send_due_messages(T.isoformat())

@@ -403,9 +403,7 @@ def test_references_of_a_batch_of_charges_noted_while_a_batch_applies_their_outc
     if not runtime.database().for_update:
         pytest.skip("SQLite's one writer makes the two take turns: there is no lock order to get wrong")
     first, second = charge_in_flight(), charge_in_flight()
-    attempts = [
-        ChargeAttempt.select().join(Installment).where(Installment.order == order).get().id for order in (first, second)
-    ]
+    attempts = [first_attempt(order).id for order in (first, second)]
     events = [
         stored_event(f"msg_{order.id}", event_body("payment_failed__card", order_id=order.id)).id
         for order in (second, first)
@@ -440,9 +438,7 @@ def test_a_reference_noted_while_a_batch_applies_a_failure_reported_without_one_
     if not runtime.database().for_update:
         pytest.skip("SQLite's one writer makes the two take turns: nothing is read before the note")
     earlier, order = charge_in_flight(), charge_in_flight()
-    attempt, earlier_attempt = (
-        ChargeAttempt.select().join(Installment).where(Installment.order == each).get().id for each in (order, earlier)
-    )
+    attempt, earlier_attempt = (first_attempt(each).id for each in (order, earlier))
     batch_events = [stored_event("msg_earlier", event_body("payment_failed__card", order_id=earlier.id)).id]
     batch_events.append(
         stored_event("msg_failed", event_body("payment_failed__card_without_reference", order_id=order.id)).id
@@ -458,8 +454,7 @@ def test_a_reference_noted_while_a_batch_applies_a_failure_reported_without_one_
     time.sleep(0.2)  # the batch has read both charges' attempts, settled one of them, and waits in the trigger
     charging.record_answers({attempt: "ch_answered"})
     worker.join()
-    body = event_body("payment_succeeded__card", order_id=order.id, reference="ch_answered")
-    success = stored_event("msg_paid", body, type="payment.succeeded").id
+    success = stored_success("msg_paid", order, "ch_answered")
     process_events([success], T + dt.timedelta(hours=2))
 
     assert ChargeAttempt.get_by_id(attempt).reference == "ch_answered"
@@ -467,11 +462,29 @@ def test_a_reference_noted_while_a_batch_applies_a_failure_reported_without_one_
     assert installment_state(order)[1] == Installment.PAID
 
 
+def first_attempt(order: Order) -> ChargeAttempt:
+    return ChargeAttempt.select().join(Installment).where(Installment.order == order).get()
+
+
+def stored_success(webhook_id: str, order: Order, reference: str) -> int:
+    """A stored gateway event: `order`'s first installment paid by the charge `reference`."""
+    body = event_body("payment_succeeded__card", order_id=order.id, reference=reference)
+    return stored_event(webhook_id, body, type="payment.succeeded").id
+
+
+def retry_sent(first: ChargeAttempt) -> ChargeAttempt:
+    """The retry of the failed attempt `first`, claimed and sent on its due date."""
+    retry = ChargeAttempt.get(ChargeAttempt.installment == first.installment_id, ChargeAttempt.number == 2)
+    (sent,) = charging.claim_due_attempts(retry.due_at).requests
+    assert sent.attempt_id == retry.id
+    return retry
+
+
 def failed_without_reference() -> tuple[Order, ChargeAttempt]:
     """An order whose first charge the gateway reported failed without its reference, which the charge job has not
     noted yet: the attempt is failed, its retry scheduled."""
     order = charge_in_flight()
-    attempt = ChargeAttempt.select().join(Installment).where(Installment.order == order).get()
+    attempt = first_attempt(order)
     failed = stored_event("msg_failed", event_body("payment_failed__card_without_reference", order_id=order.id))
     process_events([failed.id], T)
     return order, attempt
@@ -485,8 +498,7 @@ def test_a_success_reported_by_a_reference_not_yet_noted_after_a_failure_without
     other events of its batch are applied meanwhile."""
     order, attempt = failed_without_reference()
     other = charge_in_flight()
-    body = event_body("payment_succeeded__card", order_id=order.id, reference="ch_answered")
-    success = stored_event("msg_paid", body, type="payment.succeeded").id
+    success = stored_success("msg_paid", order, "ch_answered")
     beside = stored_event("msg_other", event_body("payment_failed__card", order_id=other.id)).id
     with caplog.at_level(logging.WARNING, logger="jobs.work"):
         process_events([success, beside], T + dt.timedelta(minutes=1))
@@ -510,11 +522,8 @@ def test_a_success_that_may_be_the_failed_charges_is_not_taken_for_the_retry_in_
     reference Tranche does not know may be the first charge's: it waits to be tried again rather than settle the
     retry, whose own reference could then never be noted (and whose own outcome would be ignored)."""
     order, first = failed_without_reference()
-    retry = ChargeAttempt.get(ChargeAttempt.installment == first.installment_id, ChargeAttempt.number == 2)
-    (sent,) = charging.claim_due_attempts(retry.due_at).requests
-    assert sent.attempt_id == retry.id
-    body = event_body("payment_succeeded__card", order_id=order.id, reference="ch_first")
-    success = stored_event("msg_paid", body, type="payment.succeeded").id
+    retry = retry_sent(first)
+    success = stored_success("msg_paid", order, "ch_first")
     process_events([success], retry.due_at)
 
     assert GatewayEvent.get_by_id(success).status == GatewayEvent.FAILED
@@ -526,10 +535,9 @@ def test_a_success_by_an_unknown_reference_after_a_charge_looked_up_and_found_ne
     """A resent charge whose look-up found nothing sent is cancelled without a reference: it is not a charge a later
     report can name, so a success by a reference Tranche does not know is kept as unmatched for an operator."""
     order = charge_in_flight()
-    attempt = ChargeAttempt.select().join(Installment).where(Installment.order == order).get()
+    attempt = first_attempt(order)
     charging.record_answers({attempt.id: None})
-    body = event_body("payment_succeeded__card", order_id=order.id, reference="ch_unknown")
-    success = stored_event("msg_paid", body, type="payment.succeeded").id
+    success = stored_success("msg_paid", order, "ch_unknown")
     process_events([success], T)
 
     assert GatewayEvent.get_by_id(success).status == GatewayEvent.UNMATCHED
@@ -540,18 +548,16 @@ def test_a_success_by_a_reference_other_than_the_one_noted_for_the_charge_in_fli
     a charge Tranche does not know, is not booked on it: its own outcome would then be ignored, and a second payment
     go unseen. It is kept as unmatched for an operator, and the charge in flight is settled by its own report."""
     order = charge_in_flight()
-    attempt = ChargeAttempt.select().join(Installment).where(Installment.order == order).get()
+    attempt = first_attempt(order)
     charging.record_answers({attempt.id: "ch_ours"})
-    other = event_body("payment_succeeded__card", order_id=order.id, reference="ch_other")
-    unknown = stored_event("msg_other", other, type="payment.succeeded").id
+    unknown = stored_success("msg_other", order, "ch_other")
     process_events([unknown], T)
 
     assert GatewayEvent.get_by_id(unknown).status == GatewayEvent.UNMATCHED
     assert "ch_other" in GatewayEvent.get_by_id(unknown).note
     attempt = ChargeAttempt.get_by_id(attempt.id)
     assert (attempt.status, attempt.reference) == (ChargeAttempt.IN_FLIGHT, "ch_ours")
-    ours = event_body("payment_succeeded__card", order_id=order.id, reference="ch_ours")
-    process_events([stored_event("msg_ours", ours, type="payment.succeeded").id], T)
+    process_events([stored_success("msg_ours", order, "ch_ours")], T)
     assert installment_state(order)[1] == Installment.PAID
 
 
@@ -561,14 +567,11 @@ def test_a_late_success_of_a_failed_charge_whose_retry_paid_the_installment_is_r
     report of a paid installment (never tried again, unseen) but tried again, and settles the first charge once noted,
     as it would have had the reference been noted first."""
     order, first = failed_without_reference()
-    retry = ChargeAttempt.get(ChargeAttempt.installment == first.installment_id, ChargeAttempt.number == 2)
-    (sent,) = charging.claim_due_attempts(retry.due_at).requests
-    charging.record_answers({sent.attempt_id: "ch_retry"})
-    paid = event_body("payment_succeeded__card", order_id=order.id, reference="ch_retry")
-    process_events([stored_event("msg_retry", paid, type="payment.succeeded").id], retry.due_at)
+    retry = retry_sent(first)
+    charging.record_answers({retry.id: "ch_retry"})
+    process_events([stored_success("msg_retry", order, "ch_retry")], retry.due_at)
     assert installment_state(order)[1] == Installment.PAID
-    late = event_body("payment_succeeded__card", order_id=order.id, reference="ch_first")
-    success = stored_event("msg_first", late, type="payment.succeeded").id
+    success = stored_success("msg_first", order, "ch_first")
     process_events([success], retry.due_at)
 
     event = GatewayEvent.get_by_id(success)
