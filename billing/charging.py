@@ -436,6 +436,14 @@ def apply_outcome(
 def _payment_succeeded(attempt: ChargeAttempt, attempts: list[ChargeAttempt], recovered: bool, now: dt.datetime) -> str:
     installment = attempt.installment
     assert attempt.settled_at is not None, "a succeeded attempt is settled"
+    paid_by = next((each for each in attempts if each.status == ChargeAttempt.SUCCEEDED and each is not attempt), None)
+    if paid_by is not None:
+        # A failed charge's late success once another charge paid the installment: a second payment, which the
+        # seller's system hears of (to refund one); the installment keeps the payment that paid it.
+        data = dunning.attempt_data(attempt)
+        notifications.seller_event(installment.order, "payment.recovered", data, f"attempt-{attempt.id}", now)
+        twice = f"charge {attempt.number} succeeded once charge {paid_by.number} had paid it"
+        return f"installment {installment.number} paid twice: {twice}"
     record_installment_paid(installment, attempts, attempt.settled_at)
     adopt_payment_method(attempt)
     # R6 and R8: a plan interrupted or listed in collections resumes (a hand-off stays final). As read once its

@@ -466,9 +466,9 @@ def first_attempt(order: Order) -> ChargeAttempt:
     return ChargeAttempt.select().join(Installment).where(Installment.order == order).get()
 
 
-def stored_success(webhook_id: str, order: Order, reference: str) -> int:
-    """A stored gateway event: `order`'s first installment paid by the charge `reference`."""
-    body = event_body("payment_succeeded__card", order_id=order.id, reference=reference)
+def stored_success(webhook_id: str, order: Order, reference: str, **data) -> int:
+    """A stored gateway event: `order`'s first installment paid by the charge `reference` (`data`: other fields)."""
+    body = event_body("payment_succeeded__card", order_id=order.id, reference=reference, **data)
     return stored_event(webhook_id, body, type="payment.succeeded").id
 
 
@@ -565,13 +565,16 @@ def test_a_late_success_of_a_failed_charge_whose_retry_paid_the_installment_is_r
     """The first charge failed without its reference and its retry paid the installment. The first charge's own success
     then arrives, by a reference not noted yet: a second payment of the installment. It is not ignored as one more
     report of a paid installment (never tried again, unseen) but tried again, and settles the first charge once noted,
-    as it would have had the reference been noted first."""
+    as it would have had the reference been noted first. The installment keeps the payment that paid it."""
     order, first = failed_without_reference()
     retry = retry_sent(first)
     charging.record_answers({retry.id: "ch_retry"})
     process_events([stored_success("msg_retry", order, "ch_retry")], retry.due_at)
     assert installment_state(order)[1] == Installment.PAID
-    success = stored_success("msg_first", order, "ch_first")
+    paid_at = order.installments.where(Installment.number == 1).get().paid_at
+    success = stored_success(
+        "msg_first", order, "ch_first", occurred_at=(retry.due_at + dt.timedelta(hours=1)).isoformat()
+    )
     process_events([success], retry.due_at)
 
     event = GatewayEvent.get_by_id(success)
@@ -579,5 +582,10 @@ def test_a_late_success_of_a_failed_charge_whose_retry_paid_the_installment_is_r
     charging.record_answers({first.id: "ch_first"})
     run_due_work(event.next_try_at)
 
-    assert GatewayEvent.get_by_id(success).status == GatewayEvent.PROCESSED
+    event = GatewayEvent.get_by_id(success)
+    assert (event.status, event.note) == (
+        GatewayEvent.PROCESSED,
+        "installment 1 paid twice: charge 1 succeeded once charge 2 had paid it",
+    )
     assert ChargeAttempt.get_by_id(first.id).status == ChargeAttempt.SUCCEEDED
+    assert order.installments.where(Installment.number == 1).get().paid_at == paid_at
