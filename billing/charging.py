@@ -23,6 +23,7 @@ from models import (
     one_write,
     skipping_locked,
     transaction,
+    update_row,
 )
 
 # An attempt sent but never answered is sent again after this long, with the same idempotency key,
@@ -425,7 +426,7 @@ def apply_outcome(
         settled = ["status", "failure_code", "failure_message", "advice_code", "settled_at"]
         if outcome.reference:  # else kept: the attempt was read before the charge job may have noted the answer
             settled.append("reference")
-        attempt.save(only=[ChargeAttempt._meta.fields[name] for name in settled])
+        update_row(ChargeAttempt, attempt.id, **{name: getattr(attempt, name) for name in settled})
         if outcome.succeeded:
             note = _payment_succeeded(attempt, attempts, recovered=was_failed or attempt.number > 1, now=now)
         else:

@@ -21,6 +21,7 @@ from models import (
     lock,
     skipping_locked,
     transaction,
+    update_row,
 )
 
 INSTALLMENTS = "installments"
@@ -290,7 +291,7 @@ def add_attempt(
 def record_installment_paid(installment: Installment, attempts: list[ChargeAttempt], at: dt.datetime) -> None:
     """R2: the installment is paid, and its `attempts` (every one, read since the installment was held) still
     scheduled are cancelled; a fixed plan completes with its last one, a subscription grows by one."""
-    Installment.update(status=Installment.PAID, paid_at=at).where(Installment.id == installment.id).execute()
+    update_row(Installment, installment.id, status=Installment.PAID, paid_at=at)
     scheduled = [attempt.id for attempt in attempts if attempt.status == ChargeAttempt.SCHEDULED]
     if scheduled:
         ChargeAttempt.update(status=ChargeAttempt.CANCELLED).where(ChargeAttempt.id.in_(scheduled)).execute()

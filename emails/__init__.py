@@ -31,7 +31,7 @@ from billing.links import card_update_link, plan_change_link
 from billing.retries import DELIVERY_RETRIES, METHOD_GONE
 from billing.values import email_address
 from i18n import Formats, language_of, translations
-from models import Outbox
+from models import Outbox, update_row
 
 TEMPLATES = Path(__file__).parent / "templates"
 DOMAIN = "emails"
@@ -407,7 +407,7 @@ def _hang_up(smtp: smtplib.SMTP) -> None:
 
 
 def _record_sent(message_id: int, now: dt.datetime) -> None:
-    Outbox.update(sent_at=now, claimed_until=None, last_error=None).where(Outbox.id == message_id).execute()
+    update_row(Outbox, message_id, sent_at=now, claimed_until=None, last_error=None)
 
 
 def deliver_message(message: Outbox, mailer: Mailer, now: dt.datetime) -> bool:
