@@ -90,6 +90,9 @@ def _environment(language: str) -> Environment:
         auto_reload=False,
     )
     environment.install_gettext_translations(translations(language, DOMAIN), newstyle=True)
+    # `_` is gettext itself, not jinja2.ext's alias that looks gettext up in each render's context to call it: that
+    # lets a render bring a gettext of its own, which none does here, and was a tenth of rendering an email.
+    environment.globals["_"] = environment.globals["gettext"]
     return environment
 
 
