@@ -54,6 +54,24 @@ def _failure_code(token: str) -> str | None:
     return None if code == _OK else code
 
 
+def _new_charge(request: ChargeRequest) -> SandboxCharge | None:
+    """The charge `request` asks for, recorded; None when its idempotency key was charged already."""
+    charge = SandboxCharge(
+        idempotency_key=request.idempotency_key,
+        reference=f"ch_{secrets.token_hex(8)}",
+        order_id=request.order_id,
+        installment=request.installment,
+        amount=request.amount,
+        currency=request.currency,
+        method=request.method,
+        failure_code=_failure_code(request.token),
+        occurred_at=request.at,
+    )
+    # RETURNING says whether the row went in, without reading it back.
+    inserted = SandboxCharge.insert(charge.__data__).on_conflict_ignore().returning(SandboxCharge.id).execute()
+    return charge if list(inserted) else None
+
+
 class SandboxGateway:
     # The card page takes the test card numbers and IBANs itself (tokenize_card, sepa_mandate).
     browser_setup = None
@@ -93,19 +111,9 @@ class SandboxGateway:
         )
 
     def charge(self, request: ChargeRequest) -> str | None:
-        if not request.look_up_only:
-            SandboxCharge.insert(
-                idempotency_key=request.idempotency_key,
-                reference=f"ch_{secrets.token_hex(8)}",
-                order_id=request.order_id,
-                installment=request.installment,
-                amount=request.amount,
-                currency=request.currency,
-                method=request.method,
-                failure_code=_failure_code(request.token),
-                occurred_at=request.at,
-            ).on_conflict_ignore().as_rowcount().execute()
-        charge = SandboxCharge.get_or_none(SandboxCharge.idempotency_key == request.idempotency_key)
+        charge = None if request.look_up_only else _new_charge(request)
+        # Else charged before under this key (a resend), or a look-up: the charge the key names, if any.
+        charge = charge or SandboxCharge.get_or_none(SandboxCharge.idempotency_key == request.idempotency_key)
         if charge is None:
             return None
         self._deliver(charge)
