@@ -10,7 +10,7 @@ import json
 import secrets
 import time
 
-import requests
+import urllib3
 from standardwebhooks import Webhook
 
 from billing.charging import ChargeRequest
@@ -79,8 +79,10 @@ class SandboxGateway:
     def __init__(self, webhook_url: str, webhook_secret: str):
         self.webhook_url = webhook_url
         self.signer = Webhook(webhook_secret)
-        # One connection kept open for every event of a batch of charges, not one for each.
-        self.session = requests.Session()
+        # One connection kept open for every event of a batch of charges, not one for each. urllib3 itself, not
+        # requests over it: requests' session reads the proxies from the environment and merges its settings on each
+        # request, half a millisecond of CPU a POST here, a tenth of a charge's cost (bench/scale.py).
+        self.pool = urllib3.PoolManager(retries=False, timeout=10.0)
 
     def tokenize_card(self, number: str, exp_month: int, exp_year: int) -> PaymentMethod:
         digits = "".join(str(number).split())
@@ -147,16 +149,12 @@ class SandboxGateway:
     def _deliver(self, charge: SandboxCharge) -> None:
         body = self.event_body(charge)
         for attempt in range(DELIVERY_TRIES):
+            headers = self.signed_headers(f"evt_{charge.reference}", body)
             try:
-                response = self.session.post(
-                    self.webhook_url,
-                    data=body.encode(),
-                    headers=self.signed_headers(f"evt_{charge.reference}", body),
-                    timeout=10,
-                )
-                if response.ok:
+                response = self.pool.request("POST", self.webhook_url, body=body.encode(), headers=headers)
+                if response.status < 400:
                     return
-            except requests.RequestException:
+            except urllib3.exceptions.HTTPError:
                 pass
             time.sleep(0.2 * 2**attempt)
         raise ConnectionError(f"the webhook endpoint {self.webhook_url} did not accept the event")
