@@ -573,23 +573,41 @@ MODELS = [
 
 
 def update_row(model: type[BaseModel], row_id: int, **values: Any) -> int:
-    """UPDATE one row by id, writing `values` (by field name); the rows changed (0 or 1). For the statements run once
-    per event or email: peewee builds a statement's SQL anew each time, which cost more than running it (bench/:
-    0.21 ms an UPDATE against 0.09), so its SQL is built by peewee once per table and set of fields."""
+    """UPDATE one row by id, writing `values` (by field name); the rows changed (0 or 1)."""
+    return _run_built_once("update", model, values, row_id)
+
+
+def insert_new(model: type[BaseModel], **values: Any) -> int:
+    """INSERT a row of `values` (by field name, every field with a default among them) unless a row holds one of its
+    unique values already; the rows inserted (0 or 1)."""
+    return _run_built_once("insert", model, values)
+
+
+def _run_built_once(kind: str, model: type[BaseModel], values: dict[str, Any], *row_id: int) -> int:
+    """For the statements run once per webhook, event or email: peewee builds a statement's SQL anew each time, which
+    cost more than running it (bench/: 0.21 ms an UPDATE against 0.09), so its SQL is built by peewee once per
+    table and set of fields."""
     fields = model._meta.fields
-    sql, names = _update_sql(model, tuple(values), db.obj)
-    cursor = db.execute_sql(sql, [*(fields[name].db_value(values[name]) for name in names), row_id])
+    sql, names = _sql_built_once(kind, model, tuple(values), db.obj)
+    cursor = db.execute_sql(sql, [*(fields[name].db_value(values[name]) for name in names), *row_id])
     return int(cursor.rowcount)
 
 
 @lru_cache(maxsize=256)
-def _update_sql(model: type[BaseModel], names: tuple[str, ...], _database: object) -> tuple[str, list[str]]:
-    """The SQL of update_row, by the database it runs on (its placeholders and quotes), and the fields in the order
-    of its placeholders: peewee's own for id 0, each field set to its position in `names`, which peewee's SQL may
-    list in another order."""
+def _sql_built_once(
+    kind: str, model: type[BaseModel], names: tuple[str, ...], _database: object
+) -> tuple[str, list[str]]:
+    """The SQL of update_row or insert_new, by the database it runs on (its placeholders and quotes), and the fields
+    in the order of its placeholders: peewee's own, each field set to its position in `names`, which peewee's SQL
+    may list in another order."""
     positions = {name: Value(position, converter=False) for position, name in enumerate(names)}
-    sql, params = model.update(positions).where(model.id == 0).sql()
-    return str(sql), [names[position] for position in params[:-1]]
+    if kind == "update":
+        sql, params = model.update(positions).where(model.id == 0).sql()
+    else:
+        sql, params = model.insert(positions).on_conflict_ignore().returning().sql()  # no RETURNING: a rowcount
+    # A default peewee would add, a value of its own computed once for every row, would be one more.
+    assert len(params) == len(names) + (kind == "update"), f"every field with a default is given: {sql}"
+    return str(sql), [names[position] for position in params[: len(names)]]
 
 
 def lock(model: type[BaseModel], row_id: int) -> None:

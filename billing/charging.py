@@ -20,6 +20,7 @@ from models import (
     Product,
     Seller,
     hold,
+    insert_new,
     one_write,
     skipping_locked,
     transaction,
@@ -66,12 +67,8 @@ class ChargeRequest:
 def store_event(webhook_id: str, event_type: str, body: str, now: dt.datetime) -> bool:
     """Keep a gateway's event once by its webhook id, to be applied after the commit; False for a duplicate."""
     with one_write():
-        stored = (
-            GatewayEvent.insert(webhook_id=webhook_id, type=event_type, body=body, received_at=now)
-            .on_conflict_ignore()
-            .as_rowcount()
-            .execute()
-        )
+        event = {"webhook_id": webhook_id, "type": event_type, "body": body, "received_at": now}
+        stored = insert_new(GatewayEvent, **event, status=GatewayEvent.RECEIVED, tries=0)
         if stored:
             follow_up(FollowUp(APPLY_EVENTS))
     return bool(stored)
