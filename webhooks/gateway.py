@@ -3,7 +3,8 @@
 from flask import Blueprint, Response, request
 
 from billing.charging import store_event
-from runtime import settings, touched, utcnow
+from config import gateway_webhook_secret
+from runtime import touched, utcnow
 from webhooks.answers import accepted, refused
 from webhooks.events import InvalidEvent, checked_text, event_text, parse_outcome
 from webhooks.signatures import signature_error
@@ -19,7 +20,7 @@ def gateway_event() -> tuple[Response, int]:
         body = event_text(request.get_data())
     except InvalidEvent as error:
         return refused(GATEWAY, 400, error.code, str(error))
-    unsigned = signature_error(settings().gateway_webhook_secret, body)
+    unsigned = signature_error(gateway_webhook_secret(), body)
     if unsigned is not None:
         return refused(GATEWAY, 401, "bad_signature", f"signature rejected: {unsigned}")
     try:
