@@ -16,7 +16,7 @@ from standardwebhooks import Webhook
 from billing.charging import ChargeRequest
 from billing.plans import PaymentMethod
 from gateways import Attached, Payer, PaymentMethodRejected
-from models import SandboxCharge
+from models import SandboxCharge, insert_new
 
 # Test card number → failure code (None: the charge succeeds).
 TEST_CARDS = {
@@ -67,9 +67,7 @@ def _new_charge(request: ChargeRequest) -> SandboxCharge | None:
         failure_code=_failure_code(request.token),
         occurred_at=request.at,
     )
-    # RETURNING says whether the row went in, without reading it back.
-    inserted = SandboxCharge.insert(charge.__data__).on_conflict_ignore().returning(SandboxCharge.id).execute()
-    return charge if list(inserted) else None
+    return charge if insert_new(SandboxCharge, **charge.__data__) else None
 
 
 class SandboxGateway:
