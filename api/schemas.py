@@ -727,6 +727,12 @@ class EventData(Answer):
     invoice_number: str
 
 
+class PaidBy(Answer):
+    attempt: int
+    kind: Literal[ATTEMPT_KINDS]
+    reference: str | None
+
+
 class PaymentEventData(EventData):
     installment: int
     attempt: int
@@ -734,6 +740,12 @@ class PaymentEventData(EventData):
     amount: Money
     currency: str
     failure_code: str | None = Field(description="the gateway's reason (payment.failed); null once paid")
+    reference: str | None = Field(description="the gateway's name for the charge; null when it reported none")
+    paid_by: PaidBy | None = Field(
+        default=None,
+        description="payment.recovered only, when another charge had paid the installment already: that charge. "
+        "The customer paid the installment twice; one of the two is to refund.",
+    )
 
 
 class PlanChangeEventData(EventData):

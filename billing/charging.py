@@ -431,16 +431,25 @@ def apply_outcome(
         return Applied(note, attempt)
 
 
+def _charge_data(attempt: ChargeAttempt) -> dict[str, object]:
+    return {"attempt": attempt.number, "kind": attempt.kind, "reference": attempt.reference}
+
+
+def _named_charge(attempt: ChargeAttempt) -> str:
+    """An attempt as the event log names it: numbers count each kind apart (a customer's charge 1, a renewal 1)."""
+    return f"{attempt.kind} charge {attempt.number} ({attempt.reference})"
+
+
 def _payment_succeeded(attempt: ChargeAttempt, attempts: list[ChargeAttempt], recovered: bool, now: dt.datetime) -> str:
     installment = attempt.installment
     assert attempt.settled_at is not None, "a succeeded attempt is settled"
     paid_by = next((each for each in attempts if each.status == ChargeAttempt.SUCCEEDED and each is not attempt), None)
     if paid_by is not None:
         # A failed charge's late success once another charge paid the installment: a second payment, which the
-        # seller's system hears of (to refund one); the installment keeps the payment that paid it.
-        data = dunning.attempt_data(attempt)
+        # seller's system hears of, naming the charge that paid (to refund one); the installment keeps that payment.
+        data = {**dunning.attempt_data(attempt), "paid_by": _charge_data(paid_by)}
         notifications.seller_event(installment.order, "payment.recovered", data, f"attempt-{attempt.id}", now)
-        twice = f"charge {attempt.number} succeeded once charge {paid_by.number} had paid it"
+        twice = f"{_named_charge(attempt)} succeeded once {_named_charge(paid_by)} had paid it"
         return f"installment {installment.number} paid twice: {twice}"
     record_installment_paid(installment, attempts, attempt.settled_at)
     adopt_payment_method(attempt)

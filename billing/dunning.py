@@ -99,6 +99,8 @@ def attempt_data(attempt: ChargeAttempt) -> dict[str, object]:
         "amount": str(attempt.amount),
         "currency": attempt.installment.order.currency,
         "failure_code": attempt.failure_code,
+        # The gateway's own name for the charge, as the seller's books there show it (None: not reported).
+        "reference": attempt.reference,
     }
 
 

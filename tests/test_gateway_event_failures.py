@@ -9,9 +9,11 @@ from decimal import Decimal
 import pytest
 
 import runtime
+from api.schemas import EVENT_DATA
 from billing import charging
 from billing.collections import hand_to_collections
 from billing.dunning import renew_plan
+from billing.endpoints import register_endpoint
 from billing.errors import Refused
 from billing.plan_changes import confirm_plan_change, propose_plan_change
 from billing.plans import attempt_key
@@ -567,6 +569,7 @@ def test_a_late_success_of_a_failed_charge_whose_retry_paid_the_installment_is_r
     report of a paid installment (never tried again, unseen) but tried again, and settles the first charge once noted,
     as it would have had the reference been noted first. The installment keeps the payment that paid it."""
     order, first = failed_without_reference()
+    register_endpoint(order.seller, "https://books.example/tranche", T, public_only=False)
     retry = retry_sent(first)
     charging.record_answers({retry.id: "ch_retry"})
     process_events([stored_success("msg_retry", order, "ch_retry")], retry.due_at)
@@ -585,7 +588,17 @@ def test_a_late_success_of_a_failed_charge_whose_retry_paid_the_installment_is_r
     event = GatewayEvent.get_by_id(success)
     assert (event.status, event.note) == (
         GatewayEvent.PROCESSED,
-        "installment 1 paid twice: charge 1 succeeded once charge 2 had paid it",
+        "installment 1 paid twice: automatic charge 1 (ch_first) succeeded once automatic charge 2 (ch_retry) had "
+        "paid it",
     )
     assert ChargeAttempt.get_by_id(first.id).status == ChargeAttempt.SUCCEEDED
     assert order.installments.where(Installment.number == 1).get().paid_at == paid_at
+    # The seller's system hears of both payments, the second naming the one that paid: what a refund needs.
+    recovered = [
+        m.context["data"] for m in Outbox.select().where(Outbox.template == "payment.recovered").order_by(Outbox.id)
+    ]
+    assert [(d["attempt"], d["reference"], d.get("paid_by")) for d in recovered] == [
+        (2, "ch_retry", None),
+        (1, "ch_first", {"attempt": 2, "kind": "automatic", "reference": "ch_retry"}),
+    ]
+    EVENT_DATA["payment.recovered"].model_validate(recovered[1])  # as the API document describes the event
