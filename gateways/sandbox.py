@@ -150,7 +150,9 @@ class SandboxGateway:
             headers = self.signed_headers(f"evt_{charge.reference}", body)
             try:
                 response = self.pool.request("POST", self.webhook_url, body=body.encode(), headers=headers)
-                if response.status < 400:
+                # A 2xx only, as gateways count it: urllib3 without retries follows no redirect, and a redirect
+                # taken as delivered would lose the event.
+                if 200 <= response.status < 300:
                     return
             except urllib3.exceptions.HTTPError:
                 pass

@@ -10,12 +10,13 @@ from rq import SimpleWorker
 from billing import charging
 from billing.card_updates import update_card_and_charge
 from billing.followups import APPLY_EVENTS
-from gateways.sandbox import SandboxGateway
+from gateways.sandbox import DELIVERY_TRIES, SandboxGateway
 from jobs.work import EVENT_LEASE, charge, run_due_work, tick
 from models import ChargeAttempt, GatewayEvent, Installment, SandboxCharge, lock, transaction
 from runtime import queue, redis_connection, set_clock, settings, utcnow, waiting_key
 from tests import factories
 from tests.conftest import free_port, start_worker
+from tests.receivers import Receiver
 
 T = dt.datetime(2026, 5, 1, 8, 0, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)
@@ -116,6 +117,28 @@ def test_a_resent_attempt_the_gateway_already_charged_is_not_charged_again(inbox
     assert charged_keys() == [attempt.idempotency_key]
     assert attempts() == [(1, "failed", T), (2, "scheduled", T + 7 * DAY)]
     assert len(inbox.to("claire@example.com")) == 1
+
+
+def test_a_charge_whose_event_the_webhook_url_answers_with_a_redirect_is_not_taken_as_delivered():
+    """As a gateway does, the sandbox counts only a 2xx as its event delivered: a webhook URL that redirects (to https,
+    to a moved host) fails the charge loudly, after its tries, instead of losing the event; the resend delivers it."""
+    factories.order(factories.seller(), payment=factories.card())
+    (attempt,) = factories.open_due(T)
+    request = charging.claim_attempt(attempt.id, T)
+    receiver = Receiver(lambda: settings().gateway_webhook_secret)
+    receiver.answers, receiver.redirect_to = [307] * DELIVERY_TRIES, "https://tranche.example/webhooks/gateway"
+    try:
+        with pytest.raises(ConnectionError):
+            SandboxGateway(f"{receiver.url}/webhooks/gateway", settings().gateway_webhook_secret).charge(request)
+    finally:
+        receiver.stop()
+    assert len(receiver.received) == DELIVERY_TRIES
+    assert GatewayEvent.select().count() == 0
+
+    run_due_work(T + charging.RESEND_AFTER)
+
+    assert charged_keys() == [attempt.idempotency_key]
+    assert attempts() == [(1, "succeeded", T)]
 
 
 def test_a_new_cards_charge_a_killed_worker_never_sent_is_not_sent_once_the_declined_charge_turns_out_paid(inbox):
