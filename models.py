@@ -604,9 +604,11 @@ def _sql_built_once(
     if kind == "update":
         sql, params = model.update(positions).where(model.id == 0).sql()
     else:
+        # A default peewee adds to an INSERT would be computed once, here, and kept for every row.
+        defaulted = [field.name for field in model._meta.sorted_fields if field.default is not None]
+        if missing := sorted(set(defaulted) - set(names)):
+            raise TypeError(f"insert_new({model.__name__}) needs every field with a default: {', '.join(missing)}")
         sql, params = model.insert(positions).on_conflict_ignore().returning().sql()  # no RETURNING: a rowcount
-    # A default peewee would add, a value of its own computed once for every row, would be one more.
-    assert len(params) == len(names) + (kind == "update"), f"every field with a default is given: {sql}"
     return str(sql), [names[position] for position in params[: len(names)]]
 
 
