@@ -79,6 +79,11 @@ class RecentlyCheckedPool(PooledPostgresqlDatabase):  # type: ignore[misc]  # ty
         return bool(super()._is_closed(conn))
 
 
+# SQLite's own wait for its write lock, in seconds: a writer that does not take its turn on the lock file
+# (transaction(), one_write()) gives up after it with "database is locked".
+SQLITE_BUSY_TIMEOUT = 10
+
+
 def open_database(url: str) -> None:
     """Point the shared handle at `url` (sqlite:/// or postgresql://)."""
     # Pooled: a new connection for each request and job cost more than the work itself (bench/: 3x the webhook's
@@ -88,7 +93,7 @@ def open_database(url: str) -> None:
         # WAL lets the web app read while a worker writes; the timeout waits out short write locks. A pooled
         # connection serves one thread at a time, but not always the thread that opened it.
         scheme, rest = url.split("://", 1)
-        pragmas = {"journal_mode": "wal", "busy_timeout": 10000, "foreign_keys": 1}
+        pragmas = {"journal_mode": "wal", "busy_timeout": int(SQLITE_BUSY_TIMEOUT * 1000), "foreign_keys": 1}
         database = connect(f"{scheme.removesuffix('+pool')}+pool://{rest}", pragmas=pragmas, check_same_thread=False)
     else:
         database = RecentlyCheckedPool(**parse(url))
@@ -453,6 +458,22 @@ class Outbox(BaseModel):
         """Take up to `limit` of the unsent messages due by `by` that no other sender holds, oldest first."""
         ids = cls._take(cls.select(cls.id).where(cls.next_try_at <= by).order_by(cls.id).limit(limit), now)
         return list(cls.select().where(cls.id.in_(ids)).order_by(cls.id)) if ids else []
+
+    # A sender records each message in its own statement the moment the peer answered, in its turn with the other
+    # writers on SQLite (one_write): SQLite's own wait gives up with "database is locked", failing the job after the
+    # peer took the message, which would then go again.
+
+    @classmethod
+    def record_sent(cls, message_id: int, now: dt.datetime, note: str | None = None) -> None:
+        """The message sent, or with `note` given up on (why)."""
+        with one_write():
+            update_row(cls, message_id, sent_at=now, claimed_until=None, last_error=note)
+
+    @classmethod
+    def record_failure(cls, message_id: int, next_try_at: dt.datetime, error: object) -> None:
+        """The message not sent this time, tried again at `next_try_at`."""
+        with one_write():
+            update_row(cls, message_id, claimed_until=None, next_try_at=next_try_at, last_error=str(error)[:2000])
 
 
 class SandboxCharge(BaseModel):

@@ -74,7 +74,7 @@ def main() -> None:
         DATABASE_URL=args.database_url, REDIS_URL=args.redis_url, SMTP_URL=f"smtp://127.0.0.1:{smtp_port}"
     )
     from billing.charging import store_event
-    from emails import _record_sent, render
+    from emails import render
     from jobs.work import process_received_events, send_due_messages
     from models import Outbox, db
     from runtime import database, settings, utcnow
@@ -110,7 +110,7 @@ def main() -> None:
             measure(
                 "record an email sent",
                 len(messages),
-                lambda: [_record_sent(m.id, utcnow()) for m in messages],
+                lambda: [Outbox.record_sent(m.id, utcnow()) for m in messages],
                 statements,
             )
     finally:

@@ -103,7 +103,7 @@ def _post(message: Outbox, link: SlackLink, settings, now: dt.datetime) -> list[
     posted = _client(settings, link).chat_postMessage(channel=link.channel_id, text=text, blocks=shown)
     # Recorded at once, on its own: Slack does not deduplicate posts, so nothing that may fail after the post
     # may leave it unrecorded (and posted again once the claim lapses).
-    _sent(message.id, now)
+    Outbox.record_sent(message.id, now)
     with transaction():
         updates = outcome_known(facts["order_id"], text, now) if message.template in blocks.OUTCOMES else []
         if buttons:
@@ -123,15 +123,12 @@ def _update(message: Outbox, link: SlackLink, settings, now: dt.datetime) -> lis
         if answer.status_code == 429 or answer.status_code >= 500:
             raise Retry(f"response_url answered HTTP {answer.status_code}", _retry_after(answer.headers))
         # Any other refusal is final: a response_url works for 30 minutes only.
-        _sent(message.id, now, None if answer.status_code == 200 else f"response_url: HTTP {answer.status_code}")
+        refused = None if answer.status_code == 200 else f"response_url: HTTP {answer.status_code}"
+        Outbox.record_sent(message.id, now, refused)
         return []
     _client(settings, link).chat_update(channel=shown.channel_id, ts=shown.ts, text=note, blocks=settled)
-    _sent(message.id, now)
+    Outbox.record_sent(message.id, now)
     return []
-
-
-def _sent(message_id: int, now: dt.datetime, note: str | None = None) -> None:
-    Outbox.update(sent_at=now, claimed_until=None, last_error=note).where(Outbox.id == message_id).execute()
 
 
 def _retry_after(headers) -> dt.timedelta | None:
@@ -145,7 +142,7 @@ def deliver_slack_message(message: Outbox, settings, now: dt.datetime) -> bool:
     """Send one Slack outbox message its caller claimed (Outbox.claim_due, Outbox.claim); True once sent."""
     link = SlackLink.get_or_none(SlackLink.seller == int(message.recipient))
     if link is None:
-        _sent(message.id, now, "not sent: the seller has no Slack workspace linked any more")
+        Outbox.record_sent(message.id, now, "not sent: the seller has no Slack workspace linked any more")
         return False
     try:
         updates = (_update if message.template == SETTLE else _post)(message, link, settings, now)
@@ -153,11 +150,8 @@ def deliver_slack_message(message: Outbox, settings, now: dt.datetime) -> bool:
         delay = getattr(error, "delay", None)
         if isinstance(error, SlackApiError) and error.response.status_code == 429:
             delay = _retry_after(error.response.headers)
-        Outbox.update(
-            claimed_until=None,
-            next_try_at=now + delay if delay else DELIVERY_RETRIES.next_try(message.attempts, now),
-            last_error=str(error)[:2000],
-        ).where(Outbox.id == message.id).execute()
+        next_try_at = now + delay if delay else DELIVERY_RETRIES.next_try(message.attempts, now)
+        Outbox.record_failure(message.id, next_try_at, error)
         return False
     # Updated at once, not at the next tick: the outcome is known now, so no stale button should stay.
     for update in updates:

@@ -31,7 +31,7 @@ from billing.links import card_update_link, plan_change_link
 from billing.retries import DELIVERY_RETRIES, METHOD_GONE
 from billing.values import email_address
 from i18n import Formats, language_of, translations
-from models import Outbox, update_row
+from models import Outbox
 
 TEMPLATES = Path(__file__).parent / "templates"
 DOMAIN = "emails"
@@ -409,22 +409,14 @@ def _hang_up(smtp: smtplib.SMTP) -> None:
         smtp.close()
 
 
-def _record_sent(message_id: int, now: dt.datetime) -> None:
-    update_row(Outbox, message_id, sent_at=now, claimed_until=None, last_error=None)
-
-
 def deliver_message(message: Outbox, mailer: Mailer, now: dt.datetime) -> bool:
     """Send one outbox message its caller claimed (Outbox.claim_due); True once sent.
 
     The send is recorded, in its own statement, the moment the SMTP server accepts the message: only a crash
     between the two sends it again, with the same Message-ID (at-least-once delivery)."""
     try:
-        mailer.send(render(message, mailer.settings), accepted=lambda: _record_sent(message.id, now))
+        mailer.send(render(message, mailer.settings), accepted=lambda: Outbox.record_sent(message.id, now))
     except (OSError, smtplib.SMTPException) as error:
-        Outbox.update(
-            claimed_until=None,
-            next_try_at=DELIVERY_RETRIES.next_try(message.attempts, now),
-            last_error=str(error)[:2000],
-        ).where(Outbox.id == message.id).execute()
+        Outbox.record_failure(message.id, DELIVERY_RETRIES.next_try(message.attempts, now), error)
         return False
     return True

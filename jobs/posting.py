@@ -72,9 +72,7 @@ def deliver_to_endpoint(message: Outbox, now: dt.datetime, *, public_only: bool)
     endpoint = WebhookEndpoint.get_or_none(WebhookEndpoint.id == int(message.recipient))
     if endpoint is None or endpoint.disabled_at is not None:
         gone = "removed" if endpoint is None else "disabled"
-        Outbox.update(sent_at=now, claimed_until=None, last_error=f"not sent: the endpoint was {gone}").where(
-            Outbox.id == message.id
-        ).execute()
+        Outbox.record_sent(message.id, now, f"not sent: the endpoint was {gone}")
         return False
     try:
         address = endpoint_address(endpoint.url, public_only=public_only)

@@ -1,23 +1,26 @@
 """Emails through a real SMTP server (aiosmtpd): who hears of what, with what in it, and never twice."""
 
+import asyncio
 import contextlib
 import datetime as dt
 import os
 import re
 import socketserver
 import threading
+import time
 from email import message_from_bytes, policy
 
 import pytest
 import requests
 
+import runtime
 from billing.collections import hand_to_collections
 from billing.followups import SEND_MESSAGES
 from billing.links import CARD_UPDATE, LinkExpired, verify
 from emails import BOUNDARY, COMPAT32, render
 from gateways import get_gateway
 from jobs.work import MESSAGES_PER_CLAIM, charge, process_event, run_due_work, send_due_messages
-from models import GatewayEvent, Outbox, SandboxCharge, SlackLink
+from models import SQLITE_BUSY_TIMEOUT, GatewayEvent, Outbox, SandboxCharge, SlackLink, transaction
 from runtime import queue, settings, utcnow
 from tests import factories
 from tests.conftest import Inbox, free_port, serve_smtp
@@ -353,6 +356,54 @@ def test_a_message_the_server_accepted_before_dropping_the_connection_is_recorde
     (mail,) = hanging_up_inbox.to(CUSTOMER)
     message = Outbox.get()
     assert (message.sent_at is not None, message.attempts, message.last_error) == (True, 1, None)
+
+
+class AnsweringWhenToldInbox(Inbox):
+    """A server that answers a message's data only once told to: meanwhile the test holds the database."""
+
+    def __init__(self):
+        super().__init__()
+        self.data_in, self.answer = threading.Event(), threading.Event()
+
+    async def handle_DATA(self, server, session, envelope):
+        self.data_in.set()
+        await asyncio.to_thread(self.answer.wait, 60)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_an_email_accepted_while_another_writer_holds_sqlite_past_its_busy_timeout_is_recorded_sent(
+    monkeypatch, tmp_path
+):
+    """SQLite has one writer at a time. An email's record waits its turn on the writers' lock file however long the
+    writer before it takes, where SQLite's own wait gives up after its busy timeout with "database is locked": the
+    sending job would fail, and the email, accepted by the server, go out again."""
+    if runtime.database().for_update:
+        pytest.skip("PostgreSQL writes the outbox row beside any other writer's rows")
+    monkeypatch.delenv("SMTP_URL", raising=False)
+    monkeypatch.setenv("OUTBOX_DIR", str(tmp_path))
+    declined_card_order()
+    run_due_work(T)
+    Outbox.update(sent_at=None).execute()  # the customer's email and the seller's waiting again, for the server below
+    failed = []
+
+    def sending():
+        try:
+            send_due_messages()
+        except Exception as error:  # noqa: BLE001 — what the job would raise is what the test reports
+            failed.append(error)
+
+    with served(AnsweringWhenToldInbox(), monkeypatch) as inbox:
+        sender = threading.Thread(target=sending)
+        sender.start()
+        assert inbox.data_in.wait(30)
+        with transaction():  # another writer, holding SQLite's write lock past the busy timeout
+            inbox.answer.set()
+            time.sleep(SQLITE_BUSY_TIMEOUT + 0.5)
+        sender.join(60)
+
+    assert failed == []
+    assert len(inbox.messages) == 2
+    assert Outbox.select().where(Outbox.sent_at.is_null()).count() == 0
 
 
 class RefusingInbox(Inbox):
