@@ -740,7 +740,9 @@ class PaymentEventData(EventData):
     amount: Money
     currency: str
     failure_code: str | None = Field(description="the gateway's reason (payment.failed); null once paid")
-    reference: str | None = Field(description="the gateway's name for the charge; null when it reported none")
+    reference: str | None = Field(
+        default=None, description="the gateway's name for the charge; null or absent when it reported none"
+    )
     paid_by: PaidBy | None = Field(
         default=None,
         description="payment.recovered only, when another charge had paid the installment already: that charge. "

@@ -437,16 +437,18 @@ def _charge_data(attempt: ChargeAttempt) -> dict[str, object]:
 
 def _named_charge(attempt: ChargeAttempt) -> str:
     """An attempt as the event log names it: numbers count each kind apart (a customer's charge 1, a renewal 1)."""
-    return f"{attempt.kind} charge {attempt.number} ({attempt.reference})"
+    return f"{attempt.kind} charge {attempt.number}" + (f" ({attempt.reference})" if attempt.reference else "")
 
 
 def _payment_succeeded(attempt: ChargeAttempt, attempts: list[ChargeAttempt], recovered: bool, now: dt.datetime) -> str:
     installment = attempt.installment
     assert attempt.settled_at is not None, "a succeeded attempt is settled"
-    paid_by = next((each for each in attempts if each.status == ChargeAttempt.SUCCEEDED and each is not attempt), None)
-    if paid_by is not None:
+    paid = [each for each in attempts if each.status == ChargeAttempt.SUCCEEDED and each is not attempt]
+    if paid:
         # A failed charge's late success once another charge paid the installment: a second payment, which the
-        # seller's system hears of, naming the charge that paid (to refund one); the installment keeps that payment.
+        # seller's system hears of, naming the charge whose payment the installment shows (a third payment names it,
+        # not the second), to refund one; the installment keeps that payment.
+        paid_by = next((each for each in paid if each.settled_at == installment.paid_at), paid[0])
         data = {**dunning.attempt_data(attempt), "paid_by": _charge_data(paid_by)}
         notifications.seller_event(installment.order, "payment.recovered", data, f"attempt-{attempt.id}", now)
         twice = f"{_named_charge(attempt)} succeeded once {_named_charge(paid_by)} had paid it"

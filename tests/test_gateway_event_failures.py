@@ -474,9 +474,11 @@ def stored_success(webhook_id: str, order: Order, reference: str, **data) -> int
     return stored_event(webhook_id, body, type="payment.succeeded").id
 
 
-def retry_sent(first: ChargeAttempt) -> ChargeAttempt:
-    """The retry of the failed attempt `first`, claimed and sent on its due date."""
-    retry = ChargeAttempt.get(ChargeAttempt.installment == first.installment_id, ChargeAttempt.number == 2)
+def retry_sent(failed: ChargeAttempt) -> ChargeAttempt:
+    """The retry of the failed attempt `failed`, claimed and sent on its due date."""
+    retry = ChargeAttempt.get(
+        ChargeAttempt.installment == failed.installment_id, ChargeAttempt.number == failed.number + 1
+    )
     (sent,) = charging.claim_due_attempts(retry.due_at).requests
     assert sent.attempt_id == retry.id
     return retry
@@ -602,3 +604,28 @@ def test_a_late_success_of_a_failed_charge_whose_retry_paid_the_installment_is_r
         (1, "ch_first", {"attempt": 2, "kind": "automatic", "reference": "ch_retry"}),
     ]
     EVENT_DATA["payment.recovered"].model_validate(recovered[1])  # as the API document describes the event
+
+
+def test_a_third_payment_of_an_installment_names_the_charge_that_paid_it_not_the_second_payment():
+    """Charges 1 and 2 failed without their references, charge 3 paid; both then turn out paid. Each late success
+    names charge 3, whose payment the installment shows, as the one that paid: charge 1 was a second payment too."""
+    order, first = failed_without_reference()
+    second = retry_sent(first)
+    failed = stored_event("msg_failed_2", event_body("payment_failed__card_without_reference", order_id=order.id))
+    process_events([failed.id], second.due_at)
+    third = retry_sent(second)
+    charging.record_answers({third.id: "ch_third", first.id: "ch_first", second.id: "ch_second"})
+    process_events([stored_success("msg_third", order, "ch_third", occurred_at=third.due_at.isoformat())], third.due_at)
+    for hours, late in enumerate(("ch_first", "ch_second"), start=1):
+        paid_at = (third.due_at + dt.timedelta(hours=hours)).isoformat()
+        process_events([stored_success(f"msg_{late}", order, late, occurred_at=paid_at)], third.due_at)
+
+    notes = [
+        e.note for e in GatewayEvent.select().where(GatewayEvent.webhook_id.in_(["msg_ch_first", "msg_ch_second"]))
+    ]
+    assert sorted(notes) == [
+        "installment 1 paid twice: automatic charge 1 (ch_first) succeeded once automatic charge 3 (ch_third) had "
+        "paid it",
+        "installment 1 paid twice: automatic charge 2 (ch_second) succeeded once automatic charge 3 (ch_third) had "
+        "paid it",
+    ]
