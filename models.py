@@ -703,18 +703,33 @@ def one_write() -> AbstractContextManager[object, bool | None]:
 
 def yielding_write(write: Callable[[], _V]) -> _V:
     """A single statement that writes, from a worker, after the fact it records happened (a message sent): on SQLite
-    first in SQLite's own wait, whose polling lets the writers taking turns on the lock file (a webhook) go first; if
-    that wait gives up ("database is locked"), then in its turn on the lock file, however long it takes, so that the
-    job never fails for it. Taking its turn at once cut the webhooks accepted beside the workers by a sixth (bench/)."""
+    first in SQLite's own wait, whose polling lets the writers taking turns on the lock file (a webhook) go first, for
+    YIELDING_FOR at most; then in its turn on the lock file, however long the writers before it take, so that the job
+    never fails for it. Taking its turn at once cut the webhooks accepted beside the workers by a sixth (bench/);
+    SQLite's wait alone may lose to them for its whole busy timeout each time, past the claim of a batch of 100."""
     if not isinstance(db.obj, SqliteDatabase) or db.in_transaction():
         return write()
     try:
-        return write()
+        with _sqlite_waiting(YIELDING_FOR):
+            return write()
     except OperationalError as error:
-        if "locked" not in str(error):
+        if "database is locked" not in str(error):
             raise
     with transaction():
         return write()
+
+
+YIELDING_FOR = 0.5  # seconds
+
+
+@contextmanager
+def _sqlite_waiting(seconds: float) -> Iterator[None]:
+    """SQLite's own wait for its write lock cut to `seconds`, on this connection, for the statements within."""
+    db.execute_sql(f"PRAGMA busy_timeout = {round(seconds * 1000)}")
+    try:
+        yield
+    finally:
+        db.execute_sql(f"PRAGMA busy_timeout = {round(SQLITE_BUSY_TIMEOUT * 1000)}")
 
 
 @contextmanager
