@@ -94,7 +94,7 @@ def open_database(url: str) -> None:
         # WAL lets the web app read while a worker writes; the timeout waits out short write locks. A pooled
         # connection serves one thread at a time, but not always the thread that opened it.
         scheme, rest = url.split("://", 1)
-        pragmas = {"journal_mode": "wal", "busy_timeout": int(SQLITE_BUSY_TIMEOUT * 1000), "foreign_keys": 1}
+        pragmas = {"journal_mode": "wal", "busy_timeout": round(SQLITE_BUSY_TIMEOUT * 1000), "foreign_keys": 1}
         database = connect(f"{scheme.removesuffix('+pool')}+pool://{rest}", pragmas=pragmas, check_same_thread=False)
     else:
         database = RecentlyCheckedPool(**parse(url))
@@ -598,9 +598,14 @@ def update_row(model: type[BaseModel], row_id: int, **values: Any) -> int:
 
 
 def insert_new(model: type[BaseModel], **values: Any) -> int:
-    """INSERT a row of `values` (by field name, every field with a default among them) unless a row holds one of its
-    unique values already; the rows inserted (0 or 1)."""
-    return _run_built_once("insert", model, values)
+    """INSERT a row of `values` (by field name; a field left out takes its default, as peewee's insert gives it) unless
+    a row holds one of its unique values already; the rows inserted (0 or 1)."""
+    defaults = {
+        field.name: field.default() if callable(field.default) else field.default
+        for field in model._meta.sorted_fields
+        if field.default is not None and field.name not in values
+    }
+    return _run_built_once("insert", model, {**defaults, **values})
 
 
 def _run_built_once(kind: str, model: type[BaseModel], values: dict[str, Any], *row_id: int) -> int:
@@ -623,11 +628,7 @@ def _sql_built_once(
     positions = {name: Value(position, converter=False) for position, name in enumerate(names)}
     if kind == "update":
         sql, params = model.update(positions).where(model.id == 0).sql()
-    else:
-        # A default peewee adds to an INSERT would be computed once, here, and kept for every row.
-        defaulted = [field.name for field in model._meta.sorted_fields if field.default is not None]
-        if missing := sorted(set(defaulted) - set(names)):
-            raise TypeError(f"insert_new({model.__name__}) needs every field with a default: {', '.join(missing)}")
+    else:  # every default given by insert_new: none of peewee's, computed once here, stays in the SQL
         sql, params = model.insert(positions).on_conflict_ignore().returning().sql()  # no RETURNING: a rowcount
     return str(sql), [names[position] for position in params[: len(names)]]
 

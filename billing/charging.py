@@ -67,8 +67,7 @@ class ChargeRequest:
 def store_event(webhook_id: str, event_type: str, body: str, now: dt.datetime) -> bool:
     """Keep a gateway's event once by its webhook id, to be applied after the commit; False for a duplicate."""
     with one_write():
-        event = {"webhook_id": webhook_id, "type": event_type, "body": body, "received_at": now}
-        stored = insert_new(GatewayEvent, **event, status=GatewayEvent.RECEIVED, tries=0)
+        stored = insert_new(GatewayEvent, webhook_id=webhook_id, type=event_type, body=body, received_at=now)
         if stored:
             follow_up(FollowUp(APPLY_EVENTS))
     return bool(stored)
