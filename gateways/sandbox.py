@@ -7,7 +7,6 @@ same event (same webhook-id) and charges nothing new.
 
 import datetime as dt
 import json
-import os
 import secrets
 import time
 
@@ -58,7 +57,7 @@ def _failure_code(token: str) -> str | None:
 
 def _new_charge(request: ChargeRequest) -> SandboxCharge | None:
     """The charge `request` asks for, recorded; None when its idempotency key was charged already."""
-    charge = SandboxCharge(
+    charge = dict(
         idempotency_key=request.idempotency_key,
         reference=f"ch_{secrets.token_hex(8)}",
         order_id=request.order_id,
@@ -69,7 +68,7 @@ def _new_charge(request: ChargeRequest) -> SandboxCharge | None:
         failure_code=_failure_code(request.token),
         occurred_at=request.at,
     )
-    return charge if insert_new(SandboxCharge, **charge.__data__) else None
+    return SandboxCharge(**charge) if insert_new(SandboxCharge, **charge) else None
 
 
 class SandboxGateway:
@@ -82,10 +81,8 @@ class SandboxGateway:
         # One connection kept open for every event of a batch of charges, not one for each. urllib3 itself, not
         # requests over it: requests' session reads the proxies from the environment and merges its settings on each
         # request, half a millisecond of CPU a POST here, a tenth of a charge's cost (bench/scale.py).
-        # The authorities requests trusts: REQUESTS_CA_BUNDLE's, else certifi's (not the machine's, which a slim image
-        # may lack).
-        authorities = os.environ.get("REQUESTS_CA_BUNDLE") or certifi.where()
-        self.pool = urllib3.PoolManager(retries=False, timeout=10.0, ca_certs=authorities)
+        # certifi's authorities, which requests trusts by default, not the machine's, which a slim image may lack.
+        self.pool = urllib3.PoolManager(retries=False, timeout=10.0, ca_certs=certifi.where())
 
     def tokenize_card(self, number: str, exp_month: int, exp_year: int) -> PaymentMethod:
         digits = "".join(str(number).split())
