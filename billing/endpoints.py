@@ -75,7 +75,7 @@ def record_delivery(message: Outbox, endpoint: WebhookEndpoint, error: str | Non
     disabled, its waiting events dropped, and the seller told."""
     with transaction():
         if error is None:
-            Outbox.update(sent_at=now, claimed_until=None, last_error=None).where(Outbox.id == message.id).execute()
+            Outbox.record_sent(message.id, now)
             WebhookEndpoint.update(failing_since=None).where(WebhookEndpoint.id == endpoint.id).execute()
             return
         failing_since = endpoint.failing_since or now
@@ -83,9 +83,9 @@ def record_delivery(message: Outbox, endpoint: WebhookEndpoint, error: str | Non
             _disable(endpoint, error, now)
             return
         WebhookEndpoint.update(failing_since=failing_since).where(WebhookEndpoint.id == endpoint.id).execute()
-        Outbox.update(
-            claimed_until=None, next_try_at=ENDPOINT_RETRIES.next_try(message.attempts, now), last_error=error[:2000]
-        ).where(Outbox.id == message.id).execute()
+        next_try_at = ENDPOINT_RETRIES.next_try(message.attempts, now)
+        assert next_try_at is not None, "ENDPOINT_RETRIES has no bound: an endpoint failing too long is disabled"
+        Outbox.record_failure(message.id, next_try_at, error)
 
 
 def _disable(endpoint: WebhookEndpoint, error: str, now: dt.datetime) -> None:
