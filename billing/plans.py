@@ -297,7 +297,10 @@ def record_installment_paid(installment: Installment, attempts: list[ChargeAttem
         ChargeAttempt.update(status=ChargeAttempt.CANCELLED).where(ChargeAttempt.id.in_(scheduled)).execute()
     order = installment.order  # as its caller loaded it, or read now
     if order.plan == INSTALLMENTS:
-        if not order.installments.where(Installment.status != Installment.PAID).exists():
+        # Only the last can complete the plan: an installment opens once every earlier one is paid, so before the
+        # last a later one is unpaid, which spares a query a payment.
+        last = installment.number == order.installment_count
+        if last and not order.installments.where(Installment.status != Installment.PAID).exists():
             Order.update(status=Order.COMPLETED).where(Order.id == order.id).execute()
             notifications.seller_event(order, "plan.completed", {}, f"completed-{order.id}", at)
     elif not order.installments.where(Installment.number == installment.number + 1).exists():
