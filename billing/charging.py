@@ -121,6 +121,32 @@ def claim_attempt(attempt_id: int, now: dt.datetime) -> ChargeRequest | None:
     return requests[0] if requests else None
 
 
+# What a claim decides on and a ChargeRequest carries, and no more: a hundred rows of four whole models took a
+# tenth of a charge job's time to build.
+_CLAIM_READS = (
+    ChargeAttempt.id,
+    ChargeAttempt.installment,
+    ChargeAttempt.kind,
+    ChargeAttempt.status,
+    ChargeAttempt.amount,
+    ChargeAttempt.idempotency_key,
+    ChargeAttempt.reference,
+    ChargeAttempt.method,
+    ChargeAttempt.card_token,
+    ChargeAttempt.sepa_mandate,
+    Installment.id,
+    Installment.number,
+    Order.id,
+    Order.status,
+    Order.currency,
+    Order.method,
+    Order.card_token,
+    Order.sepa_mandate,
+    Customer.id,
+    Customer.gateway_customer_id,
+)
+
+
 def _claim(due: "ModelSelect[ChargeAttempt]", now: dt.datetime) -> tuple[list[ChargeRequest], int]:
     """Claim the attempts `due` selects; returns the requests to send and how many attempts it found.
 
@@ -134,7 +160,7 @@ def _claim(due: "ModelSelect[ChargeAttempt]", now: dt.datetime) -> tuple[list[Ch
         # In no order: an order would have the planner read the attempts in that order, past every settled one.
         attempts = sorted(
             skipping_locked(
-                due.select(ChargeAttempt, Installment, Order, Customer).join(Installment).join(Order).join(Customer),
+                due.select(*_CLAIM_READS).join(Installment).join(Order).join(Customer),
                 of=ChargeAttempt,
             ),
             key=lambda attempt: attempt.id,
