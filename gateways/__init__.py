@@ -7,6 +7,11 @@ from billing.charging import ChargeRequest
 from billing.plans import PaymentMethod
 from config import Settings
 
+# Charges a job has at the gateway at once: a gateway takes some hundreds of milliseconds to answer one (Stripe), so a
+# batch sent one at a time would take most of a minute; four at a time stay far below a gateway's rate limit (Stripe's
+# is 100 requests a second).
+CHARGES_AT_ONCE = 4
+
 
 class PaymentMethodRejected(Exception):
     """Card or account data the gateway will not accept; the message says why, for the customer."""

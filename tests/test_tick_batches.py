@@ -1,16 +1,19 @@
 """The tick at scale: installments opened a batch at a time, charges claimed and sent many to a job."""
 
 import datetime as dt
+import threading
 from collections import Counter
 
 import pytest
 
 from billing import charging, plans
+from gateways import CHARGES_AT_ONCE
 from jobs.work import run_due_work, send_due_charges, tick
 from models import ChargeAttempt, Installment, Order, SandboxCharge, db, lock, transaction
-from runtime import database, queue, set_clock, utcnow
+from runtime import database, queue, set_clock, settings, utcnow
 from tests import factories
 from tests.conftest import at_once
+from tests.receivers import Receiver
 from tests.test_tick import T, work_the_queue
 
 DAY = dt.timedelta(days=1)
@@ -109,6 +112,35 @@ def test_charges_of_one_backlog_sent_by_two_workers_at_once_are_each_sent_once(m
     keys = [c.idempotency_key for c in SandboxCharge.select()]
     assert len(keys) == len(set(keys)) == 120
     assert not charging.due_attempts(T).exists()
+
+
+class Together(Receiver):
+    """A webhook endpoint that answers only once CHARGES_AT_ONCE of the gateway's events are in flight together."""
+
+    def __init__(self, secret):
+        super().__init__(secret)
+        self.together = threading.Barrier(CHARGES_AT_ONCE, timeout=2)
+
+    def handle(self, headers: dict, body: bytes) -> int:
+        self.together.wait()
+        return super().handle(headers, body)
+
+
+def test_a_job_has_its_batchs_charges_at_the_gateway_four_at_a_time(monkeypatch):
+    """A gateway takes a while to answer each charge: a job sends its batch side by side, and notes every answer."""
+    receiver = Together(lambda: settings().gateway_webhook_secret)
+    monkeypatch.setenv("PUBLIC_URL", receiver.url)
+    orders(2 * CHARGES_AT_ONCE)
+    plans.start_due_installments(T)
+    try:
+        send_due_charges(T.isoformat())
+    finally:
+        receiver.stop()
+
+    assert len(receiver.received) == 2 * CHARGES_AT_ONCE
+    noted = {(a.idempotency_key, a.status, a.reference) for a in ChargeAttempt.select()}
+    assert noted == {(c.idempotency_key, "in_flight", c.reference) for c in SandboxCharge.select()}
+    assert len(noted) == 2 * CHARGES_AT_ONCE
 
 
 def test_a_claim_skips_the_attempts_another_claim_holds_and_takes_the_next_ones():
