@@ -1,11 +1,14 @@
 """Payment gateways: the small interface Tranche charges through, and the one chosen by GATEWAY."""
 
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
 from billing.charging import ChargeRequest
 from billing.plans import PaymentMethod
 from config import Settings
+from models import db
 
 # Charges a job has at the gateway at once: a gateway takes some hundreds of milliseconds to answer one (Stripe), so a
 # batch sent one at a time would take most of a minute; four at a time stay far below a gateway's rate limit (Stripe's
@@ -99,6 +102,25 @@ class Gateway(Protocol):
         The same idempotency key never charges twice. A request to look up only (`look_up_only`) sends nothing new:
         it returns None when the gateway holds no charge of that key."""
         ...
+
+    def charge_all(self, requests: Sequence[ChargeRequest]) -> "list[Future[str | None]]":
+        """charge() for each of `requests`, CHARGES_AT_ONCE at a time; returns once every one has ended, each future
+        holding its answer or the exception its charge raised."""
+        ...
+
+
+def side_by_side(
+    charge: Callable[[ChargeRequest], str | None], requests: Sequence[ChargeRequest]
+) -> "list[Future[str | None]]":
+    """`charge` for each of `requests`, CHARGES_AT_ONCE at a time, each in a thread holding a database connection of
+    its own (the pool's) for what the gateway stores of its answer; returns once every one has ended."""
+
+    def charging(request: ChargeRequest) -> str | None:
+        with db.connection_context():
+            return charge(request)
+
+    with ThreadPoolExecutor(CHARGES_AT_ONCE, thread_name_prefix="charge") as pool:
+        return [pool.submit(charging, request) for request in requests]
 
 
 def get_gateway(settings: Settings) -> Gateway:

@@ -9,6 +9,8 @@ import datetime as dt
 import json
 import secrets
 import time
+from collections.abc import Sequence
+from concurrent.futures import Future
 
 import certifi
 import urllib3
@@ -16,8 +18,8 @@ from standardwebhooks import Webhook
 
 from billing.charging import ChargeRequest
 from billing.plans import PaymentMethod
-from gateways import CHARGES_AT_ONCE, Attached, Payer, PaymentMethodRejected
-from models import SandboxCharge, insert_new, one_write
+from gateways import CHARGES_AT_ONCE, Attached, Payer, PaymentMethodRejected, side_by_side
+from models import SandboxCharge, one_write
 
 # Test card number → failure code (None: the charge succeeds).
 TEST_CARDS = {
@@ -55,9 +57,30 @@ def _failure_code(token: str) -> str | None:
     return None if code == _OK else code
 
 
-def _new_charge(request: ChargeRequest) -> SandboxCharge | None:
-    """The charge `request` asks for, recorded; None when its idempotency key was charged already."""
-    charge = dict(
+def _charges(requests: Sequence[ChargeRequest]) -> dict[str, SandboxCharge]:
+    """By idempotency key, the charge each of `requests` names: recorded now, in one statement for them all, when its
+    key is new; else the one charged before under it (a resend). A look-up records nothing, and may find nothing."""
+    new = {request.idempotency_key: _new_charge(request) for request in requests if not request.look_up_only}
+    if new:
+        with one_write():  # in its turn with the other writers, on SQLite
+            SandboxCharge.insert_many(list(new.values())).on_conflict_ignore().execute()
+    keys = SandboxCharge.idempotency_key
+    recorded = SandboxCharge.select(keys, SandboxCharge.reference).where(
+        keys.in_([r.idempotency_key for r in requests])
+    )
+    references = dict(recorded.tuples())
+    # A key whose reference is another than the one just made was charged before.
+    charges = {
+        key: SandboxCharge(**charge) for key, charge in new.items() if references.get(key) == charge["reference"]
+    }
+    before = [key for key in references if key not in charges]
+    if before:
+        charges.update((charge.idempotency_key, charge) for charge in SandboxCharge.select().where(keys.in_(before)))
+    return charges
+
+
+def _new_charge(request: ChargeRequest) -> dict[str, object]:
+    return dict(
         idempotency_key=request.idempotency_key,
         reference=f"ch_{secrets.token_hex(8)}",
         order_id=request.order_id,
@@ -68,10 +91,6 @@ def _new_charge(request: ChargeRequest) -> SandboxCharge | None:
         failure_code=_failure_code(request.token),
         occurred_at=request.at,
     )
-    # In its turn with the other writers on SQLite, where a job's charges are recorded side by side.
-    with one_write():
-        new = insert_new(SandboxCharge, **charge)
-    return SandboxCharge(**charge) if new else None
 
 
 class SandboxGateway:
@@ -117,9 +136,13 @@ class SandboxGateway:
         )
 
     def charge(self, request: ChargeRequest) -> str | None:
-        charge = None if request.look_up_only else _new_charge(request)
-        # Else charged before under this key (a resend), or a look-up: the charge the key names, if any.
-        charge = charge or SandboxCharge.get_or_none(SandboxCharge.idempotency_key == request.idempotency_key)
+        return self.charge_all([request])[0].result()
+
+    def charge_all(self, requests: Sequence[ChargeRequest]) -> "list[Future[str | None]]":
+        charges = _charges(requests)
+        return side_by_side(lambda request: self._answer(charges.get(request.idempotency_key)), requests)
+
+    def _answer(self, charge: SandboxCharge | None) -> str | None:
         if charge is None:
             return None
         self._deliver(charge)

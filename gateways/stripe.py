@@ -9,6 +9,8 @@ stays in flight until Stripe's webhook reports how it ended.
 
 import json
 import re
+from collections.abc import Sequence
+from concurrent.futures import Future
 from decimal import Decimal
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -18,7 +20,15 @@ import stripe
 from billing.charging import ChargeRequest, store_event
 from billing.plans import PaymentMethod
 from billing.retries import DO_NOT_TRY_AGAIN, METHOD_GONE
-from gateways import Attached, BrowserScript, GatewayUnavailable, Payer, PaymentMethodRejected, SetupFor
+from gateways import (
+    Attached,
+    BrowserScript,
+    GatewayUnavailable,
+    Payer,
+    PaymentMethodRejected,
+    SetupFor,
+    side_by_side,
+)
 
 SUCCEEDED: Final = "payment_intent.succeeded"
 FAILED: Final = "payment_intent.payment_failed"
@@ -165,6 +175,9 @@ class StripeGateway:
                 raise
             return self._store_answer(request, _refused_payment_intent(request, refused))
         return self._store_answer(request, payment_intent.to_dict(for_json=True))
+
+    def charge_all(self, requests: Sequence[ChargeRequest]) -> "list[Future[str | None]]":
+        return side_by_side(self.charge, requests)
 
     def _store_answer(self, request: ChargeRequest, payment_intent: dict[str, Any]) -> str:
         """Store the outcome a PaymentIntent's state holds, as its webhook would; returns its id."""

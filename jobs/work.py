@@ -6,7 +6,6 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 from peewee import Case
 from rq import Worker
@@ -18,7 +17,7 @@ from billing.retries import EVENT_RETRIES
 from bot.delivery import deliver_slack_message
 from bot.once import forget_old_requests
 from emails import Mailer, deliver_message
-from gateways import CHARGES_AT_ONCE, Gateway, get_gateway
+from gateways import get_gateway
 from gateways.stripe import EVENT_TYPES as STRIPE_EVENT_TYPES
 from jobs.posting import deliver_to_endpoint, post_to_partner
 from metrics import CHARGES
@@ -108,9 +107,9 @@ def charge(attempt_id: int, at: str | None = None) -> None:
 
 def send_due_charges(at: str | None = None) -> None:
     """R2: send a batch of the attempts due by `at` (default: now, read when the job runs) to the gateway, claimed
-    beside any number of workers, CHARGES_AT_ONCE at a time. A full batch first starts the next job, queued behind
-    the work waiting already (the events that answer these charges), so that a backlog of charges never holds their
-    outcomes back.
+    beside any number of workers, gateways.CHARGES_AT_ONCE at a time. A full batch first starts the next job, queued
+    behind the work waiting already (the events that answer these charges), so that a backlog of charges never holds
+    their outcomes back.
 
     A charge that fails (the gateway unreachable) leaves its attempt in flight, resent after RESEND_AFTER with the
     same key; the batch's other charges still go, and then the job fails, for an operator to see."""
@@ -121,12 +120,9 @@ def send_due_charges(at: str | None = None) -> None:
         batch = charging.claim_due_attempts(now)
         if batch.full:
             follow_up(FollowUp(SEND_CHARGES, at=now if at else None))
-        gateway = get_gateway(settings())
-        with ThreadPoolExecutor(CHARGES_AT_ONCE, thread_name_prefix="charge") as pool:
-            sent = [(request, pool.submit(_send, gateway, request)) for request in batch.requests]
         answers = {}
         failures = []
-        for request, answer in sent:
+        for request, answer in zip(batch.requests, get_gateway(settings()).charge_all(batch.requests), strict=True):
             touched(attempt=request.attempt_id, order=request.order_id)
             try:
                 answers[request.attempt_id] = answer.result()
@@ -137,11 +133,6 @@ def send_due_charges(at: str | None = None) -> None:
         charging.record_answers(answers)
         if failures:
             raise ExceptionGroup(f"{len(failures)} of {len(batch.requests)} charges failed", failures)
-
-
-def _send(gateway: Gateway, request: charging.ChargeRequest) -> str | None:
-    with database().connection_context():  # a thread's own, from the pool
-        return gateway.charge(request)
 
 
 def process_event(event_id: int, now: dt.datetime) -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from billing import charging, plans
 from gateways import CHARGES_AT_ONCE
+from gateways.sandbox import SandboxGateway
 from jobs.work import run_due_work, send_due_charges, tick
 from models import ChargeAttempt, Installment, Order, SandboxCharge, db, lock, transaction
 from runtime import database, queue, set_clock, settings, utcnow
@@ -141,6 +142,34 @@ def test_a_job_has_its_batchs_charges_at_the_gateway_four_at_a_time(monkeypatch)
     noted = {(a.idempotency_key, a.status, a.reference) for a in ChargeAttempt.select()}
     assert noted == {(c.idempotency_key, "in_flight", c.reference) for c in SandboxCharge.select()}
     assert len(noted) == 2 * CHARGES_AT_ONCE
+
+
+def test_a_batch_resending_a_charge_the_gateway_made_charges_only_the_new_ones_and_tells_that_one_again(monkeypatch):
+    """A worker died once the sandbox had charged an attempt, before noting its answer. The batch that resends it
+    beside two new attempts charges those two, not that one again, and delivers its event again under its first id."""
+    first, again = (
+        Receiver(lambda: settings().gateway_webhook_secret),
+        Receiver(lambda: settings().gateway_webhook_secret),
+    )
+    orders(3)
+    plans.start_due_installments(T)
+    died, *new = ChargeAttempt.select().order_by(ChargeAttempt.id)
+    monkeypatch.setenv("PUBLIC_URL", first.url)
+    try:
+        SandboxGateway(f"{first.url}/webhooks/gateway", settings().gateway_webhook_secret).charge(
+            charging.claim_attempt(died.id, T)
+        )
+        monkeypatch.setenv("PUBLIC_URL", again.url)
+        send_due_charges((T + charging.RESEND_AFTER).isoformat())
+    finally:
+        first.stop()
+        again.stop()
+
+    charged = {c.idempotency_key: c.reference for c in SandboxCharge.select()}
+    assert set(charged) == {a.idempotency_key for a in [died, *new]}
+    assert sorted(r["webhook-id"] for r in again.received) == sorted(f"evt_{ref}" for ref in charged.values())
+    assert [r["webhook-id"] for r in first.received] == [f"evt_{charged[died.idempotency_key]}"]
+    assert {a.reference for a in ChargeAttempt.select()} == set(charged.values())
 
 
 def test_a_claim_skips_the_attempts_another_claim_holds_and_takes_the_next_ones():
