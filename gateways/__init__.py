@@ -1,14 +1,13 @@
 """Payment gateways: the small interface Tranche charges through, and the one chosen by GATEWAY."""
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Protocol
 
 from billing.charging import ChargeRequest
 from billing.plans import PaymentMethod
 from config import Settings
-from models import db
 
 # Charges a job has at the gateway at once: a gateway takes some hundreds of milliseconds to answer one (Stripe), so a
 # batch sent one at a time would take most of a minute; four at a time stay far below a gateway's rate limit (Stripe's
@@ -112,15 +111,25 @@ class Gateway(Protocol):
 def side_by_side(
     charge: Callable[[ChargeRequest], str | None], requests: Sequence[ChargeRequest]
 ) -> "list[Future[str | None]]":
-    """`charge` for each of `requests`, CHARGES_AT_ONCE at a time, each in a thread holding a database connection of
-    its own (the pool's) for what the gateway stores of its answer; returns once every one has ended."""
+    """`charge` for each of `requests`, CHARGES_AT_ONCE at a time, each in a thread of its own; returns once every one
+    has ended. Interrupted (the job's timeout), it sends none of those not yet sent."""
+    pool = ThreadPoolExecutor(CHARGES_AT_ONCE, thread_name_prefix="charge")
+    try:
+        sent = [pool.submit(charge, request) for request in requests]
+        wait(sent)
+    except BaseException:
+        pool.shutdown(cancel_futures=True)
+        raise
+    pool.shutdown()
+    return sent
 
-    def charging(request: ChargeRequest) -> str | None:
-        with db.connection_context():
-            return charge(request)
 
-    with ThreadPoolExecutor(CHARGES_AT_ONCE, thread_name_prefix="charge") as pool:
-        return [pool.submit(charging, request) for request in requests]
+def failed(error: Exception, requests: Sequence[ChargeRequest]) -> "list[Future[str | None]]":
+    """charge_all's answer when nothing of the batch could be sent: each charge failed with `error`."""
+    answers: list[Future[str | None]] = [Future() for _ in requests]
+    for answer in answers:
+        answer.set_exception(error)
+    return answers
 
 
 def get_gateway(settings: Settings) -> Gateway:

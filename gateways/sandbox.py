@@ -18,7 +18,7 @@ from standardwebhooks import Webhook
 
 from billing.charging import ChargeRequest
 from billing.plans import PaymentMethod
-from gateways import CHARGES_AT_ONCE, Attached, Payer, PaymentMethodRejected, side_by_side
+from gateways import CHARGES_AT_ONCE, Attached, Payer, PaymentMethodRejected, failed, side_by_side
 from models import SandboxCharge, one_write
 
 # Test card number → failure code (None: the charge succeeds).
@@ -61,22 +61,15 @@ def _charges(requests: Sequence[ChargeRequest]) -> dict[str, SandboxCharge]:
     """By idempotency key, the charge each of `requests` names: recorded now, in one statement for them all, when its
     key is new; else the one charged before under it (a resend). A look-up records nothing, and may find nothing."""
     new = {request.idempotency_key: _new_charge(request) for request in requests if not request.look_up_only}
+    recorded = 0
     if new:
         with one_write():  # in its turn with the other writers, on SQLite
-            SandboxCharge.insert_many(list(new.values())).on_conflict_ignore().execute()
-    keys = SandboxCharge.idempotency_key
-    recorded = SandboxCharge.select(keys, SandboxCharge.reference).where(
-        keys.in_([r.idempotency_key for r in requests])
-    )
-    references = dict(recorded.tuples())
-    # A key whose reference is another than the one just made was charged before.
-    charges = {
-        key: SandboxCharge(**charge) for key, charge in new.items() if references.get(key) == charge["reference"]
-    }
-    before = [key for key in references if key not in charges]
-    if before:
-        charges.update((charge.idempotency_key, charge) for charge in SandboxCharge.select().where(keys.in_(before)))
-    return charges
+            recorded = SandboxCharge.insert_many(list(new.values())).on_conflict_ignore().as_rowcount().execute()
+    if recorded == len(requests):
+        return {key: SandboxCharge(**charge) for key, charge in new.items()}
+    # Read only then: a read of every batch's keys, planned once while the table was near empty, scanned it whole.
+    named = SandboxCharge.idempotency_key.in_([request.idempotency_key for request in requests])
+    return {charge.idempotency_key: charge for charge in SandboxCharge.select().where(named)}
 
 
 def _new_charge(request: ChargeRequest) -> dict[str, object]:
@@ -139,7 +132,10 @@ class SandboxGateway:
         return self.charge_all([request])[0].result()
 
     def charge_all(self, requests: Sequence[ChargeRequest]) -> "list[Future[str | None]]":
-        charges = _charges(requests)
+        try:
+            charges = _charges(requests)
+        except Exception as error:  # none of them charged: each is resent after RESEND_AFTER
+            return failed(error, requests)
         return side_by_side(lambda request: self._answer(charges.get(request.idempotency_key)), requests)
 
     def _answer(self, charge: SandboxCharge | None) -> str | None:

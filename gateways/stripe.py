@@ -29,6 +29,7 @@ from gateways import (
     SetupFor,
     side_by_side,
 )
+from models import db
 
 SUCCEEDED: Final = "payment_intent.succeeded"
 FAILED: Final = "payment_intent.payment_failed"
@@ -177,7 +178,11 @@ class StripeGateway:
         return self._store_answer(request, payment_intent.to_dict(for_json=True))
 
     def charge_all(self, requests: Sequence[ChargeRequest]) -> "list[Future[str | None]]":
-        return side_by_side(self.charge, requests)
+        return side_by_side(self._charge_in_thread, requests)
+
+    def _charge_in_thread(self, request: ChargeRequest) -> str | None:
+        with db.connection_context():  # the thread's own, from the pool, for the answer it stores
+            return self.charge(request)
 
     def _store_answer(self, request: ChargeRequest, payment_intent: dict[str, Any]) -> str:
         """Store the outcome a PaymentIntent's state holds, as its webhook would; returns its id."""

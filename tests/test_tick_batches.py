@@ -1,8 +1,10 @@
 """The tick at scale: installments opened a batch at a time, charges claimed and sent many to a job."""
 
+import dataclasses
 import datetime as dt
 import threading
 from collections import Counter
+from decimal import InvalidOperation
 
 import pytest
 
@@ -170,6 +172,25 @@ def test_a_batch_resending_a_charge_the_gateway_made_charges_only_the_new_ones_a
     assert sorted(r["webhook-id"] for r in again.received) == sorted(f"evt_{ref}" for ref in charged.values())
     assert [r["webhook-id"] for r in first.received] == [f"evt_{charged[died.idempotency_key]}"]
     assert {a.reference for a in ChargeAttempt.select()} == set(charged.values())
+
+
+def test_a_batch_the_sandbox_cannot_record_sends_none_of_its_charges_and_each_says_why():
+    """Should the sandbox fail to record a batch (here an amount it cannot store), none of it is sent, and every charge
+    of it fails with the error, for the job to report: their attempts wait in flight for their resend."""
+    receiver = Receiver(lambda: settings().gateway_webhook_secret)
+    orders(2)
+    plans.start_due_installments(T)
+    broken, whole = charging.claim_due_attempts(T).requests
+    try:
+        answers = SandboxGateway(receiver.url, settings().gateway_webhook_secret).charge_all(
+            [dataclasses.replace(broken, amount="an amount"), whole]
+        )
+    finally:
+        receiver.stop()
+
+    assert [type(answer.exception()) for answer in answers] == [InvalidOperation, InvalidOperation]
+    assert receiver.received == []
+    assert SandboxCharge.select().count() == 0
 
 
 def test_a_claim_skips_the_attempts_another_claim_holds_and_takes_the_next_ones():
