@@ -456,10 +456,6 @@ def apply_outcome(
         return Applied(note, attempt)
 
 
-def _charge_data(attempt: ChargeAttempt) -> dict[str, object]:
-    return {"attempt": attempt.number, "kind": attempt.kind, "reference": attempt.reference}
-
-
 def _named_charge(attempt: ChargeAttempt) -> str:
     """An attempt as the event log names it: numbers count each kind apart (a customer's charge 1, a renewal 1)."""
     return f"{attempt.kind} charge {attempt.number}" + (f" ({attempt.reference})" if attempt.reference else "")
@@ -474,7 +470,7 @@ def _payment_succeeded(attempt: ChargeAttempt, attempts: list[ChargeAttempt], re
         # seller's system hears of, naming the charge whose payment the installment shows (a third payment names it,
         # not the second), to refund one; the installment keeps that payment.
         paid_by = next((each for each in paid if each.settled_at == installment.paid_at), paid[0])
-        data = {**dunning.attempt_data(attempt), "paid_by": _charge_data(paid_by)}
+        data = {**dunning.attempt_data(attempt), "paid_by": dunning.charge_data(paid_by)}
         notifications.seller_event(installment.order, "payment.recovered", data, f"attempt-{attempt.id}", now)
         twice = f"{_named_charge(attempt)} succeeded once {_named_charge(paid_by)} had paid it"
         return f"installment {installment.number} paid twice: {twice}"

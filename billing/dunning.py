@@ -94,14 +94,17 @@ def attempt_data(attempt: ChargeAttempt) -> dict[str, object]:
     """What the seller's systems read of a settled attempt (payment.failed, payment.recovered)."""
     return {
         "installment": attempt.installment.number,
-        "attempt": attempt.number,
-        "kind": attempt.kind,
+        **charge_data(attempt),
         "amount": str(attempt.amount),
         "currency": attempt.installment.order.currency,
         "failure_code": attempt.failure_code,
-        # The gateway's own name for the charge, as the seller's books there show it (None: not reported).
-        "reference": attempt.reference,
     }
+
+
+def charge_data(attempt: ChargeAttempt) -> dict[str, object]:
+    """Which charge an attempt is, as the seller's systems name it: numbers count each kind apart, and the reference
+    is the gateway's own name for it, as the seller's books there show it (None: not reported)."""
+    return {"attempt": attempt.number, "kind": attempt.kind, "reference": attempt.reference}
 
 
 def renewal_refusal(order: Order) -> Refused | None:

@@ -124,14 +124,6 @@ def side_by_side(
     return sent
 
 
-def failed(error: Exception, requests: Sequence[ChargeRequest]) -> "list[Future[str | None]]":
-    """charge_all's answer when nothing of the batch could be sent: each charge failed with `error`."""
-    answers: list[Future[str | None]] = [Future() for _ in requests]
-    for answer in answers:
-        answer.set_exception(error)
-    return answers
-
-
 def get_gateway(settings: Settings) -> Gateway:
     if settings.gateway == "sandbox":
         from gateways.sandbox import SandboxGateway

@@ -18,7 +18,7 @@ from standardwebhooks import Webhook
 
 from billing.charging import ChargeRequest
 from billing.plans import PaymentMethod
-from gateways import CHARGES_AT_ONCE, Attached, Payer, PaymentMethodRejected, failed, side_by_side
+from gateways import CHARGES_AT_ONCE, Attached, Payer, PaymentMethodRejected, side_by_side
 from models import SandboxCharge, one_write
 
 # Test card number → failure code (None: the charge succeeds).
@@ -86,6 +86,14 @@ def _new_charge(request: ChargeRequest) -> dict[str, object]:
     )
 
 
+def _failed(error: Exception, requests: Sequence[ChargeRequest]) -> "list[Future[str | None]]":
+    """charge_all's answer when the batch could not be recorded: each charge failed with `error`, none sent."""
+    answers: list[Future[str | None]] = [Future() for _ in requests]
+    for answer in answers:
+        answer.set_exception(error)
+    return answers
+
+
 class SandboxGateway:
     # The card page takes the test card numbers and IBANs itself (tokenize_card, sepa_mandate).
     browser_setup = None
@@ -93,10 +101,10 @@ class SandboxGateway:
     def __init__(self, webhook_url: str, webhook_secret: str):
         self.webhook_url = webhook_url
         self.signer = Webhook(webhook_secret)
-        # A connection kept open for every event of a batch of charges, not one for each, and one for each charge the
-        # job has here at once. urllib3 itself, not
-        # requests over it: requests' session reads the proxies from the environment and merges its settings on each
-        # request, half a millisecond of CPU a POST here, a tenth of a charge's cost (bench/scale.py).
+        # Connections kept open for every event of a batch of charges, one for each charge a job has here at once.
+        # urllib3 itself, not requests over it: requests' session reads the proxies from the environment and merges
+        # its settings on each request, half a millisecond of CPU a POST here, a tenth of a charge's cost
+        # (bench/scale.py).
         # certifi's authorities, which requests trusts by default, not the machine's, which a slim image may lack.
         self.pool = urllib3.PoolManager(maxsize=CHARGES_AT_ONCE, retries=False, timeout=10.0, ca_certs=certifi.where())
 
@@ -135,7 +143,7 @@ class SandboxGateway:
         try:
             charges = _charges(requests)
         except Exception as error:  # none of them charged: each is resent after RESEND_AFTER
-            return failed(error, requests)
+            return _failed(error, requests)
         return side_by_side(lambda request: self._answer(charges.get(request.idempotency_key)), requests)
 
     def _answer(self, charge: SandboxCharge | None) -> str | None:
