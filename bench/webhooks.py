@@ -283,8 +283,11 @@ def orders_in_flight(seller, product, numbers: range, failure_code, now: dt.date
                     "body": json.dumps({"type": kind, "data": data}),
                 }
             )
-        # As the charge job leaves them: sent to the gateway, the gateway's references noted.
-        charging.record_answers({event["attempt_id"]: f"ch_bench_{event['attempt_id']}" for event in events})
+        # As the charge jobs leave them: sent to the gateway, the gateway's references noted, a claim's batch at a time
+        # (a statement's parameters are at most 65,535).
+        for start in range(0, len(events), charging.CHARGES_PER_CLAIM):
+            batch = events[start : start + charging.CHARGES_PER_CLAIM]
+            charging.record_answers({event["attempt_id"]: f"ch_bench_{event['attempt_id']}" for event in batch})
     assert len(events) == len(numbers), f"{len(events)} attempts in flight, expected {len(numbers)}"
     return events
 

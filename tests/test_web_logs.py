@@ -83,7 +83,9 @@ SECRETS = {
     "a link token": (f"GET /card/{tokens()[0]} failed", "GET /card/… failed"),
     "a card number": ("card 4242 4242 4242 4242 refused", "card [card number] refused"),
     "a card number unspaced": ("number=4000000000009995", "number=[card number]"),
+    "a card number opening the line": ("4242424242424242 refused", "[card number] refused"),
     "an IBAN": ("iban DE89370400440532013000 and DE89 3704 0044 0532 0130 00", "iban [IBAN] and [IBAN]"),
+    "an IBAN opening the line": ("DE89370400440532013000 refused", "[IBAN] refused"),
     "an email address": ("to claire.dubois+shop@example.com", "to c…@example.com"),
     "an API key": ("key tr_Zq3-hY8dkw0_Lm2pQx9sVbN4 used", "key tr_… used"),
     "a bearer token": ("Authorization: Bearer abc.def", "Authorization: Bearer …"),
@@ -100,7 +102,7 @@ def test_a_log_line_never_shows_a_secret(secret):
 def test_times_amounts_and_ids_are_left_as_they_are():
     text = (
         "2026-12-01T09:00:00+00:00 order 12 attempt tranche-12-1-automatic-1 30.00 EUR pi_3QfRecorded0001 "
-        "request 6662d999193d4e0a8842301234567890"
+        "request 6662d999193d4e0a8842301234567890 ch_DE89370400440532013000 ref.4242424242424242"
     )
     assert hide_secrets(text) == text
 
