@@ -163,17 +163,14 @@ followups.start_with(start_follow_ups)
 # re skip, in C, every position where no match can start, where one starting with \b or a look-behind tries each: so
 # the boundary before an IBAN or a card number is a look-behind after its first character, and the two patterns that
 # must start with \b are tried only once the text holds what they need (an @, a key's prefix).
+_KEY_PREFIX = r"(tr|sk|rk|whsec|xoxb|xoxp)_"
 _SECRETS = (
-    (r"[A-Z](?<!\w[A-Z])[A-Z]\d{2}(?: ?[A-Z0-9]){11,30}\b", "[IBAN]", None),
+    (re.compile(r"[A-Z](?<!\w[A-Z])[A-Z]\d{2}(?: ?[A-Z0-9]){11,30}\b"), "[IBAN]", None),
     # Standing alone: a run of digits inside an id (a request id's hex) is no card number.
-    (r"\d(?<![\w.]\d)[ -]?(?:\d[ -]?){11,17}\d(?![\w.])", "[card number]", None),
-    (r"\b([A-Za-z0-9])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)", r"\1…@\2", "@"),
-    (r"\b(tr|sk|rk|whsec|xoxb|xoxp)_[A-Za-z0-9_+/=-]{6,}", r"\1_…", r"(?:tr|sk|rk|whsec|xoxb|xoxp)_"),
-    (r"(?i)(Bearer )\S+", r"\1…", None),
-)
-_HIDING = tuple(
-    (re.compile(pattern), replacement, re.compile(needed) if needed else None)
-    for pattern, replacement, needed in _SECRETS
+    (re.compile(r"\d(?<![\w.]\d)[ -]?(?:\d[ -]?){11,17}\d(?![\w.])"), "[card number]", None),
+    (re.compile(r"\b([A-Za-z0-9])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)"), r"\1…@\2", re.compile("@")),
+    (re.compile(rf"\b{_KEY_PREFIX}[A-Za-z0-9_+/=-]{{6,}}"), r"\1_…", re.compile(_KEY_PREFIX)),
+    (re.compile(r"(Bearer )\S+", re.IGNORECASE), r"\1…", None),
 )
 # The order, attempt and event ids the current request or job touched, for its one line.
 _touched: ContextVar[dict[str, set[int]] | None] = ContextVar("touched", default=None)
@@ -182,7 +179,7 @@ _touched: ContextVar[dict[str, set[int]] | None] = ContextVar("touched", default
 def hide_secrets(text: str) -> str:
     """`text` without link tokens, card numbers, IBANs, full email addresses, API keys or secrets."""
     text = mask_link_tokens(text)
-    for pattern, replacement, needed in _HIDING:
+    for pattern, replacement, needed in _SECRETS:
         if needed is None or needed.search(text):
             text = pattern.sub(replacement, text)
     return text

@@ -102,7 +102,7 @@ def test_a_log_line_never_shows_a_secret(secret):
 def test_times_amounts_and_ids_are_left_as_they_are():
     text = (
         "2026-12-01T09:00:00+00:00 order 12 attempt tranche-12-1-automatic-1 30.00 EUR pi_3QfRecorded0001 "
-        "request 6662d999193d4e0a8842301234567890 ch_DE89370400440532013000 ref.4242424242424242"
+        "request 6662d999193d4e0a8842301234567890 ch_DE89370400440532013000 ref.4242424242424242 pi_4242424242424242"
     )
     assert hide_secrets(text) == text
 
