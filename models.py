@@ -270,7 +270,8 @@ class Installment(BaseModel):
     PAID = "paid"
     HANDED_OFF = "handed_off"
 
-    order = ForeignKeyField(Order, backref="installments", on_delete="CASCADE")
+    # Its index is (order, number)'s, which starts with it: one of its own only cost each write (migration 0021).
+    order = ForeignKeyField(Order, backref="installments", on_delete="CASCADE", index=False)
     number = IntegerField()
     due_at = UTCDateTimeField(index=True)
     amount = MoneyField()
@@ -305,7 +306,8 @@ class ChargeAttempt(BaseModel):
     FAILED = "failed"
     CANCELLED = "cancelled"
 
-    installment = ForeignKeyField(Installment, backref="attempts", on_delete="CASCADE")
+    # Its index is (installment, kind, number)'s, which starts with it (migration 0021).
+    installment = ForeignKeyField(Installment, backref="attempts", on_delete="CASCADE", index=False)
     # Counted per kind: automatic 1-3, the renewal 4, customer-initiated charges 1, 2, … on their own.
     number = IntegerField()
     kind = CharField(default=AUTOMATIC)
