@@ -23,6 +23,7 @@ from peewee import (
     DatabaseProxy,
     DateTimeField,
     ForeignKeyField,
+    Insert,
     IntegerField,
     Model,
     ModelSelect,
@@ -599,6 +600,13 @@ def update_row(model: type[BaseModel], row_id: int, **values: Any) -> int:
     return _run_built_once("update", model, values, row_id)
 
 
+def unless_taken(query: Insert) -> Insert:
+    """`query`, an INSERT, leaving out each row whose unique value a row holds already, and only those: on SQLite,
+    peewee's on_conflict_ignore() is INSERT OR IGNORE, which as silently leaves out a row missing a required value,
+    as if it were a duplicate (an event answered "duplicate" and lost)."""
+    return query.on_conflict("NOTHING")
+
+
 def insert_new(model: type[BaseModel], **values: Any) -> int:
     """INSERT a row of `values` (by field name; a field left out takes its default, as peewee's insert gives it) unless
     a row holds one of its unique values already; the rows inserted (0 or 1)."""
@@ -631,7 +639,7 @@ def _sql_built_once(
     if kind == "update":
         sql, params = model.update(positions).where(model.id == 0).sql()
     else:  # every default given by insert_new: none of peewee's, computed once here, stays in the SQL
-        sql, params = model.insert(positions).on_conflict_ignore().returning().sql()  # no RETURNING: a rowcount
+        sql, params = unless_taken(model.insert(positions)).returning().sql()  # no RETURNING: a rowcount
     return str(sql), [names[position] for position in params[: len(names)]]
 
 

@@ -11,7 +11,7 @@ from billing.errors import Refused
 from billing.followups import DELIVER_HANDOFF, FollowUp, follow_up
 from billing.plans import hold_unpaid_installments, locked
 from billing.retries import DELIVERY_RETRIES
-from models import ChargeAttempt, CollectionCase, Installment, Order, Seller, transaction
+from models import ChargeAttempt, CollectionCase, Installment, Order, Seller, transaction, unless_taken
 
 
 def list_in_collections(order: Order, reason: str, now: dt.datetime) -> None:
@@ -19,7 +19,7 @@ def list_in_collections(order: Order, reason: str, now: dt.datetime) -> None:
     Order.update(status=Order.COLLECTIONS).where(
         Order.id == order.id, Order.status.in_((Order.ACTIVE, Order.INTERRUPTED))
     ).execute()
-    listed = CollectionCase.insert(order=order, reason=reason, opened_at=now).on_conflict_ignore().as_rowcount()
+    listed = unless_taken(CollectionCase.insert(order=order, reason=reason, opened_at=now)).as_rowcount()
     if listed.execute():
         notifications.seller_event(order, "collections.listed", {"reason": reason}, f"listed-{order.id}", now)
 
@@ -107,9 +107,9 @@ def hand_to_collections(order: Order, now: dt.datetime) -> CollectionCase:
         debt = open_debt(order, now)
         Order.update(status=Order.HANDED_OFF).where(Order.id == order.id).execute()
         # An interrupted card order has no case yet: the seller chose not to renew.
-        CollectionCase.insert(
-            order=order, reason="the seller chose not to renew", opened_at=now
-        ).on_conflict_ignore().as_rowcount().execute()
+        unless_taken(
+            CollectionCase.insert(order=order, reason="the seller chose not to renew", opened_at=now)
+        ).as_rowcount().execute()
         CollectionCase.update(
             handed_off_at=now,
             handed_off_amount=debt.amount,

@@ -29,6 +29,7 @@ from models import (
     Seller,
     SlackLink,
     WebhookEndpoint,
+    unless_taken,
 )
 
 # What a message says, as its outbox row keeps it (JSON): rendered later, in the recipient's language.
@@ -78,7 +79,7 @@ def _write(rows: list[dict[str, Any]]) -> None:
     written = 0
     for start in range(0, len(rows), ROWS_PER_INSERT):
         chunk = rows[start : start + ROWS_PER_INSERT]
-        written += Outbox.insert_many(chunk).on_conflict_ignore().as_rowcount().execute()
+        written += unless_taken(Outbox.insert_many(chunk)).as_rowcount().execute()
     if written:
         follow_up(FollowUp(SEND_MESSAGES))
 

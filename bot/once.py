@@ -3,7 +3,7 @@ restart without persistence, and Slack's retry of the request would then act a s
 
 import datetime as dt
 
-from models import SlackRequest, db
+from models import SlackRequest, db, unless_taken
 
 # Slack retries a request for a few minutes at most; a key kept a day is never acted on twice.
 KEPT_FOR = dt.timedelta(days=1)
@@ -12,7 +12,7 @@ KEPT_FOR = dt.timedelta(days=1)
 def first_time(key: str, now: dt.datetime) -> bool:
     """Record `key`; true only for the request that recorded it, whichever process or thread asks first."""
     with db.connection_context():
-        inserted = SlackRequest.insert(key=key, seen_at=now).on_conflict_ignore().as_rowcount().execute()
+        inserted = unless_taken(SlackRequest.insert(key=key, seen_at=now)).as_rowcount().execute()
     return inserted == 1
 
 

@@ -19,7 +19,7 @@ from standardwebhooks import Webhook
 from billing.charging import ChargeRequest
 from billing.plans import PaymentMethod
 from gateways import CHARGES_AT_ONCE, Attached, Payer, PaymentMethodRejected, side_by_side
-from models import SandboxCharge, one_write
+from models import SandboxCharge, one_write, unless_taken
 
 # Test card number → failure code (None: the charge succeeds).
 TEST_CARDS = {
@@ -64,7 +64,7 @@ def _charges(requests: Sequence[ChargeRequest]) -> dict[str, SandboxCharge]:
     recorded = 0
     if new:
         with one_write():  # in its turn with the other writers, on SQLite
-            recorded = SandboxCharge.insert_many(list(new.values())).on_conflict_ignore().as_rowcount().execute()
+            recorded = unless_taken(SandboxCharge.insert_many(list(new.values()))).as_rowcount().execute()
     if recorded == len(requests):
         return {key: SandboxCharge(**charge) for key, charge in new.items()}
     # Read only then: a read of every batch's keys, planned once while the table was near empty, scanned it whole.
