@@ -7,6 +7,7 @@ from collections import Counter
 from decimal import InvalidOperation
 
 import pytest
+from rq.timeouts import JobTimeoutException, UnixSignalDeathPenalty
 
 from billing import charging, plans
 from gateways import CHARGES_AT_ONCE
@@ -144,6 +145,41 @@ def test_a_job_has_its_batchs_charges_at_the_gateway_four_at_a_time(monkeypatch)
     noted = {(a.idempotency_key, a.status, a.reference) for a in ChargeAttempt.select()}
     assert noted == {(c.idempotency_key, "in_flight", c.reference) for c in SandboxCharge.select()}
     assert len(noted) == 2 * CHARGES_AT_ONCE
+
+
+class Held(Receiver):
+    """A webhook endpoint that holds every answer until `released` (or two seconds have passed)."""
+
+    def __init__(self, secret):
+        super().__init__(secret)
+        self.released = threading.Event()
+
+    def handle(self, headers: dict, body: bytes) -> int:
+        self.released.wait(timeout=2)
+        return super().handle(headers, body)
+
+
+def test_a_charge_job_past_its_timeout_starts_none_of_its_batchs_charges_left_and_a_later_job_sends_them(monkeypatch):
+    """RQ ends a job past its timeout by raising in its main thread (SIGALRM): the charges at the gateway then end,
+    those not started are never sent by that job. Ten minutes later the next job sends each again, charged once."""
+    receiver = Held(lambda: settings().gateway_webhook_secret)
+    monkeypatch.setenv("PUBLIC_URL", receiver.url)
+    orders(2 * CHARGES_AT_ONCE)
+    plans.start_due_installments(T)
+    try:
+        with pytest.raises(JobTimeoutException), UnixSignalDeathPenalty(1, JobTimeoutException):
+            send_due_charges(T.isoformat())
+        assert len(receiver.received) == CHARGES_AT_ONCE
+
+        receiver.released.set()
+        send_due_charges((T + charging.RESEND_AFTER).isoformat())
+    finally:
+        receiver.stop()
+
+    charged = {c.idempotency_key: c.reference for c in SandboxCharge.select()}
+    assert len(charged) == 2 * CHARGES_AT_ONCE
+    assert {a.idempotency_key: a.reference for a in ChargeAttempt.select()} == charged
+    assert {e["payload"]["data"]["reference"] for e in receiver.received} == set(charged.values())
 
 
 def test_a_batch_resending_a_charge_the_gateway_made_charges_only_the_new_ones_and_tells_that_one_again(monkeypatch):
