@@ -1,4 +1,4 @@
-"""Benchmark: what a worker spends on each event, in one process, step by step: CPU time and statements.
+"""Benchmark: what the web app and a worker spend on each event, in one process, step by step: CPU time and statements.
 
 The figures each change to the workers and to the webhook is measured by (README, Benchmarks). In this process, on
 PostgreSQL:
