@@ -2,6 +2,7 @@
 
 import dataclasses
 import datetime as dt
+import signal
 import threading
 from collections import Counter
 from decimal import InvalidOperation
@@ -148,13 +149,21 @@ def test_a_job_has_its_batchs_charges_at_the_gateway_four_at_a_time(monkeypatch)
 
 
 class Held(Receiver):
-    """A webhook endpoint that holds every answer until `released` (or two seconds have passed)."""
+    """A webhook endpoint that holds every answer until `released` (or two seconds have passed). Once it holds
+    CHARGES_AT_ONCE, it ends the job that sent them as RQ ends one past its timeout: SIGALRM to the main thread."""
 
     def __init__(self, secret):
         super().__init__(secret)
         self.released = threading.Event()
+        self.held = 0
+        self.counting = threading.Lock()
 
     def handle(self, headers: dict, body: bytes) -> int:
+        with self.counting:
+            self.held += 1
+            all_held = self.held == CHARGES_AT_ONCE
+        if all_held:
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGALRM)
         self.released.wait(timeout=2)
         return super().handle(headers, body)
 
@@ -167,7 +176,8 @@ def test_a_charge_job_past_its_timeout_starts_none_of_its_batchs_charges_left_an
     orders(2 * CHARGES_AT_ONCE)
     plans.start_due_installments(T)
     try:
-        with pytest.raises(JobTimeoutException), UnixSignalDeathPenalty(1, JobTimeoutException):
+        # The timeout is the receiver's signal, sent once four charges are in flight; the alarm only bounds the test.
+        with pytest.raises(JobTimeoutException), UnixSignalDeathPenalty(60, JobTimeoutException):
             send_due_charges(T.isoformat())
         assert len(receiver.received) == CHARGES_AT_ONCE
 
