@@ -271,7 +271,7 @@ class Installment(BaseModel):
     PAID = "paid"
     HANDED_OFF = "handed_off"
 
-    # Its index is (order, number)'s, which starts with it: one of its own only cost each write (migration 0021).
+    # Its index is (order, number)'s, which starts with it: one of its own only added to each write (migration 0021).
     order = ForeignKeyField(Order, backref="installments", on_delete="CASCADE", index=False)
     number = IntegerField()
     due_at = UTCDateTimeField(index=True)
