@@ -219,7 +219,7 @@ def configure_logging(process: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
     # No line shows where it was logged from, nor its thread or process id: not looked up for each record (the
-    # logging HOWTO's "Optimization"; 4 µs a line: with orjson, a request's line 40 µs to 27).
+    # logging HOWTO's "Optimization"; 4 µs a line).
     logging._srcfile = None
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     for name in ("rq.worker", "rq.scheduler", "rq.cron"):

@@ -1,5 +1,5 @@
 # An index on a foreign key that a unique index already starts with: every query it served, that one serves, and
-# each one cost every insert and every move of a row (bench/SCALE.md).
+# each one cost every insert and every move of a row (README, Benchmarks: the tick's opening 0.52 s to 0.47).
 from peewee import *
 
 INDEXES = (

@@ -169,8 +169,10 @@ class Held(Receiver):
 
 
 def test_a_charge_job_past_its_timeout_starts_none_of_its_batchs_charges_left_and_a_later_job_sends_them(monkeypatch):
-    """RQ ends a job past its timeout by raising in its main thread (SIGALRM): the charges at the gateway then end,
-    those not started are never sent by that job. Ten minutes later the next job sends each again, charged once."""
+    """RQ ends a job past its timeout by raising in its main thread (SIGALRM): what its threads have under way then
+    ends, what they had not started is never sent by that job (with the sandbox, which records a batch's charges in
+    one statement, the charges' answers; with Stripe, the charges). Ten minutes later the next job sends each again,
+    charged once."""
     receiver = Held(lambda: settings().gateway_webhook_secret)
     monkeypatch.setenv("PUBLIC_URL", receiver.url)
     orders(2 * CHARGES_AT_ONCE)
