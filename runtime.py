@@ -4,6 +4,7 @@ The web app, the workers, the CLI and the tests read them from here; `jobs/` hol
 """
 
 import datetime as dt
+import json
 import logging
 import re
 import sys
@@ -15,6 +16,7 @@ from functools import cache
 from typing import Any
 
 from peewee import DatabaseProxy
+from pythonjsonlogger.json import JsonEncoder
 from pythonjsonlogger.orjson import OrjsonFormatter
 from redis import Redis
 from redis.exceptions import RedisError
@@ -198,6 +200,12 @@ class JsonLines(OrjsonFormatter):
             static_fields={"process": process},
             timestamp="time",
         )
+
+    def jsonify_log_record(self, log_data: dict[str, Any]) -> str:
+        try:
+            return super().jsonify_log_record(log_data)
+        except TypeError:  # an integer past 64 bits, which orjson refuses: the json module writes it
+            return json.dumps(log_data, cls=JsonEncoder)
 
     def format(self, record: logging.LogRecord) -> str:
         return hide_secrets(super().format(record))

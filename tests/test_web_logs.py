@@ -118,6 +118,16 @@ def test_an_exception_is_one_json_line_with_its_traceback_and_no_secret():
     assert "ValueError: c…@example.com paid with [card number]" in line["exc_info"]
 
 
+def test_a_line_holding_a_number_past_64_bits_is_written_all_the_same():
+    """orjson refuses an integer past 64 bits: the line would be lost, and logging's own error printed instead."""
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "request", None, None)
+    record.order_ids = [10**30]
+
+    line = json.loads(JsonLines().format(record))
+
+    assert (line["message"], line["order_ids"]) == ("request", [10**30])
+
+
 @pytest.fixture
 def log_lines():
     """What this process logs, as the Procfile's processes write it (runtime.JsonLines), for one test."""
